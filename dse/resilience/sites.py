@@ -1,0 +1,271 @@
+"""Mapping-aware fault sites: which outputs one corrupted stored word reaches, and how exposed each
+buffer is.
+
+A mapping fixes, for every storage level, the tile of each dataspace it keeps and how long that tile
+stays (the FIdelity idea). A word corrupted in level L at step t0 is read by
+
+* the MACs below that L instance (spatial multicast: every PE under it) that use the element while
+  the corrupted copy is still resident — up to the first outer-loop step whose tile no longer
+  contains the element (temporal residency: loops above L that are irrelevant to the dataspace keep
+  it, relevant ones slide or replace it);
+* and only through children that fetch the element *after* t0: a child that already holds a clean
+  copy keeps using it (it is not re-fetched while it stays in the child's tile).
+
+Partial sums are added up level by level, so a corrupted partial sum reaches exactly its own output
+(with every later accumulation carrying it). A transient MAC fault corrupts one product; a stuck PE
+every product it computes under this mapping.
+
+Everything is computed from the loop nest in closed form per outer step, with numpy over the MACs
+inside the residency window; :mod:`dse.resilience.loopsim` checks it against a literal simulation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.arch.spec import Arch
+from dse.model.mapping import Mapping
+from dse.problems.problem import Problem
+
+Element = tuple[int, ...]
+MAC_SITE = "MAC"
+
+
+@dataclass(frozen=True)
+class Readers:
+    """The MACs (step, PE) that consume a corrupted value, and the outputs they write."""
+
+    steps: np.ndarray
+    pes: np.ndarray
+    outputs: frozenset[Element]
+
+
+@dataclass(frozen=True)
+class SiteExposure:
+    """One (level, dataspace) fault site class: its share of the fault rate and its size."""
+
+    level: int
+    level_name: str
+    dataspace: str
+    bits: int
+    instances: int
+    words: int
+    exposure: float  # bits × instances × words × steps (bit-steps)
+
+
+class Nest:
+    """The loop nest of one mapping of one problem, with per-MAC coordinates as numpy arrays.
+
+    Loops are ordered outermost first: per level its temporal loops, then its spatial loops (which
+    fan out to the levels below). Unit loops are dropped. Step ``t`` and PE ``s`` are mixed-radix
+    numbers over the temporal and spatial loops (outermost most significant), so the instance of
+    level L serving PE s is ``s // pes_below[L]`` and the outer step of L at step t is
+    ``t // steps_below[L]``.
+    """
+
+    def __init__(self, problem: Problem, mapping: Mapping):
+        self.problem = problem
+        self.mapping = mapping
+        self.nlev = len(mapping.levels)
+        self.keep = [frozenset(lm.keep) for lm in mapping.levels]
+        loops: list[tuple[int, str, int, bool]] = []
+        for i, lm in enumerate(mapping.levels):
+            loops += [(i, lp.dim, lp.factor, False) for lp in lm.temporal if lp.factor > 1]
+            loops += [(i, lp.dim, lp.factor, True) for lp in lm.spatial if lp.factor > 1]
+        self.loops = loops
+        temporal = [lp for lp in loops if not lp[3]]
+        spatial = [lp for lp in loops if lp[3]]
+        self.steps = math.prod(lp[2] for lp in temporal)
+        self.pes = math.prod(lp[2] for lp in spatial)
+        self.steps_below = [
+            math.prod(lp[2] for lp in temporal if lp[0] >= i) for i in range(self.nlev)
+        ]
+        self.pes_below = [
+            math.prod(lp[2] for lp in spatial if lp[0] >= i) for i in range(self.nlev)
+        ]
+        # stride of each loop in its dimension = product of the bounds of same-dim loops inside it
+        strides = []
+        for k, (_, dim, _, _) in enumerate(loops):
+            strides.append(math.prod(lp[2] for lp in loops[k + 1 :] if lp[1] == dim))
+        self.tpart = self._parts(
+            [k for k, lp in enumerate(loops) if not lp[3]], self.steps, strides
+        )
+        self.spart = self._parts([k for k, lp in enumerate(loops) if lp[3]], self.pes, strides)
+        self.extent = [
+            {
+                d: math.prod(lp[2] for lp in loops if lp[0] >= i and lp[1] == d)
+                for d in problem.dimensions
+            }
+            for i in range(self.nlev)
+        ]
+
+    def _parts(self, ks: list[int], count: int, strides: list[int]) -> dict[str, np.ndarray]:
+        """Per dimension, the contribution of loops ``ks`` to the coordinate at each number."""
+        number = np.arange(count, dtype=np.int64)
+        parts = {d: np.zeros(count, dtype=np.int64) for d in self.problem.dimensions}
+        radix = count
+        for k in ks:
+            _, dim, bound, _ = self.loops[k]
+            radix //= bound
+            parts[dim] += (number // radix) % bound * strides[k]
+        return parts
+
+    # --- projections ------------------------------------------------------------------------------
+    def project(self, ds: str, coords: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Rank coordinates of ``ds`` at problem points given per dimension."""
+        space = self.problem.dataspace(ds)
+        return [
+            sum(self.problem.coefficient(c) * coords[d] for d, c in rank)
+            for rank in space.projection
+        ]
+
+    def coords(self, steps: np.ndarray, pes: np.ndarray) -> dict[str, np.ndarray]:
+        """Problem point of each (step, PE) pair (arrays broadcast)."""
+        return {d: self.tpart[d][steps] + self.spart[d][pes] for d in self.problem.dimensions}
+
+    def tile_box(self, level: int, ds: str, taus: np.ndarray, instance: int) -> list[tuple]:
+        """Per rank, (low, high) of the tile of ``level`` instance ``instance`` at outer steps
+        ``taus``: loops above fixed, loops at and below sweeping their full range (Timeloop's
+        box)."""
+        fixed = {
+            d: self.tpart[d][taus * self.steps_below[level]]
+            + self.spart[d][instance * self.pes_below[level]]
+            for d in self.problem.dimensions
+        }
+        boxes = []
+        for rank in self.problem.dataspace(ds).projection:
+            low = sum(self.problem.coefficient(c) * fixed[d] for d, c in rank)
+            span = sum(self.problem.coefficient(c) * (self.extent[level][d] - 1) for d, c in rank)
+            boxes.append((low, low + span))
+        return boxes
+
+    def tile_words(self, level: int, ds: str) -> int:
+        space = self.problem.dataspace(ds)
+        return math.prod(self.problem.rank_extent(r, self.extent[level]) for r in space.projection)
+
+    def membership(self, level: int, ds: str, instance: int, element: Element) -> np.ndarray:
+        """Whether ``element`` is in the tile at each outer step of ``level``."""
+        taus = np.arange(self.steps // self.steps_below[level])
+        inside = np.ones(len(taus), dtype=bool)
+        for (low, high), x in zip(self.tile_box(level, ds, taus, instance), element, strict=True):
+            inside &= (low <= x) & (x <= high)
+        return inside
+
+    def parent(self, level: int, ds: str) -> int | None:
+        return next((p for p in range(level - 1, -1, -1) if ds in self.keep[p]), None)
+
+    def child(self, level: int, ds: str) -> int | None:
+        return next((c for c in range(level + 1, self.nlev) if ds in self.keep[c]), None)
+
+    def instances(self, level: int) -> int:
+        return self.pes // self.pes_below[level]
+
+
+def _run_starts(inside: np.ndarray) -> np.ndarray:
+    """For each index, where the run of True values containing it began."""
+    idx = np.arange(len(inside))
+    return np.maximum.accumulate(np.where(inside, -1, idx)) + 1
+
+
+def residency_end(
+    nest: Nest, level: int, ds: str, instance: int, element: Element, time: int
+) -> int:
+    """First step at which ``element`` is no longer in the tile (it is evicted), or the end."""
+    inside = nest.membership(level, ds, instance, element)
+    tau = time // nest.steps_below[level]
+    if not inside[tau]:
+        raise ValueError(f"element {element} is not resident in level {level} at step {time}")
+    gone = np.flatnonzero(~inside[tau:])
+    end = tau + gone[0] if len(gone) else len(inside)
+    return int(end * nest.steps_below[level])
+
+
+def storage_readers(
+    nest: Nest, level: int, ds: str, instance: int, element: Element, time: int
+) -> Readers:
+    """MACs that consume the word ``element`` of ``ds`` held by ``level``/``instance`` if it is
+    corrupted at step ``time`` (after that step's fills). For Outputs: the MACs that accumulated
+    into it are irrelevant — the corrupted partial sum reaches its own output only."""
+    end = residency_end(nest, level, ds, instance, element, time)
+    if ds == nest.problem.output.name:
+        empty = np.zeros(0, dtype=np.int64)
+        return Readers(empty, empty, frozenset({tuple(int(x) for x in element)}))
+    pe0 = instance * nest.pes_below[level]
+    steps = np.arange(time, end)[:, None]
+    pes = np.arange(pe0, pe0 + nest.pes_below[level])[None, :]
+    coords = nest.coords(steps, pes)
+    hit = np.ones(np.broadcast_shapes(steps.shape, pes.shape), dtype=bool)
+    for x, want in zip(nest.project(ds, coords), element, strict=True):
+        hit &= x == want
+    t_idx, s_idx = np.nonzero(hit)
+    t_hit, s_hit = t_idx + time, s_idx + pe0
+    child = nest.child(level, ds)
+    if child is not None and len(t_hit):
+        # a MAC reads our copy only if its child copy was fetched after the fault
+        keep = np.zeros(len(t_hit), dtype=bool)
+        child_inst = s_hit // nest.pes_below[child]
+        for j in np.unique(child_inst):
+            starts = _run_starts(nest.membership(child, ds, int(j), element))
+            sel = child_inst == j
+            fetched = starts[t_hit[sel] // nest.steps_below[child]] * nest.steps_below[child]
+            keep[sel] = fetched > time
+        t_hit, s_hit = t_hit[keep], s_hit[keep]
+    return Readers(t_hit, s_hit, _outputs(nest, t_hit, s_hit))
+
+
+def mac_readers(nest: Nest, pe: int, time: int | None) -> Readers:
+    """A transient fault in one MAC at one step corrupts one product; a stuck PE (``time`` None)
+    corrupts every product that PE computes under this mapping."""
+    steps = np.arange(nest.steps) if time is None else np.array([time])
+    pes = np.full(len(steps), pe)
+    return Readers(steps, pes, _outputs(nest, steps, pes))
+
+
+def _outputs(nest: Nest, steps: np.ndarray, pes: np.ndarray) -> frozenset[Element]:
+    ranks = nest.project(nest.problem.output.name, nest.coords(steps, pes))
+    return frozenset(zip(*(r.tolist() for r in ranks), strict=True)) if len(steps) else frozenset()
+
+
+def footprint(nest: Nest, level: int, ds: str, instance: int, element: Element, time: int):
+    """Output elements a word corrupted at (level, instance, ds, element, step) reaches."""
+    return storage_readers(nest, level, ds, instance, element, time).outputs
+
+
+def exposures(
+    nest: Nest, arch: Arch, *, include_backing: bool = False, include_mac: bool = True
+) -> list[SiteExposure]:
+    """Exposure of every (level, kept dataspace): bits × utilized instances × tile words × steps.
+
+    The outermost level (DRAM) is left out unless ``include_backing``: it is off-chip, usually
+    ECC-protected, and its whole-tensor residency would swamp every on-chip buffer.
+    """
+    sites = []
+    for i, lm in enumerate(nest.mapping.levels):
+        if (i == 0 and not include_backing) or arch.levels[i].dummy:
+            continue
+        bits = arch.levels[i].word_bits
+        for ds in sorted(lm.keep):
+            words = nest.tile_words(i, ds)
+            inst = nest.instances(i)
+            sites.append(
+                SiteExposure(
+                    i, lm.level, ds, bits, inst, words, float(bits) * inst * words * nest.steps
+                )
+            )
+    if include_mac:
+        bits = arch.compute.word_bits
+        sites.append(
+            SiteExposure(
+                nest.nlev,
+                arch.compute.name,
+                MAC_SITE,
+                bits,
+                nest.pes,
+                1,
+                float(bits) * nest.pes * nest.steps,
+            )
+        )
+    return sites
