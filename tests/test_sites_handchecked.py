@@ -1,8 +1,7 @@
 """Fault footprints worked out by hand on tiny mappings of the four designs' level structures.
 
 Each case states the expected outputs from the loop nest alone; both the analytical footprint and
-the
-loop-nest simulator must give exactly that set.
+the loop-nest simulator must give exactly that set.
 """
 
 from __future__ import annotations
