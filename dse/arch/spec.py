@@ -2,9 +2,9 @@
 
 An :class:`Arch` is the flattened view Timeloop itself works on: storage levels from DRAM inward
 (including timeloopfe's zero-energy ``inter_<container>_spatial`` levels, so mapping files name the
-same targets as Timeloop's), then the compute level. Each level records how many instances exist and
-how they are laid out (``mesh_x`` × ``mesh_y``), so the fanout between a level and the next one inward
-is the ratio of their instance counts.
+same targets as Timeloop's), then the compute level. Each level records how many instances exist
+and how they are laid out (``mesh_x`` × ``mesh_y``), so the fanout between a level and the next one
+inward is the ratio of their instance counts.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ class Arch:
     levels: list[StorageLevel]
     compute: ComputeLevel
     technology: str | None = None
-    energy_source: str = "builtin"  # which estimator produced the energies (builtin / accelergy / ERT file)
+    # which estimator produced the energies (builtin / accelergy / ERT file)
+    energy_source: str = "builtin"
 
     def level(self, name: str) -> StorageLevel:
         for lvl in self.levels:
@@ -113,8 +114,8 @@ class Arch:
 
     def fanout(self, index: int) -> int:
         """Number of children each instance of ``levels[index]`` feeds (next level or MACs)."""
-        child = self.levels[index + 1].instances if index + 1 < len(self.levels) else self.compute.instances
-        return child // self.levels[index].instances
+        child = self.levels[index + 1] if index + 1 < len(self.levels) else self.compute
+        return child.instances // self.levels[index].instances
 
     def fanout_xy(self, index: int) -> tuple[int, int]:
         """Fanout split into X and Y, from the mesh shapes of the level and its child."""

@@ -1,0 +1,66 @@
+"""Accelergy energy reference tables (ERT): read them and attach them to an Arch.
+
+Accelergy names components by their path in the native tree (``system_top_level.DRAM[1..1]``)
+and gives energy per action for one access of ``width`` bits; dse keys tables by the bare level
+name and keeps the per-vector figure (Timeloop divides by words per access itself).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from dse.arch._build import split_name
+from dse.arch._yaml import load_yaml
+from dse.arch.spec import Arch
+from dse.errors import InputError
+
+
+def component_key(accelergy_name: str) -> str:
+    """``system_top_level.shared_glb[1..1]`` -> ``shared_glb``."""
+    bare = split_name(accelergy_name, file=None, field="name")[0]
+    return bare.split(".")[-1]
+
+
+def read_ert(path: str | Path) -> dict[str, dict[str, float]]:
+    """Read an Accelergy ERT YAML (``ERT: {tables: [...]}`` or the older flat form) into
+    ``{component: {action: pJ}}``. With several argument variants of one action the first
+    (Accelergy's default arguments) is kept."""
+    doc = load_yaml(path)
+    root = doc.get("ERT", doc) if isinstance(doc, dict) else None
+    tables = root.get("tables") if isinstance(root, dict) else None
+    if not isinstance(tables, list):
+        raise InputError("no 'ERT: tables:' list found", file=path, field="ERT.tables")
+    out: dict[str, dict[str, float]] = {}
+    for i, table in enumerate(tables):
+        if not isinstance(table, dict) or "name" not in table:
+            raise InputError("table without a name", file=path, field=f"ERT.tables[{i}]")
+        actions: dict[str, float] = {}
+        for j, action in enumerate(table.get("actions") or []):
+            try:
+                actions.setdefault(str(action["name"]), float(action["energy"]))
+            except (KeyError, TypeError, ValueError):
+                raise InputError("action needs a name and a numeric energy", file=path,
+                                 field=f"ERT.tables[{i}].actions[{j}]") from None
+        out[component_key(str(table["name"]))] = actions
+    return out
+
+
+def apply_ert(arch: Arch, ert: dict[str, dict[str, float]], *, source: str = "ERT file") -> Arch:
+    """A copy of ``arch`` whose levels carry the ERT's energies (pJ per vector access; MAC:
+    ``compute``). Levels the ERT does not list keep their energies (dummy levels: zero)."""
+    out = copy.deepcopy(arch)
+    for lvl in out.levels:
+        if lvl.name in ert:
+            lvl.energy = {a: float(e) for a, e in ert[lvl.name].items()}
+        elif lvl.dummy and not lvl.energy:
+            lvl.energy = {"read": 0.0, "write": 0.0, "update": 0.0, "leak": 0.0}
+    if out.compute.name in ert:
+        out.compute.energy = {a: float(e) for a, e in ert[out.compute.name].items()}
+    missing = [lvl.name for lvl in out.levels if not lvl.energy]
+    if not out.compute.energy:
+        missing.append(out.compute.name)
+    if missing:
+        raise InputError(f"ERT has no entry for {missing}", field=missing[0])
+    out.energy_source = source
+    return out

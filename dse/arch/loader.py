@@ -1,0 +1,35 @@
+"""``load_arch``: one entry point for every way a design can be given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dse.arch._yaml import load_yaml
+from dse.arch.native import arch_from_native, is_native
+from dse.arch.spec import Arch
+from dse.errors import InputError
+
+GENERIC_STEMS = {"arch", "timeloop_input", "parsed-processed-input", "architecture", "design"}
+
+
+def _default_name(path: Path) -> str:
+    if path.stem in GENERIC_STEMS:
+        for parent in path.parents:
+            if parent.name not in ("inputs", "mapper", "model", ""):
+                return parent.name.split("__")[0]
+    return path.stem
+
+
+def load_arch(name_or_path: str | Path) -> Arch:
+    """Load a design: a name from ``designs/``, a v0.4 ``arch.yaml`` (``components/`` beside it),
+    a native Timeloop tree YAML, or a dse design file."""
+    path = Path(name_or_path)
+    if not path.exists():
+        raise InputError("no such design or file", file=str(name_or_path))
+    if path.is_dir():
+        raise InputError("expected a design file, got a directory", file=str(path))
+    doc = load_yaml(path)
+    if is_native(doc):
+        return arch_from_native(doc, name=_default_name(path), file=str(path))
+    raise InputError("not a recognised architecture spec (expected 'architecture:' with "
+                     "'subtree'/'local' or 'nodes')", file=str(path), field="architecture")
