@@ -1,0 +1,364 @@
+"""Experiment configuration: one YAML file, every key also a command-line flag.
+
+The YAML is the record of an experiment (it is stored with the results); flags let a user change one
+key without editing the file. :func:`load_config` reads the YAML, applies flag overrides, then
+:func:`validate` checks every name and value against the real designs and model zoo so that a typo
+fails in the first second, naming the file and the field, instead of after an hour of mapping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dse.errors import InputError
+
+# Models whose trained weights and test data dse provides (dse.resilience.data.trained_model).
+TRAINED_MODELS = ("digits_resnet20", "digits_cnn")
+EXECUTORS = ("process", "inprocess", "dask")
+BACKENDS = ("builtin", "timeloop")
+OBJECTIVES = ("edp", "energy", "delay")
+
+
+@dataclass
+class ModelSpec:
+    """One model of the sweep.
+
+    ``options`` are keyword arguments of ``dse.problems.zoo.get_model`` (e.g. ``dilated: false``).
+    ``checkpoint`` (a state_dict file) and ``dataset`` (a ``.pt``/``.npz`` with images and labels)
+    enable the resilience side for zoo models; the digits models bring their own.
+    """
+
+    name: str
+    input_shape: tuple[int, ...] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    dataset: str | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+            self.label = f"{self.name}[{opts}]" if opts else self.name
+
+    @property
+    def has_weights(self) -> bool:
+        """True when the resilience side can run on real weights and data."""
+        return self.name in TRAINED_MODELS or bool(self.checkpoint and self.dataset)
+
+
+@dataclass
+class MapperSettings:
+    objective: str = "edp"
+    search: str = "auto"
+    time_limit: float = 2.0  # seconds per layer (a cap; ``budget`` is what makes runs repeatable)
+    budget: int | None = 3000  # mappings evaluated per layer
+
+
+@dataclass
+class FaultSettings:
+    """Which mappings get resilience scores and how hard to inject."""
+
+    enabled: bool = True
+    pareto: bool = True  # score the mapper's energy x delay Pareto set ...
+    top_k: int = 2  # ... plus the K best mappings by EDP
+    faults: int | None = None  # injections per mapping; None: from margin + confidence
+    margin: float = 0.05
+    confidence: float = 0.95
+    fit_per_mbit: float = 1000.0
+    images: int = 64
+
+
+@dataclass
+class SweepConfig:
+    name: str = "default"
+    designs: list[str] = field(default_factory=lambda: ["eyeriss_like"])
+    variants: list[dict[str, Any]] = field(default_factory=lambda: [{}])
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    models: list[ModelSpec] = field(default_factory=lambda: [ModelSpec("digits_resnet20")])
+    backend: str = "builtin"
+    mapper: MapperSettings = field(default_factory=MapperSettings)
+    resilience: FaultSettings = field(default_factory=FaultSettings)
+    seed: int = 0
+    executor: str = "process"
+    workers: int = 2
+    scheduler: str | None = None
+    dask_local: int | None = None
+    output: str = "runs/sweep"
+    source: str | None = None  # the YAML file it came from, for error messages
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.output) / "sweep.sqlite"
+
+    def variant_params(self) -> list[dict[str, Any]]:
+        """The explicit variants crossed with the grid (``{}`` = the design as shipped)."""
+        keys = sorted(self.grid)
+        combos = [dict(zip(keys, vals, strict=True))
+                  for vals in itertools.product(*(self.grid[k] for k in keys))]
+        out: list[dict[str, Any]] = []
+        for base in self.variants or [{}]:
+            for combo in combos or [{}]:
+                merged = {**base, **combo}
+                if merged not in out:
+                    out.append(merged)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        for m in d["models"]:
+            shape = m.pop("input_shape")
+            if shape is not None:
+                m["input"] = "x".join(str(s) for s in shape)
+        return d
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    design: str
+    params: tuple[tuple[str, Any], ...]  # sorted (key, value): hashable and ordered
+
+    @property
+    def label(self) -> str:
+        if not self.params:
+            return self.design
+        return self.design + "[" + ",".join(f"{k}={v}" for k, v in self.params) + "]"
+
+
+# --------------------------------------------------------------------------------------- parsing
+
+_SECTIONS = {"mapper": MapperSettings, "resilience": FaultSettings}
+
+
+def config_from_dict(data: dict[str, Any], source: str | None = None) -> SweepConfig:
+    """Build a config from a YAML mapping; unknown keys and wrong types name their field."""
+    if not isinstance(data, dict):
+        raise InputError("an experiment must be a YAML mapping", file=source)
+    known = {f.name for f in dataclasses.fields(SweepConfig)} - {"source"}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise InputError(f"unknown key (known: {', '.join(sorted(known))})",
+                             file=source, field=str(key))
+        if key in _SECTIONS:
+            kwargs[key] = _section(_SECTIONS[key], value, key, source)
+        elif key == "models":
+            kwargs[key] = [_model(m, f"models[{i}]", source)
+                           for i, m in enumerate(_list(value, key, source))]
+        elif key == "designs":
+            kwargs[key] = [str(d) for d in _list(value, key, source)]
+        elif key == "variants":
+            kwargs[key] = [_mapping(v or {}, f"variants[{i}]", source)
+                           for i, v in enumerate(_list(value, key, source))]
+        elif key == "grid":
+            grid = _mapping(value or {}, key, source)
+            kwargs[key] = {k: _list(v, f"grid.{k}", source) for k, v in grid.items()}
+        else:
+            kwargs[key] = value
+    return SweepConfig(**kwargs, source=source)
+
+
+def _list(value: Any, fld: str, source: str | None) -> list[Any]:
+    if isinstance(value, (str, int, float, dict)):
+        return [value]
+    if not isinstance(value, list):
+        raise InputError("expected a list", file=source, field=fld)
+    return value
+
+
+def _mapping(value: Any, fld: str, source: str | None) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InputError("expected a mapping of key: value", file=source, field=fld)
+    return {str(k): v for k, v in value.items()}
+
+
+def _section(cls: type, value: Any, fld: str, source: str | None) -> Any:
+    value = _mapping(value or {}, fld, source)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in value:
+        if key not in names:
+            raise InputError(f"unknown key (known: {', '.join(sorted(names))})",
+                             file=source, field=f"{fld}.{key}")
+    return cls(**value)
+
+
+def _model(value: Any, fld: str, source: str | None) -> ModelSpec:
+    if isinstance(value, str):
+        return ModelSpec(value)
+    value = _mapping(value, fld, source)
+    if "name" not in value:
+        raise InputError("a model needs a name", file=source, field=f"{fld}.name")
+    shape = value.pop("input", None)
+    known = {"name", "options", "checkpoint", "dataset", "label"}
+    for key in value:
+        if key not in known:
+            raise InputError(f"unknown key (known: input, {', '.join(sorted(known))})",
+                             file=source, field=f"{fld}.{key}")
+    spec = ModelSpec(**value)
+    if shape is not None:
+        spec.input_shape = _shape(shape, f"{fld}.input", source)
+    return spec
+
+
+def _shape(value: Any, fld: str, source: str | None) -> tuple[int, ...]:
+    try:
+        if isinstance(value, str):
+            shape = tuple(int(p) for p in value.replace(",", "x").lower().split("x"))
+        else:
+            shape = tuple(int(p) for p in value)
+    except (TypeError, ValueError):
+        raise InputError(f"malformed shape {value!r}; expected e.g. 1x3x224x224",
+                         file=source, field=fld) from None
+    if not shape or any(s <= 0 for s in shape):
+        raise InputError(f"shape {value!r} must be positive integers", file=source, field=fld)
+    return shape
+
+
+def read_config(path: str | Path) -> SweepConfig:
+    """Read an experiment YAML (no validation yet: flags may still override fields)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read experiment: {exc.strerror}", file=str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(f"not valid YAML{where}", file=str(path)) from None
+    config = config_from_dict(data or {}, source=str(path))
+    if "name" not in (data or {}):
+        config.name = path.stem
+    return config
+
+
+def write_config(config: SweepConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+# ------------------------------------------------------------------------------------ validation
+
+def validate(config: SweepConfig) -> list[DesignPoint]:
+    """Check every field against the real designs and zoo; return the design points to sweep.
+
+    Raises :class:`InputError` naming the config file and the field; nothing is written except a
+    probe file in the output directory (removed again) to prove it is writable.
+    """
+    src = config.source
+    _check_choice(config.executor, EXECUTORS, "executor", src)
+    _check_choice(config.backend, BACKENDS, "backend", src)
+    _check_choice(config.mapper.objective, OBJECTIVES, "mapper.objective", src)
+    if config.backend == "timeloop" and shutil.which("timeloop-mapper") is None:
+        raise InputError("backend timeloop needs timeloop-mapper on PATH",
+                         file=src, field="backend")
+    _positive(config.workers, "workers", src, integer=True)
+    _positive(config.mapper.time_limit, "mapper.time_limit", src)
+    if config.mapper.budget is not None:
+        _positive(config.mapper.budget, "mapper.budget", src, integer=True)
+    res = config.resilience
+    if res.top_k < 0 or not isinstance(res.top_k, int):
+        raise InputError(f"must be an integer >= 0, got {res.top_k!r}",
+                         file=src, field="resilience.top_k")
+    if res.faults is not None:
+        _positive(res.faults, "resilience.faults", src, integer=True)
+    _positive(res.images, "resilience.images", src, integer=True)
+    for fld, value in (("resilience.margin", res.margin),
+                       ("resilience.confidence", res.confidence)):
+        if not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise InputError(f"must be a number in (0, 1), got {value!r}", file=src, field=fld)
+    if not isinstance(config.seed, int):
+        raise InputError(f"must be an integer, got {config.seed!r}", file=src, field="seed")
+    if config.dask_local is not None:
+        _positive(config.dask_local, "dask_local", src, integer=True)
+    _check_models(config)
+    points = _design_points(config)
+    check_output_dir(config.output, src)
+    return points
+
+
+def _check_choice(value: Any, choices: tuple[str, ...], fld: str, src: str | None) -> None:
+    if value not in choices:
+        raise InputError(f"{value!r} is not one of {', '.join(choices)}", file=src, field=fld)
+
+
+def _positive(value: Any, fld: str, src: str | None, *, integer: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise InputError(f"must be {kind}, got {value!r}", file=src, field=fld)
+
+
+def _check_models(config: SweepConfig) -> None:
+    from dse.problems import zoo
+
+    known = set(zoo.list_models()) | set(TRAINED_MODELS)
+    if not config.models:
+        raise InputError("no models to sweep", file=config.source, field="models")
+    for i, spec in enumerate(config.models):
+        if spec.name not in known and not spec.name.startswith("torchvision:"):
+            raise InputError(f"unknown model {spec.name!r} (known: {', '.join(sorted(known))})",
+                             file=config.source, field=f"models[{i}].name")
+        for fld, path in (("checkpoint", spec.checkpoint), ("dataset", spec.dataset)):
+            if path and not Path(path).is_file():
+                raise InputError(f"no such file {path!r}", file=config.source,
+                                 field=f"models[{i}].{fld}")
+        if bool(spec.checkpoint) != bool(spec.dataset):
+            raise InputError("the resilience side needs both checkpoint and dataset",
+                             file=config.source, field=f"models[{i}].dataset")
+
+
+def _design_points(config: SweepConfig) -> list[DesignPoint]:
+    """Expand designs x variants, building each variant once to prove its values are valid."""
+    from dse.arch import list_designs, load_arch, make_variant
+
+    available = list(list_designs())
+    designs: list[str] = []
+    for i, name in enumerate(config.designs):
+        if name == "all":
+            designs.extend(d for d in available if d not in designs)
+        elif name in available or Path(name).exists():
+            designs.append(name)
+        else:
+            raise InputError(f"unknown design {name!r} (known: {', '.join(available)}, all)",
+                             file=config.source, field=f"designs[{i}]")
+    if not designs:
+        raise InputError("no designs to sweep", file=config.source, field="designs")
+    points: list[DesignPoint] = []
+    variants = config.variant_params()
+    for design in designs:
+        arch = load_arch(design)
+        for i, params in enumerate(variants):
+            if params:
+                try:
+                    make_variant(arch, **params)
+                except InputError as exc:
+                    fld = f"variants[{i}]" + (f".{exc.field}" if exc.field else "")
+                    raise InputError(exc.reason, file=config.source, field=fld) from None
+                except (TypeError, ValueError, KeyError) as exc:
+                    raise InputError(f"bad variant {params!r} for {design}: {exc}",
+                                     file=config.source, field=f"variants[{i}]") from None
+            point = DesignPoint(design, tuple(sorted(params.items())))
+            if point not in points:
+                points.append(point)
+    return points
+
+
+def check_output_dir(output: str | Path, src: str | None = None) -> None:
+    """Create the output directory and prove it is writable (probe file, removed again)."""
+    out = Path(output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"output directory is not writable: {exc.strerror or exc}",
+                         file=src, field="output") from None

@@ -1,0 +1,244 @@
+"""Run a sweep: plan tasks from a config, skip what the store already has, run the rest.
+
+Planning happens in the driver (profiling models, building design variants, hashing every task's
+inputs); the work runs on an executor; only the driver writes the store, one task per transaction.
+That is what makes a killed sweep resumable and a rerun cheap: the keys of finished work are in the
+database, and a changed input changes exactly the keys that depend on it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dse.errors import DseError
+from dse.sweep.config import DesignPoint, ModelSpec, SweepConfig, validate, write_config
+from dse.sweep.executors import make_executor
+from dse.sweep.hashing import code_version, file_digest, stable_hash, to_plain
+from dse.sweep.store import Store
+from dse.sweep.tasks import (
+    MapResult,
+    MapTask,
+    ResilienceTask,
+    load_model_and_data,
+    run_map_task,
+    run_resilience_task,
+)
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` returns: the stored rows of this sweep plus run bookkeeping."""
+
+    config: SweepConfig
+    db_path: Path
+    rows: list[dict[str, Any]]  # one per design point x model x layer x kept mapping
+    network: list[dict[str, Any]]  # one per design point x model (the ``network`` view)
+    computed: dict[str, int] = field(default_factory=dict)
+    reused: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+@dataclass
+class _ModelPlan:
+    spec: ModelSpec
+    model_key: str
+    workload: Any
+    score: bool  # resilience side runs for this model
+
+
+@dataclass
+class _Plan:
+    points: list[dict[str, Any]]
+    layers: list[dict[str, Any]]
+    map_tasks: dict[str, MapTask]
+    models: dict[str, _ModelPlan]
+    archs: dict[str, Any]
+    settings_key: str
+    notes: list[str]
+
+
+def run_sweep(config: SweepConfig, *, progress: bool = True) -> SweepResult:
+    """Validate, plan, and run a sweep; return its rows (also stored in ``config.db_path``)."""
+    start = time.perf_counter()
+    points = validate(config)
+    plan = _plan(config, points)
+    computed = {"map": 0, "resilience": 0}
+    reused = {"map": 0, "resilience": 0}
+    with Store(config.db_path) as store:
+        write_config(config, Path(config.output) / "experiment.yaml")
+        store.begin_sweep(config.name, config.to_dict(), plan.settings_key, plan.layers,
+                          plan.points)
+        done = store.done_tasks(plan.map_tasks)
+        reused["map"] = len(done)
+        todo = [t for k, t in plan.map_tasks.items() if k not in done]
+        _execute(config, plan, store, todo, done, computed, reused, progress)
+        rows = store.results(config.name)
+        network = store.network(config.name)
+    return SweepResult(config, config.db_path, rows, network, computed, reused, plan.notes,
+                       time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------------------- planning
+
+def _plan(config: SweepConfig, points: list[DesignPoint]) -> _Plan:
+    from dse.arch import load_arch, make_variant
+
+    settings_key = stable_hash("resilience", config.resilience, config.seed, code_version())
+    models = {spec.label: _plan_model(config, spec) for spec in config.models}
+    notes = [_note(p) for p in models.values() if not p.score]
+    archs: dict[str, Any] = {}
+    point_rows: list[dict[str, Any]] = []
+    for point in points:
+        arch = load_arch(point.design)
+        if point.params:
+            arch = make_variant(arch, **dict(point.params))
+        key = stable_hash("point", arch)
+        archs[key] = arch
+        point_rows.append(dict(point_key=key, design=point.design, label=point.label,
+                               params=stable_json(dict(point.params)),
+                               arch=stable_json(to_plain(arch))))
+    mapper_keys = dict(mapper=config.mapper, backend=config.backend, seed=config.seed,
+                       pareto=config.resilience.pareto, top_k=config.resilience.top_k)
+    layers: list[dict[str, Any]] = []
+    tasks: dict[str, MapTask] = {}
+    for prow in point_rows:
+        arch = archs[prow["point_key"]]
+        for mplan in models.values():
+            for index, layer in enumerate(mplan.workload.layers):
+                key = stable_hash("map", to_plain(layer.problem), prow["arch"], mapper_keys,
+                                  code_version())
+                layers.append(dict(point_key=prow["point_key"], model=mplan.spec.label,
+                                   model_key=mplan.model_key, layer_index=index,
+                                   layer=layer.name, layer_path=layer.module_path,
+                                   count=layer.count, task_key=key))
+                tasks.setdefault(key, MapTask(
+                    task_key=key, point_key=prow["point_key"],
+                    label=f"{prow['label']} / {mplan.spec.label} / {layer.name}", arch=arch,
+                    problem=layer.problem, mapper=config.mapper, backend=config.backend,
+                    seed=config.seed, pareto=config.resilience.pareto,
+                    top_k=config.resilience.top_k))
+    return _Plan(point_rows, layers, tasks, models, archs, settings_key, notes)
+
+
+def stable_json(obj: Any) -> str:
+    from dse.sweep.hashing import canonical_json
+
+    return canonical_json(obj)
+
+
+def _plan_model(config: SweepConfig, spec: ModelSpec) -> _ModelPlan:
+    """Profile a model into layers; for scored models, profile the very module that is injected."""
+    from dse.problems import profile, zoo
+
+    score = config.resilience.enabled and spec.has_weights
+    if score:
+        model, images, _ = load_model_and_data(spec, config.resilience.images)
+        shape = spec.input_shape or (1, *tuple(images.shape[1:]))
+        identity = ([file_digest(spec.checkpoint), file_digest(spec.dataset)]
+                    if spec.checkpoint and spec.dataset else ["trained", code_version()])
+    else:
+        model = zoo.get_model(spec.name, **spec.options)
+        shape = spec.input_shape or tuple(zoo.default_input(spec.name))
+        identity = ["shapes-only"]
+    workload = profile(model, tuple(shape), name=spec.label)
+    model_key = stable_hash("model", spec.name, spec.options, list(shape), identity)
+    return _ModelPlan(spec, model_key, workload, score)
+
+
+def _note(plan: _ModelPlan) -> str:
+    if plan.spec.has_weights:
+        return f"resilience side not scored for {plan.spec.label}: disabled in this experiment"
+    return (f"resilience side not scored for {plan.spec.label}: no trained checkpoint + dataset "
+            "given (energy side only; pass --checkpoint and --dataset to score it)")
+
+
+# ------------------------------------------------------------------------------------ execution
+
+def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask],
+             done: set[str], computed: dict[str, int], reused: dict[str, int],
+             progress: bool) -> None:
+    from tqdm import tqdm
+
+    bars = {
+        "map": tqdm(total=len(plan.map_tasks), initial=len(done), desc="map     ", unit="layer",
+                    file=sys.stderr, disable=not progress, dynamic_ncols=True),
+        "resilience": tqdm(total=0, desc="resilience", unit="mapping", file=sys.stderr,
+                           disable=not progress, dynamic_ncols=True),
+    }
+    executor = make_executor(config.executor, workers=config.workers,
+                             scheduler=config.scheduler, dask_local=config.dask_local)
+    pending: dict[Any, tuple[str, Any]] = {}
+    try:
+        for task in todo:
+            pending[executor.submit(run_map_task, task)] = ("map", task)
+        for key in sorted(done):
+            _submit_resilience(config, plan, store, key, executor, pending, bars, reused)
+        while pending:
+            for fut in executor.wait_first(pending):
+                kind, task = pending.pop(fut)
+                result = _result(fut, task)
+                if kind == "map":
+                    _store_map(store, task, result)
+                    computed["map"] += 1
+                    _submit_resilience(config, plan, store, task.task_key, executor, pending,
+                                       bars, reused)
+                else:
+                    store.put_resilience(result)
+                    computed["resilience"] += 1
+                bars[kind].update(1)
+    finally:
+        executor.close()
+        for bar in bars.values():
+            bar.close()
+
+
+def _result(fut: Any, task: Any) -> Any:
+    """A task's result; a user-facing error is re-raised naming the design point and layer."""
+    try:
+        return fut.result()
+    except DseError as exc:
+        label = getattr(task, "label", None) or f"{task.layer_path} / {task.model.label}"
+        raise type(exc)(f"{label}: {exc}") from None
+
+
+def _store_map(store: Store, task: MapTask, result: MapResult) -> None:
+    store.put_task(task.task_key, task.point_key, to_plain(task.problem), to_plain(task.mapper),
+                   result.rows, evaluated=result.evaluated, valid=result.valid,
+                   wall_s=result.wall_s)
+
+
+def _submit_resilience(config: SweepConfig, plan: _Plan, store: Store, task_key: str,
+                       executor: Any, pending: dict[Any, tuple[str, Any]],
+                       bars: dict[str, Any], reused: dict[str, int]) -> None:
+    """Queue resilience for every kept mapping of a finished task, per scored layer using it."""
+    entries = [e for e in plan.layers if e["task_key"] == task_key]
+    mapping_rows = None
+    for entry in entries:
+        mplan = plan.models[entry["model"]]
+        if not mplan.score:
+            continue
+        if mapping_rows is None:
+            mapping_rows = store.task_mappings(task_key)
+        task = plan.map_tasks[task_key]
+        for row in mapping_rows:
+            res_key = stable_hash(row["row_key"], mplan.model_key, entry["layer_path"],
+                                  plan.settings_key)
+            if any(kind == "resilience" and t.res_key == res_key for kind, t in pending.values()):
+                continue
+            bars["resilience"].total += 1
+            if store.has_resilience(res_key):
+                reused["resilience"] += 1
+                bars["resilience"].update(1)
+                continue
+            rtask = ResilienceTask(
+                res_key=res_key, row_key=row["row_key"], model=mplan.spec,
+                model_key=mplan.model_key, layer_path=entry["layer_path"],
+                arch=plan.archs[entry["point_key"]], problem=task.problem,
+                mapping_text=row["mapping"], faults=config.resilience,
+                settings_key=plan.settings_key, seed=config.seed)
+            pending[executor.submit(run_resilience_task, rtask)] = ("resilience", rtask)

@@ -1,0 +1,292 @@
+"""The SQLite store: results keyed by content hash, so sweeps resume and share work.
+
+Layout (WAL journal, so readers such as ``dse results`` never block a running sweep):
+
+- ``tasks``: one mapper run of one layer shape on one design point, keyed by a hash of the problem,
+  the full arch spec (energies included), mapper settings, backend, seed and code version. A task
+  row and all its mapping rows are written in ONE transaction, so a kill -9 leaves either the whole
+  task or nothing, and a rerun recomputes exactly the missing tasks.
+- ``mappings``: the mappings a task kept (rank 0 = the mapper's best), with energy, cycles,
+  utilization, EDP, per-component energy and the map.yaml text.
+- ``resilience``: SDC rate, CI and FIT of one mapping for one trained model / layer / fault setting.
+- ``sweeps`` + ``sweep_layers``: which (design point, model, layer) entries a named sweep holds;
+  rewritten at the start of each run (results themselves are never deleted).
+- views ``results`` (one row per sweep x design point x model x layer x mapping) and ``network``
+  (per sweep x design point x model: layer values x repeat count, best mapping per layer).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dse.errors import InputError
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS points (
+    point_key TEXT PRIMARY KEY, design TEXT NOT NULL, label TEXT NOT NULL,
+    params TEXT NOT NULL, arch TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_key TEXT PRIMARY KEY, point_key TEXT NOT NULL, problem TEXT NOT NULL,
+    mapper TEXT NOT NULL, evaluated INTEGER, valid INTEGER, wall_s REAL, created REAL);
+CREATE TABLE IF NOT EXISTS mappings (
+    row_key TEXT PRIMARY KEY, task_key TEXT NOT NULL REFERENCES tasks(task_key),
+    rank INTEGER NOT NULL, roles TEXT NOT NULL,
+    energy_pJ REAL NOT NULL, cycles INTEGER NOT NULL, utilization REAL NOT NULL,
+    edp REAL NOT NULL, macs INTEGER NOT NULL, components TEXT NOT NULL, mapping TEXT NOT NULL,
+    UNIQUE (task_key, rank));
+CREATE TABLE IF NOT EXISTS resilience (
+    res_key TEXT PRIMARY KEY, row_key TEXT NOT NULL, model_key TEXT NOT NULL,
+    layer_path TEXT NOT NULL, settings_key TEXT NOT NULL, sdc_rate REAL NOT NULL,
+    sdc_lo REAL NOT NULL, sdc_hi REAL NOT NULL, fit REAL, injections INTEGER,
+    wall_s REAL, detail TEXT, created REAL);
+CREATE INDEX IF NOT EXISTS resilience_lookup
+    ON resilience (row_key, model_key, layer_path, settings_key);
+CREATE TABLE IF NOT EXISTS sweeps (
+    sweep TEXT PRIMARY KEY, config TEXT NOT NULL, settings_key TEXT NOT NULL, updated REAL);
+CREATE TABLE IF NOT EXISTS sweep_layers (
+    sweep TEXT NOT NULL, point_key TEXT NOT NULL, model TEXT NOT NULL, model_key TEXT NOT NULL,
+    layer_index INTEGER NOT NULL, layer TEXT NOT NULL, layer_path TEXT NOT NULL,
+    count INTEGER NOT NULL, task_key TEXT NOT NULL,
+    PRIMARY KEY (sweep, point_key, model, layer_index));
+CREATE VIEW IF NOT EXISTS results AS
+SELECT sl.sweep, p.design, p.label AS point, sl.point_key, sl.model, sl.layer_index, sl.layer,
+       sl.layer_path, sl.count, m.rank, m.roles, m.energy_pJ, m.cycles, m.utilization,
+       m.edp, m.macs, m.components, m.mapping, r.sdc_rate, r.sdc_lo, r.sdc_hi, r.fit,
+       r.injections, m.row_key, sl.task_key
+FROM sweep_layers sl
+JOIN sweeps s ON s.sweep = sl.sweep
+JOIN points p ON p.point_key = sl.point_key
+JOIN mappings m ON m.task_key = sl.task_key
+LEFT JOIN resilience r ON r.row_key = m.row_key AND r.model_key = sl.model_key
+     AND r.layer_path = sl.layer_path AND r.settings_key = s.settings_key;
+CREATE VIEW IF NOT EXISTS network AS
+SELECT sweep, design, point, point_key, model,
+       COUNT(*) AS layers,
+       SUM(count) AS layer_instances,
+       SUM(energy_pJ * count) AS energy_pJ,
+       SUM(cycles * count) AS cycles,
+       SUM(energy_pJ * count) * 1e-12 * SUM(cycles * count) AS edp,
+       SUM(macs * count) AS macs,
+       SUM(utilization * cycles * count) / SUM(cycles * count) AS utilization,
+       2.0 * SUM(macs * count) / SUM(cycles * count) AS gflops_1ghz,
+       COUNT(sdc_rate) AS layers_scored,
+       SUM(sdc_rate * cycles * count) / SUM(CASE WHEN sdc_rate IS NOT NULL THEN cycles * count END)
+           AS sdc_rate,
+       SUM(sdc_lo * cycles * count) / SUM(CASE WHEN sdc_rate IS NOT NULL THEN cycles * count END)
+           AS sdc_lo,
+       SUM(sdc_hi * cycles * count) / SUM(CASE WHEN sdc_rate IS NOT NULL THEN cycles * count END)
+           AS sdc_hi,
+       SUM(fit * cycles * count) / SUM(CASE WHEN fit IS NOT NULL THEN cycles * count END) AS fit
+FROM results WHERE rank = 0
+GROUP BY sweep, point_key, model;
+"""
+# Network SDC rate (and FIT): a fault striking at a uniformly random time hits the layer running
+# then, so per-layer rates are weighted by the cycles each layer (x its repeat count) occupies the
+# hardware; layers without a resilience score are left out of both sums (see layers_scored).
+
+
+@dataclass
+class MappingRow:
+    """One kept mapping of a task, as the executor hands it to the store."""
+
+    row_key: str
+    rank: int
+    roles: str  # comma list of why it was kept: best, pareto, topk
+    energy_pJ: float
+    cycles: int
+    utilization: float
+    edp: float
+    macs: int
+    components: dict[str, float]
+    mapping: str
+
+
+@dataclass
+class ResilienceRow:
+    res_key: str
+    row_key: str
+    model_key: str
+    layer_path: str
+    settings_key: str
+    sdc_rate: float
+    sdc_lo: float
+    sdc_hi: float
+    fit: float | None
+    injections: int | None
+    wall_s: float
+    detail: dict[str, Any]
+
+
+class Store:
+    """A sweep database. Opening never overwrites: a file that is not a dse store is an error."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._conn = _open(self.path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------- writing
+    def begin_sweep(self, sweep: str, config: dict[str, Any], settings_key: str,
+                    layers: Sequence[dict[str, Any]], points: Sequence[dict[str, Any]]) -> None:
+        """Record what this sweep consists of (replacing the sweep's previous membership only)."""
+        with self._conn:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO points VALUES (:point_key, :design, :label, :params, :arch)",
+                points)
+            self._conn.execute(
+                "INSERT OR REPLACE INTO sweeps VALUES (?, ?, ?, ?)",
+                (sweep, json.dumps(config, sort_keys=True), settings_key, time.time()))
+            self._conn.execute("DELETE FROM sweep_layers WHERE sweep = ?", (sweep,))
+            self._conn.executemany(
+                "INSERT INTO sweep_layers VALUES (:sweep, :point_key, :model, :model_key,"
+                " :layer_index, :layer, :layer_path, :count, :task_key)",
+                [{**row, "sweep": sweep} for row in layers])
+
+    def put_task(self, task_key: str, point_key: str, problem: dict[str, Any],
+                 mapper: dict[str, Any], rows: Iterable[MappingRow], *, evaluated: int | None,
+                 valid: int | None, wall_s: float) -> None:
+        """Store a finished task with all its mappings atomically (idempotent on rerun)."""
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_key, point_key, json.dumps(problem, sort_keys=True),
+                 json.dumps(mapper, sort_keys=True), evaluated, valid, wall_s, time.time()))
+            if cur.rowcount == 0:
+                return  # another worker (or an earlier run) already stored it
+            self._conn.executemany(
+                "INSERT INTO mappings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.row_key, task_key, r.rank, r.roles, float(r.energy_pJ),
+                  int(r.cycles), float(r.utilization), float(r.edp), int(r.macs),
+                  json.dumps(r.components, sort_keys=True), r.mapping) for r in rows])
+
+    def put_resilience(self, row: ResilienceRow) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO resilience VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (row.res_key, row.row_key, row.model_key, row.layer_path, row.settings_key,
+                 row.sdc_rate, row.sdc_lo, row.sdc_hi, row.fit, row.injections, row.wall_s,
+                 json.dumps(row.detail, sort_keys=True), time.time()))
+
+    # ------------------------------------------------------------------------------- reading
+    def done_tasks(self, keys: Iterable[str]) -> set[str]:
+        keys = list(keys)
+        found: set[str] = set()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(k for (k,) in self._conn.execute(
+                f"SELECT task_key FROM tasks WHERE task_key IN ({marks})", chunk))
+        return found
+
+    def has_resilience(self, res_key: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM resilience WHERE res_key = ?",
+                                  (res_key,)).fetchone() is not None
+
+    def task_mappings(self, task_key: str) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM mappings WHERE task_key = ? ORDER BY rank", (task_key,))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a read query; a bad query is an InputError (it usually comes from ``--query``)."""
+        try:
+            cur = self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise InputError(f"bad query: {exc}", field="--query") from None
+        cols = [d[0] for d in cur.description or ()]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def results(self, sweep: str | None = None) -> list[dict[str, Any]]:
+        """Every (design point, model, layer, mapping) row, in a stable order."""
+        where, params = ("WHERE sweep = ?", (sweep,)) if sweep else ("", ())
+        return self.query(f"SELECT * FROM results {where} ORDER BY sweep, point, model,"
+                          " layer_index, rank", params)
+
+    def network(self, sweep: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE sweep = ?", (sweep,)) if sweep else ("", ())
+        return self.query(f"SELECT * FROM network {where} ORDER BY sweep, point, model", params)
+
+    def sweeps(self) -> list[str]:
+        return [r["sweep"] for r in self.query("SELECT sweep FROM sweeps ORDER BY updated DESC")]
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """Open (or create) a store; anything that is not a dse store is refused, never rewritten."""
+    existed = path.exists() and path.stat().st_size > 0
+    if existed:
+        with open(path, "rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                raise InputError("not a dse sweep database (not SQLite); refusing to touch it",
+                                 file=str(path))
+    try:
+        conn = sqlite3.connect(path, timeout=60.0, isolation_level="DEFERRED")
+        if existed:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if tables and "meta" not in tables:
+                conn.close()
+                raise InputError("an SQLite file that is not a dse sweep database; refusing to"
+                                 " touch it", file=str(path))
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                conn.close()
+                raise InputError(f"database is corrupt ({check}); refusing to touch it",
+                                 file=str(path))
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"database is corrupt or unreadable ({exc}); refusing to touch it",
+                         file=str(path)) from None
+    return conn
+
+
+def open_existing(path: str | Path) -> Store:
+    """Open a store that must already exist (for ``dse results``)."""
+    if not Path(path).is_file():
+        raise InputError("no such sweep database", file=str(path))
+    return Store(path)
+
+
+# ------------------------------------------------------------------------------------- export
+
+def export_csv(rows: Sequence[dict[str, Any]], out: str | Path) -> None:
+    cols = list(rows[0]) if rows else []
+    with open(out, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def parquet_available() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_parquet(rows: Sequence[dict[str, Any]], out: str | Path) -> None:
+    if not parquet_available():
+        raise InputError("Parquet export needs pyarrow (pip install 'dse[parquet]'); use --csv",
+                         field="--parquet")
+    import pandas as pd
+
+    pd.DataFrame(list(rows)).to_parquet(out, index=False)

@@ -1,0 +1,188 @@
+"""The two kinds of sweep work, as pure functions an executor can run anywhere.
+
+``run_map_task``: map one layer onto one design point and keep the mapper's best mapping, its
+energy x delay Pareto set and the top-K by EDP. ``run_resilience_task``: score one kept mapping's
+SDC rate on real weights and data. Both take a picklable task object and return plain data; they
+never touch the store, so the driver is the only writer and results cannot depend on which worker
+(or which executor) ran a task.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from dse.sweep.config import FaultSettings, MapperSettings, ModelSpec
+from dse.sweep.hashing import stable_hash
+from dse.sweep.store import MappingRow, ResilienceRow
+
+
+@dataclass
+class MapTask:
+    task_key: str
+    point_key: str
+    label: str  # "design point / model / layer", for messages only
+    arch: Any  # dse.arch.Arch
+    problem: Any  # dse.problems.Problem
+    mapper: MapperSettings
+    backend: str
+    seed: int
+    pareto: bool
+    top_k: int
+
+
+@dataclass
+class MapResult:
+    task_key: str
+    rows: list[MappingRow]
+    evaluated: int | None
+    valid: int | None
+    wall_s: float
+
+
+@dataclass
+class ResilienceTask:
+    res_key: str
+    row_key: str
+    model: ModelSpec
+    model_key: str
+    layer_path: str
+    arch: Any
+    problem: Any
+    mapping_text: str
+    faults: FaultSettings
+    settings_key: str
+    seed: int
+
+
+def mapping_text(mapping: Any, problem: Any) -> str:
+    """The Timeloop map.yaml text of a mapping (what the store keeps and resilience re-reads)."""
+    from dse.model import write_mapping
+
+    fd, path = tempfile.mkstemp(suffix=".map.yaml")
+    os.close(fd)
+    try:
+        write_mapping(mapping, path, problem)
+        with open(path) as fh:
+            return fh.read()
+    finally:
+        os.unlink(path)
+
+
+def read_mapping_text(text: str, arch: Any, problem: Any) -> Any:
+    from dse.model import read_mapping
+
+    fd, path = tempfile.mkstemp(suffix=".map.yaml")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    try:
+        return read_mapping(path, arch, problem)
+    finally:
+        os.unlink(path)
+
+
+def keep_mappings(best: tuple[Any, Any], pareto: list[tuple[Any, Any]],
+                  ranked: list[tuple[Any, Any]], *, use_pareto: bool, top_k: int,
+                  problem: Any) -> list[tuple[str, Any, list[str]]]:
+    """Best first, then the Pareto set, then the top-K by EDP; duplicates merged by map text.
+
+    Returns ``(map text, stats, roles)`` in a deterministic order (rank 0 = the mapper's best).
+    """
+    kept: dict[str, tuple[Any, list[str]]] = {}
+
+    def add(mapping: Any, stats: Any, role: str) -> None:
+        text = mapping_text(mapping, problem)
+        if text in kept:
+            if role not in kept[text][1]:
+                kept[text][1].append(role)
+        else:
+            kept[text] = (stats, [role])
+
+    add(*best, "best")
+    if use_pareto:
+        for mapping, stats in sorted(pareto, key=lambda ms: (ms[1].cycles, ms[1].energy_pJ)):
+            add(mapping, stats, "pareto")
+    for mapping, stats in sorted(ranked, key=lambda ms: ms[1].edp)[:top_k]:
+        add(mapping, stats, "topk")
+    return [(text, stats, roles) for text, (stats, roles) in kept.items()]
+
+
+def run_map_task(task: MapTask) -> MapResult:
+    import torch
+
+    from dse.mapper import search
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    kwargs: dict[str, Any] = dict(objective=task.mapper.objective, search=task.mapper.search,
+                                  time_limit=task.mapper.time_limit, seed=task.seed)
+    if task.mapper.budget is not None:
+        kwargs["max_evaluations"] = task.mapper.budget
+    result = search(task.problem, task.arch, **kwargs)
+    ranked = list(getattr(result, "top", None) or result.pareto)
+    kept = keep_mappings((result.best, result.best_stats), list(result.pareto), ranked,
+                         use_pareto=task.pareto, top_k=task.top_k, problem=task.problem)
+    rows = [
+        MappingRow(
+            row_key=stable_hash(task.task_key, text), rank=rank, roles=",".join(roles),
+            energy_pJ=float(stats.energy_pJ), cycles=int(stats.cycles),
+            utilization=float(stats.utilization), edp=float(stats.edp), macs=int(stats.macs),
+            components={k: float(v) for k, v in stats.component_energy().items()}, mapping=text)
+        for rank, (text, stats, roles) in enumerate(kept)
+    ]
+    return MapResult(task.task_key, rows, getattr(result, "evaluated", None),
+                     getattr(result, "valid", None), time.perf_counter() - start)
+
+
+@lru_cache(maxsize=4)
+def load_model_and_data(spec: ModelSpec, n_images: int) -> tuple[Any, Any, Any]:
+    """Trained model + test images/labels, cached per worker process (loading is the slow part)."""
+    import numpy as np
+    import torch
+
+    if spec.checkpoint and spec.dataset:
+        from dse.problems import zoo
+
+        model = zoo.get_model(spec.name, **spec.options)
+        state = torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        if spec.dataset.endswith(".npz"):
+            data = np.load(spec.dataset)
+            images, labels = torch.as_tensor(data["images"]), torch.as_tensor(data["labels"])
+        else:
+            data = torch.load(spec.dataset, map_location="cpu", weights_only=True)
+            images, labels = data["images"], data["labels"]
+    else:
+        from dse.resilience.data import trained_model
+
+        model, images, labels = trained_model(spec.name)
+    model.eval()
+    return model, images[:n_images].float(), labels[:n_images]
+
+
+def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
+    import torch
+
+    from dse.resilience import mapping_resilience
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    model, images, labels = load_model_and_data(task.model, task.faults.images)
+    mapping = read_mapping_text(task.mapping_text, task.arch, task.problem)
+    f = task.faults
+    result = mapping_resilience(
+        task.problem, task.arch, mapping, model, task.layer_path, images, labels,
+        n_faults=f.faults, margin=f.margin, confidence=f.confidence,
+        fit_per_mbit=f.fit_per_mbit, seed=task.seed)
+    lo, hi = result.sdc1_ci
+    return ResilienceRow(
+        res_key=task.res_key, row_key=task.row_key, model_key=task.model_key,
+        layer_path=task.layer_path, settings_key=task.settings_key,
+        sdc_rate=float(result.sdc1_rate), sdc_lo=float(lo), sdc_hi=float(hi),
+        fit=None if result.fit is None else float(result.fit),
+        injections=getattr(result, "injections", None),
+        wall_s=time.perf_counter() - start, detail={})

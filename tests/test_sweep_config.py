@@ -1,0 +1,99 @@
+"""Experiment YAML parsing, hashing and output-dir checks (no designs or models needed)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dse.errors import InputError
+from dse.sweep.config import (
+    FaultSettings,
+    SweepConfig,
+    check_output_dir,
+    config_from_dict,
+    read_config,
+    write_config,
+)
+from dse.sweep.hashing import stable_hash
+
+
+def test_yaml_round_trips_through_the_config(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        "designs: [eyeriss_like, nvdla_like]\n"
+        "variants: [{}, {word_bits: 16}]\n"
+        "models: [digits_cnn, {name: resnet18, input: 1x3x32x32}]\n"
+        "mapper: {time_limit: 0.5, budget: 200}\n"
+        "resilience: {top_k: 1, faults: 50}\n"
+        "seed: 3\n"
+    )
+    config = read_config(path)
+    assert config.name == "exp"
+    assert config.models[1].input_shape == (1, 3, 32, 32)
+    assert config.mapper.budget == 200 and config.resilience.faults == 50
+    write_config(config, tmp_path / "again.yaml")
+    again = read_config(tmp_path / "again.yaml")
+    assert again.to_dict() == {**config.to_dict(), "name": "exp"}
+
+
+@pytest.mark.parametrize("text, field", [
+    ("desings: [eyeriss_like]\n", "desings"),
+    ("mapper: {time_limt: 3}\n", "mapper.time_limt"),
+    ("models: [{name: resnet18, input: 1xAx3}]\n", "models[0].input"),
+    ("models: [{input: 1x3x8x8}]\n", "models[0].name"),
+    ("variants: [7]\n", "variants[0]"),
+])
+def test_bad_yaml_names_the_file_and_the_field(tmp_path, text, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        read_config(path)
+    assert info.value.field == field
+    assert info.value.file == str(path)
+    assert str(path) in str(info.value) and field in str(info.value)
+
+
+def test_broken_yaml_syntax_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("designs: [eyeriss_like\nseed: 1\n")
+    with pytest.raises(InputError, match="line"):
+        read_config(path)
+
+
+def test_grid_is_crossed_with_the_explicit_variants():
+    config = config_from_dict({"variants": [{}, {"word_bits": 16}],
+                               "grid": {"pe_x": [8, 16], "technology": ["45nm"]}})
+    got = config.variant_params()
+    assert got == [
+        {"pe_x": 8, "technology": "45nm"}, {"pe_x": 16, "technology": "45nm"},
+        {"word_bits": 16, "pe_x": 8, "technology": "45nm"},
+        {"word_bits": 16, "pe_x": 16, "technology": "45nm"},
+    ]
+
+
+def test_an_unwritable_output_dir_is_a_user_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError) as info:
+        check_output_dir(blocker / "out", "exp.yaml")
+    assert info.value.field == "output" and info.value.file == "exp.yaml"
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        with pytest.raises(InputError, match="not writable"):
+            check_output_dir(ro)
+
+
+def test_hash_changes_with_any_fault_setting_and_only_then():
+    base = stable_hash(FaultSettings(), 0)
+    assert stable_hash(FaultSettings(), 0) == base
+    assert stable_hash(FaultSettings(margin=0.051), 0) != base
+    assert stable_hash(FaultSettings(), 1) != base
+    assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
+
+
+def test_default_config_is_the_shipped_both_axes_experiment():
+    config = SweepConfig()
+    assert config.models[0].has_weights and config.resilience.enabled
