@@ -1,0 +1,110 @@
+"""Exact corrupted outputs from the footprint agree with the loop-nest simulator's values, and the
+layer binding agrees with PyTorch."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import torch
+from _sites_designs import DESIGNS, random_mapping, random_problem
+from torch import nn
+
+from dse.problems.problem import conv_problem
+from dse.resilience.loopsim import LoopSim, MacFault, StorageFault
+from dse.resilience.sites import Nest, mac_readers, storage_readers
+from dse.resilience.sites_delta import (
+    LayerOperands,
+    bind_layer,
+    flip_delta,
+    operand_delta,
+    partial_sum,
+    products,
+    tile_element,
+)
+
+
+def _operands(problem, rng):
+    tensors = {}
+    for ds in ("Weights", "Inputs"):
+        shape = [problem.rank_extent(r, problem.instance) for r in problem.dataspace(ds).projection]
+        tensors[ds] = rng.integers(-4, 5, size=shape).astype(float)
+    shape = [problem.rank_extent(r, problem.instance) for r in problem.output.projection]
+    out_index = np.arange(int(np.prod(shape))).reshape(shape)
+    return LayerOperands(tensors, np.zeros(shape), out_index)
+
+
+def _as_dicts(ops):
+    return {
+        name: {e: float(arr[e]) for e in itertools.product(*map(range, arr.shape))}
+        for name, arr in ops.tensors.items()
+    }
+
+
+def test_footprint_deltas_and_partial_sums_match_the_simulated_values():
+    rng, nrng = random.Random(11), np.random.default_rng(11)
+    checked = {"Weights": 0, "Inputs": 0, "Outputs": 0, "MAC": 0}
+    for k in range(60):
+        problem = random_problem(rng)
+        mapping = random_mapping(problem, list(DESIGNS)[k % 4], rng)
+        sim, nest, ops = LoopSim(problem, mapping), Nest(problem, mapping), _operands(problem, nrng)
+        values = _as_dicts(ops)
+        clean = sim.run(values).outputs
+        level, ds = rng.choice([(i, d) for i, lm in enumerate(mapping.levels) for d in lm.keep])
+        if k % 6 == 0:
+            ds = "MAC"
+        t = rng.randrange(nest.steps)
+        seen: list[float] = []
+
+        def corrupt(v, seen=seen):
+            seen.append(v)
+            return v + 3.0
+
+        if ds == "MAC":
+            pe = rng.randrange(nest.pes)
+            faulty = sim.run(values, MacFault(pe, t, corrupt)).outputs
+            readers = mac_readers(nest, pe, t)
+            assert seen == [float(products(nest, ops, readers.steps, readers.pes)[0])]
+            idx, delta = operand_delta(nest, ops, "", readers, 0.0)
+            expected = dict(zip(idx.tolist(), [3.0] * len(idx), strict=True))
+        else:
+            inst = rng.randrange(nest.instances(level))
+            element = tile_element(nest, level, ds, inst, t, nrng)
+            faulty = sim.run(values, StorageFault(level, inst, ds, element, t, corrupt)).outputs
+            readers = storage_readers(nest, level, ds, inst, element, t)
+            if ds == "Outputs":
+                assert seen == [partial_sum(nest, ops, level, inst, element, t)]
+                expected = {int(ops.out_index[element]): 3.0}
+            else:
+                idx, delta = operand_delta(nest, ops, ds, readers, 3.0)
+                expected = dict(zip(idx.tolist(), delta.tolist(), strict=True))
+        got = {int(ops.out_index[e]): faulty[e] - clean[e] for e in clean if faulty[e] != clean[e]}
+        expected = {i: d for i, d in expected.items() if d != 0.0}
+        assert got == expected
+        checked[ds] += 1
+    assert min(checked.values()) >= 5, checked
+
+
+def test_bit_flip_moves_a_fixed_point_word_by_a_power_of_two():
+    assert flip_delta(3 * 0.5, 0, 8, 0.5) == -0.5  # code 3 -> 2
+    assert flip_delta(3 * 0.5, 2, 8, 0.5) == 2.0  # code 3 -> 7
+    assert flip_delta(3 * 0.5, 7, 8, 0.5) == -64.0  # sign bit: 3 -> -125
+    assert flip_delta(-1 * 0.5, 7, 8, 0.5) == 64.0  # -1 -> 127
+
+
+def test_layer_binding_reproduces_torch_conv_and_linear():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, dilation=1, groups=2)
+    x = torch.randn(1, 4, 7, 7)
+    problem = conv_problem(C=2, M=3, R=3, S=3, P=4, Q=4, G=2, Wstride=2, Hstride=2)
+    ops = bind_layer(problem, conv, x)
+    want = (conv(x) - conv.bias.reshape(1, -1, 1, 1)).detach().double().reshape(-1)
+    assert np.allclose(ops.outputs.reshape(-1), want[ops.out_index.reshape(-1)].numpy())
+    w = ops.tensors["Weights"]  # ranks C, M, R, S, G
+    assert w[1, 2, 0, 2, 1] == conv.weight[1 * 3 + 2, 1, 2, 0].item()
+    lin = nn.Linear(5, 3)
+    xl = torch.randn(1, 5)
+    ops = bind_layer(conv_problem(C=5, M=3), lin, xl)
+    want = (lin(xl) - lin.bias).detach().double().reshape(-1)
+    assert np.allclose(ops.outputs.reshape(-1), want[ops.out_index.reshape(-1)].numpy())
