@@ -7,6 +7,7 @@ from pathlib import Path
 from dse.arch._yaml import load_yaml
 from dse.arch.native import arch_from_native, is_native
 from dse.arch.spec import Arch
+from dse.arch.v04 import is_v04, load_v04
 from dse.errors import InputError
 
 GENERIC_STEMS = {"arch", "timeloop_input", "parsed-processed-input", "architecture", "design"}
@@ -31,5 +32,7 @@ def load_arch(name_or_path: str | Path) -> Arch:
     doc = load_yaml(path)
     if is_native(doc):
         return arch_from_native(doc, name=_default_name(path), file=str(path))
+    if is_v04(doc):
+        return load_v04(path, name=_default_name(path))
     raise InputError("not a recognised architecture spec (expected 'architecture:' with "
                      "'subtree'/'local' or 'nodes')", file=str(path), field="architecture")
