@@ -1,11 +1,12 @@
 """The Mapping type: how a layer's loop nest is tiled over an architecture's levels.
 
-A mapping has one :class:`LevelMapping` per storage level of the Arch, outermost (DRAM) first. Each
-holds the temporal loops executed at that level (outermost first, as they would be written in a loop
-nest), the spatial loops that distribute work over the fanout below that level (each on axis X or Y),
-and which dataspaces the level keeps. Loops with factor 1 may be omitted; a dim missing from a level
-has factor 1 there. Timeloop's ``map.yaml`` lists permutations innermost first; the YAML reader and
-writer (``dse.model.mapfile``) convert, so code here never has to think about it.
+A mapping has one :class:`LevelMapping` per storage level of the Arch, outermost (DRAM) first.
+Each holds the temporal loops executed at that level (outermost first, as they would be written in
+a loop nest), the spatial loops that distribute work over the fanout below that level (each on
+axis X or Y), and which dataspaces the level keeps. Loops with factor 1 may be omitted; a dim
+missing from a level has factor 1 there. Timeloop's ``map.yaml`` lists permutations innermost
+first; the YAML reader and writer (``dse.model.mapfile``) convert, so code here never has to
+think about it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,123 @@
+"""The scalar model: (problem, arch, mapping) -> :class:`Stats`, as ``timeloop-model`` reports it.
+
+Counts per level × dataspace (per instance, Timeloop's ``tiling.cpp`` rules):
+
+* read-only data at a kept level K whose next kept level inward is J (or the MACs):
+  ``reads = traffic(J) * groups``, ``fills = deltas(K)`` (0 at the outermost level), where
+  ``traffic(J)`` is J's per-instance deltas (or the MACs' operand count) and ``groups`` the product
+  of multicast groups over the fanouts between K and J (bypassed levels forward their children);
+* outputs: ``updates = traffic(J) * groups`` (spatial reduction), with first-read elision
+  ``reads = updates - partition`` and ``fills = deltas - partition`` (0 at the outermost level).
+
+Energy: ``ceil(count / block)`` vector accesses per action, per instance, times the ERT energy
+(reads at ``read``; fills *and* updates at ``write``: Timeloop never uses ``update``), times the
+utilized instances; plus MACs × ``compute``. Cycles: compute cycles (product of temporal factors)
+slowed by the tightest per-instance read / write / shared bandwidth at any level.
+
+Left out (as in the reference runs): sparsity and compression, leakage energy, network / wire
+hop energy and link transfers between neighbours, Timeloop's own address-generation and
+temporal-reduction energies (0 in v3.0.3 with the ERT folding them into read/write),
+imperfect factorization, and ``min_utilization`` constraints (constraints only validate).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from dse.arch.spec import Arch, StorageLevel
+from dse.model.mapping import Mapping
+from dse.model.nest import NestAnalysis, analyze
+from dse.model.stats import LevelStats, Stats
+from dse.problems.problem import Problem
+
+Counts = dict[tuple[str, str], tuple[int, int, int]]  # (level, ds) -> (reads, updates, fills)
+
+
+def access_counts(problem: Problem, nest: NestAnalysis) -> Counts:
+    """Per-instance scalar (reads, updates, fills) of every kept level × dataspace."""
+    out: Counts = {}
+    index = {name: i for i, name in enumerate(nest.levels)}
+    for ds in problem.dataspaces:
+        keepers = nest.keepers(ds.name)
+        for pos, level in enumerate(keepers):
+            child = keepers[pos + 1] if pos + 1 < len(keepers) else None
+            stop = index[child] if child else len(nest.levels)
+            groups = math.prod(nest.multicast_groups[(nest.levels[s], ds.name)]
+                               for s in range(index[level], stop))
+            traffic = (nest.deltas[(child, ds.name)] if child else nest.compute_cycles) * groups
+            own = 0 if pos == 0 else nest.deltas[(level, ds.name)]
+            if ds.read_write:
+                part = nest.partitions[(level, ds.name)]
+                out[(level, ds.name)] = (traffic - part, traffic, own - part if pos else 0)
+            else:
+                out[(level, ds.name)] = (traffic, 0, own)
+    return out
+
+
+def _energies(lvl: StorageLevel) -> tuple[float, float]:
+    e = lvl.energy
+    read = float(e.get("read", 0.0))
+    write = float(e.get("write", e.get("update", 0.0)))
+    return read, write
+
+
+def level_energy(lvl: StorageLevel, reads: int, updates: int, fills: int) -> float:
+    """Per-instance energy: vector accesses (ceil per action) × ERT read / write energy."""
+    block = lvl.block_size
+    e_read, e_write = _energies(lvl)
+    return (-(-reads // block) * e_read + -(-fills // block) * e_write
+            + -(-updates // block) * e_write)
+
+
+def _limit(words: int, bandwidth: float | None) -> int:
+    """Cycles needed to move ``words`` at ``bandwidth`` words/cycle (0 if unlimited)."""
+    if not bandwidth or words == 0:
+        return 0
+    return math.ceil(Fraction(words) / Fraction(bandwidth).limit_denominator(10**9))
+
+
+def level_cycles(lvl: StorageLevel, compute_cycles: int, reads: int, writes: int) -> int:
+    """A level's cycles: compute cycles, or longer if its per-instance traffic exceeds bandwidth."""
+    shared = lvl.attributes.get("shared_bandwidth")
+    return max(compute_cycles, _limit(reads, lvl.read_bandwidth),
+               _limit(writes, lvl.write_bandwidth),
+               _limit(reads + writes, float(shared)) if shared else 0)
+
+
+def mac_energy_per_compute(arch: Arch) -> float:
+    e = arch.compute.energy
+    for key in ("compute", "mac_random", "multiply_add", "mac"):
+        if key in e:
+            return float(e[key])
+    return 0.0
+
+
+def evaluate(problem: Problem, arch: Arch, mapping: Mapping) -> Stats:
+    """Timeloop-model's numbers for one mapping; raises InvalidMapping naming the level."""
+    nest = analyze(problem, arch, mapping)
+    counts = access_counts(problem, nest)
+    levels: list[LevelStats] = []
+    cycles = nest.compute_cycles
+    for lvl in arch.levels:
+        rows = [(ds.name, counts[(lvl.name, ds.name)]) for ds in problem.dataspaces
+                if (lvl.name, ds.name) in counts]
+        inst = nest.instances[lvl.name]
+        for ds_name, (r, u, f) in rows:
+            levels.append(LevelStats(lvl.name, ds_name, inst, r * inst, u * inst, f * inst,
+                                     level_energy(lvl, r, u, f) * inst))
+        if rows:
+            reads = sum(c[0] for _, c in rows)
+            writes = sum(c[1] + c[2] for _, c in rows)
+            cycles = max(cycles, level_cycles(lvl, nest.compute_cycles, reads, writes))
+    macs = problem.macs
+    mac_energy = macs * mac_energy_per_compute(arch)
+    return Stats(
+        energy_pJ=mac_energy + sum(ls.energy_pJ for ls in levels),
+        cycles=cycles,
+        utilization=macs / (cycles * arch.compute.instances),
+        macs=macs,
+        mac_energy_pJ=mac_energy,
+        levels=levels,
+        mac_instances=nest.mac_instances,
+    )
