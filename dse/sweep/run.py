@@ -166,9 +166,10 @@ def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask]
 
     bars = {
         "map": tqdm(total=len(plan.map_tasks), initial=len(done), desc="map     ", unit="layer",
-                    file=sys.stderr, disable=not progress, dynamic_ncols=True),
+                    file=sys.stderr, disable=None if progress else True,
+                    dynamic_ncols=True),
         "resilience": tqdm(total=0, desc="resilience", unit="mapping", file=sys.stderr,
-                           disable=not progress, dynamic_ncols=True),
+                           disable=None if progress else True, dynamic_ncols=True),
     }
     executor = make_executor(config.executor, workers=config.workers,
                              scheduler=config.scheduler, dask_local=config.dask_local)

@@ -1,0 +1,65 @@
+"""``dse results``: print, query, export or re-plot a sweep store (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dse.cli._common import print_json
+
+DEFAULT_DB = "runs/sweep/sweep.sqlite"
+# Columns of the per-mapping table that fit a terminal (the full rows go to --csv / --json).
+_RESULT_COLUMNS = ("point", "model", "layer", "count", "rank", "roles", "energy_pJ", "cycles",
+                   "utilization", "edp", "sdc_rate", "sdc_lo", "sdc_hi", "fit")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("results", help="print / query / export a sweep's stored results")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"sweep database (default {DEFAULT_DB})")
+    p.add_argument("--sweep", help="sweep name (default: all sweeps in the store)")
+    p.add_argument("--table", choices=("network", "results", "sweeps"), default="network",
+                   help="network totals (default), one row per mapping, or the sweeps")
+    p.add_argument("--query", metavar="SQL", help="any read-only SQL over the tables and views")
+    p.add_argument("--csv", metavar="OUT", help="write the rows as CSV")
+    p.add_argument("--parquet", metavar="OUT", help="write the rows as Parquet (needs pyarrow)")
+    p.add_argument("--report", metavar="DIR", help="redraw the figures and report.html into DIR")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(func=run)
+
+
+def _rows(store: Any, args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str] | None]:
+    from dse.report import network_rows
+
+    if args.query:
+        return store.query(args.query), None
+    if args.table == "sweeps":
+        return store.query("SELECT sweep, settings_key, datetime(updated, 'unixepoch') AS updated"
+                           " FROM sweeps ORDER BY updated"), None
+    if args.table == "results":
+        return store.results(args.sweep), list(_RESULT_COLUMNS)
+    net = store.network(args.sweep)
+    return (net, None) if args.json or args.csv or args.parquet else (network_rows(net), None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dse.report import text_table, write_report
+    from dse.sweep.store import export_csv, export_parquet, open_existing
+
+    with open_existing(args.db) as store:
+        rows, columns = _rows(store, args)
+        if args.report:
+            page = write_report(store.results(args.sweep), store.network(args.sweep),
+                                Path(args.report), title=f"dse sweep: {args.sweep or args.db}")
+            print(f"report: {page}")
+    if args.csv:
+        export_csv(rows, args.csv)
+    if args.parquet:
+        export_parquet(rows, args.parquet)
+    if args.json:
+        print_json(rows)
+    elif not (args.csv or args.parquet):
+        print(text_table(rows, columns))
+    else:
+        print(f"wrote {len(rows)} rows to {args.csv or args.parquet}")
+    return 0

@@ -1,0 +1,182 @@
+"""``dse sweep``: designs x variants x models x layers x mappings, both axes, stored and plotted.
+
+Every experiment YAML key has a flag here; flags override the file. With no file and no flags but
+``--arch``, the shipped default runs: the digits ResNet-20 (trained on first use) on that design.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dse.cli._common import parse_shape, print_json
+from dse.errors import InputError
+from dse.sweep.config import (
+    BACKENDS,
+    EXECUTORS,
+    OBJECTIVES,
+    ModelSpec,
+    SweepConfig,
+    read_config,
+)
+
+
+def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
+    """The flags shared by ``sweep`` and ``compare`` (one per experiment key)."""
+    p.add_argument("--config", metavar="YAML", help="experiment file; flags override its keys")
+    p.add_argument("--name", help="sweep name in the store (default: the YAML's stem or 'default')")
+    p.add_argument("--arch", nargs="+", metavar="DESIGN",
+                   help="designs (names from `dse designs`, paths, or 'all')")
+    p.add_argument("--variant", action="append", metavar="K=V[,K=V]",
+                   help="one design variant (make_variant parameters); repeat for more;"
+                        " 'base' = the design as shipped")
+    p.add_argument("--grid", action="append", metavar="K=V1,V2",
+                   help="cross every variant with these values of K; repeatable")
+    if models:
+        p.add_argument("--model", nargs="+", metavar="NAME", help="models (zoo names)")
+    p.add_argument("--input", metavar="SHAPE", help="input shape for --model, e.g. 1x3x224x224")
+    p.add_argument("--checkpoint", help="state_dict for --model (enables the resilience side)")
+    p.add_argument("--dataset", help=".pt/.npz with images + labels for --model")
+    p.add_argument("--backend", choices=BACKENDS)
+    p.add_argument("--objective", choices=OBJECTIVES, help="mapper objective")
+    p.add_argument("--search", help="mapper search strategy")
+    p.add_argument("--time-limit", type=float, help="mapper seconds per layer")
+    p.add_argument("--budget", type=int, help="mapper evaluations per layer (repeatable results)")
+    p.add_argument("--no-resilience", action="store_true", help="energy side only")
+    p.add_argument("--no-pareto", action="store_true",
+                   help="do not score the mapper's energy x delay Pareto set")
+    p.add_argument("--top-k", type=int, help="also score the K best mappings by EDP")
+    p.add_argument("--faults", type=int, help="fault injections per mapping")
+    p.add_argument("--margin", type=float, help="error margin of the SDC estimate")
+    p.add_argument("--confidence", type=float, help="confidence of the SDC interval")
+    p.add_argument("--fit-per-mbit", type=float, help="raw fault rate (FIT per Mbit)")
+    p.add_argument("--images", type=int, help="test images per injection")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--executor", choices=EXECUTORS)
+    p.add_argument("--workers", type=int, help="local worker processes (default 2)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler to use")
+    p.add_argument("--dask-local", type=int, metavar="N", help="start a Dask LocalCluster of N")
+    p.add_argument("--out", help="output directory (store, figures, report)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the network rows as JSON")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("sweep", help="run a design-space sweep (energy + resilience)",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_sweep_flags(p)
+    p.add_argument("--no-report", action="store_true", help="skip figures and report.html")
+    p.set_defaults(func=run)
+
+
+def _kv(text: str, flag: str) -> dict[str, Any]:
+    """``a=1,b=x`` -> {"a": 1, "b": "x"} (values parsed as YAML scalars)."""
+    if text == "base":
+        return {}
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise InputError(f"expected KEY=VALUE, got {part!r}", field=flag)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None = None
+                     ) -> SweepConfig:
+    """The YAML (if any) with every given flag applied on top."""
+    config = read_config(args.config) if args.config else SweepConfig(source="command line")
+    set_if = _setter(config)
+    set_if("name", args.name)
+    set_if("designs", args.arch)
+    if args.variant:
+        config.variants = [_kv(v, "--variant") for v in args.variant]
+    for g in args.grid or ():
+        key, sep, values = g.partition("=")
+        if not sep:
+            raise InputError(f"expected KEY=V1,V2, got {g!r}", field="--grid")
+        config.grid[key] = [yaml.safe_load(v) for v in values.split(",")]
+    if models is None and getattr(args, "model", None):
+        models = [ModelSpec(m) for m in args.model]
+    if models is not None:
+        config.models = models
+    for spec in config.models if (args.input or args.checkpoint or args.dataset) else ():
+        if args.input:
+            spec.input_shape = parse_shape(args.input)
+        spec.checkpoint = args.checkpoint or spec.checkpoint
+        spec.dataset = args.dataset or spec.dataset
+    set_if("backend", args.backend)
+    set_if("mapper.objective", args.objective)
+    set_if("mapper.search", args.search)
+    set_if("mapper.time_limit", args.time_limit)
+    set_if("mapper.budget", args.budget)
+    if args.no_resilience:
+        config.resilience.enabled = False
+    if args.no_pareto:
+        config.resilience.pareto = False
+    set_if("resilience.top_k", args.top_k)
+    set_if("resilience.faults", args.faults)
+    set_if("resilience.margin", args.margin)
+    set_if("resilience.confidence", args.confidence)
+    set_if("resilience.fit_per_mbit", args.fit_per_mbit)
+    set_if("resilience.images", args.images)
+    set_if("seed", args.seed)
+    set_if("executor", args.executor)
+    set_if("workers", args.workers)
+    set_if("scheduler", args.scheduler)
+    set_if("dask_local", args.dask_local)
+    set_if("output", args.out)
+    if args.out is None and not args.config and args.name:
+        config.output = str(Path("runs") / args.name)
+    return config
+
+
+def _setter(config: SweepConfig) -> Any:
+    def set_if(dotted: str, value: Any) -> None:
+        if value is None:
+            return
+        target: Any = config
+        *path, leaf = dotted.split(".")
+        for part in path:
+            target = getattr(target, part)
+        setattr(target, leaf, value)
+
+    return set_if
+
+
+def report_run(result: Any, *, json_out: bool, report: bool) -> int:
+    """Print the final per-design table (or JSON) and write the figures and HTML page."""
+    from dse.report import network_rows, text_table, write_report
+
+    out_dir = Path(result.config.output)
+    page = None
+    if report and result.rows:
+        page = write_report(result.rows, result.network, out_dir,
+                            title=f"dse sweep: {result.config.name}", notes=result.notes)
+    if json_out:
+        print_json(dict(network=result.network, notes=result.notes, db=str(result.db_path),
+                        report=str(page) if page else None, computed=result.computed,
+                        reused=result.reused, wall_s=result.wall_s))
+        return 0
+    for note in result.notes:
+        print(f"note: {note}")
+    print(text_table(network_rows(result.network)))
+    print(f"\n{len(result.rows)} result rows in {result.db_path} (sweep {result.config.name!r});"
+          f" computed {result.computed['map']} layer mappings + {result.computed['resilience']}"
+          f" resilience scores, reused {result.reused['map']} + {result.reused['resilience']};"
+          f" {result.wall_s:.1f} s")
+    if page:
+        print(f"report: {page}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from dse.sweep import run_sweep
+
+    config = config_from_args(args)
+    result = run_sweep(config, progress=not args.quiet)
+    return report_run(result, json_out=args.json, report=not args.no_report)
