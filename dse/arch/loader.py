@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dse.arch._yaml import load_yaml
+from dse.arch.designs import arch_from_design, design_path, is_design, list_designs
 from dse.arch.native import arch_from_native, is_native
 from dse.arch.spec import Arch
 from dse.arch.v04 import is_v04, load_v04
@@ -24,14 +25,24 @@ def _default_name(path: Path) -> str:
 def load_arch(name_or_path: str | Path) -> Arch:
     """Load a design: a name from ``designs/``, a v0.4 ``arch.yaml`` (``components/`` beside it),
     a native Timeloop tree YAML, or a dse design file."""
-    path = Path(name_or_path)
+    text = str(name_or_path)
+    named = design_path(text) if "/" not in text and not text.endswith((".yaml", ".yml")) else None
+    path = named or Path(name_or_path)
+    if path.is_dir():
+        for candidate in ("design.yaml", "arch.yaml"):
+            if (path / candidate).is_file():
+                path = path / candidate
+                break
     if not path.exists():
-        raise InputError("no such design or file", file=str(name_or_path))
+        raise InputError(f"no such design or file (shipped designs: {', '.join(list_designs())})",
+                         file=text)
     if path.is_dir():
         raise InputError("expected a design file, got a directory", file=str(path))
     doc = load_yaml(path)
     if is_native(doc):
         return arch_from_native(doc, name=_default_name(path), file=str(path))
+    if is_design(doc):
+        return arch_from_design(doc, file=str(path))
     if is_v04(doc):
         return load_v04(path, name=_default_name(path))
     raise InputError("not a recognised architecture spec (expected 'architecture:' with "
