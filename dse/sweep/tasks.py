@@ -9,12 +9,12 @@ never touch the store, so the driver is the only writer and results cannot depen
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+import yaml
 
 from dse.sweep.config import FaultSettings, MapperSettings, ModelSpec
 from dse.sweep.hashing import stable_hash
@@ -61,28 +61,16 @@ class ResilienceTask:
 
 def mapping_text(mapping: Any, problem: Any) -> str:
     """The Timeloop map.yaml text of a mapping (what the store keeps and resilience re-reads)."""
-    from dse.model import write_mapping
+    from dse.model.mapfile import mapping_directives
 
-    fd, path = tempfile.mkstemp(suffix=".map.yaml")
-    os.close(fd)
-    try:
-        write_mapping(mapping, path, problem)
-        with open(path) as fh:
-            return fh.read()
-    finally:
-        os.unlink(path)
+    return yaml.safe_dump({"mapping": mapping_directives(mapping, problem)}, sort_keys=False)
 
 
 def read_mapping_text(text: str, arch: Any, problem: Any) -> Any:
-    from dse.model import read_mapping
+    from dse.model.mapfile import mapping_from_directives
 
-    fd, path = tempfile.mkstemp(suffix=".map.yaml")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    try:
-        return read_mapping(path, arch, problem)
-    finally:
-        os.unlink(path)
+    return mapping_from_directives(yaml.safe_load(text)["mapping"], arch, problem,
+                                   file="<stored mapping>")
 
 
 def keep_mappings(best: tuple[Any, Any], pareto: list[tuple[Any, Any]],
@@ -183,6 +171,5 @@ def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
         res_key=task.res_key, row_key=task.row_key, model_key=task.model_key,
         layer_path=task.layer_path, settings_key=task.settings_key,
         sdc_rate=float(result.sdc1_rate), sdc_lo=float(lo), sdc_hi=float(hi),
-        fit=None if result.fit is None else float(result.fit),
-        injections=getattr(result, "injections", None),
-        wall_s=time.perf_counter() - start, detail={})
+        fit=float(result.fit), injections=int(result.n_faults),
+        wall_s=time.perf_counter() - start, detail=result.to_dict())
