@@ -1,0 +1,599 @@
+"""The mapspace of one (problem, arch): every mapping the design's constraints allow.
+
+A point of the space is an index factorization (each dim's size split over one temporal and one
+spatial slot per storage level), an X/Y axis per spatial factor, a loop order per level and a keep
+set per level. The constraints (factor ``=``/``<=``/``>=``, permutations, spatial split,
+keep/bypass, minimum utilization, max temporal loops) cut it down; then pruning that cannot lose
+the optimum cuts it further:
+
+* tiles follow from factors alone, so capacity, fanout and utilization failures are rejected
+  before any model call (and while a factorization is being built, since tiles only grow);
+* loops of bound 1 have no order, so orders are over the non-unit loops of a level only;
+* orders that give every dataspace the same "reuse head" are one class
+  (see :func:`order_signature`);
+* spatial loops of one axis have no order (only the axis and the product count), so they are a set.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from dse.arch.spec import Arch
+from dse.model.mapping import LevelMapping, Loop, Mapping
+from dse.problems.problem import Problem
+
+T, S = 0, 1  # slot kinds: temporal loops of a level, spatial fanout below it
+
+
+@dataclass(frozen=True)
+class Point:
+    """One mapping in compact form.
+
+    ``factors[2*i + T]`` / ``factors[2*i + S]`` hold level i's temporal / spatial factor per dim
+    (in ``problem.dimensions`` order); ``axes[i]`` the axis ("X"/"Y") of each spatial factor;
+    ``orders[i]`` the non-unit temporal dims of level i, outermost first; ``keeps[i]`` the
+    dataspaces level i keeps.
+    """
+
+    factors: tuple[tuple[int, ...], ...]
+    axes: tuple[tuple[str, ...], ...]
+    orders: tuple[tuple[str, ...], ...]
+    keeps: tuple[frozenset[str], ...]
+
+
+def divisors(n: int) -> list[int]:
+    small = [d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _bounds(spec: tuple[str, int] | None, size: int) -> tuple[int, int]:
+    """(lo, hi) allowed for one factor from a Timeloop factor constraint (``=0`` = full size)."""
+    if spec is None:
+        return 1, size
+    op, value = spec
+    value = size if value == 0 else min(value, size)  # Timeloop clamps to the dim size
+    if op == "=":
+        return value, value
+    if op == "<=":
+        return 1, value
+    return value, size
+
+
+def _axis_ok(listed: Sequence[str], free: Sequence[str], split: int | None,
+             x_dims: set[str], y_dims: set[str]) -> bool:
+    """Can the spatial dims ``x_dims``/``y_dims`` sit on X/Y under a Timeloop permutation whose
+    innermost positions are ``listed`` (fixed order) followed by the ``free`` dims (any order),
+    where the first ``split`` positions are X (``None``: any split)?"""
+    n = len(listed) + len(free)
+    for sp in ([split] if split is not None else range(n + 1)):
+        sp = min(sp, n)
+        if any((i < sp) != (d in x_dims) for i, d in enumerate(listed) if d in x_dims | y_dims):
+            continue
+        free_x = max(0, sp - len(listed))
+        if len(x_dims & set(free)) <= free_x and len(y_dims & set(free)) <= len(free) - free_x:
+            return True
+    return False
+
+
+class MapSpace:
+    """The constrained mapspace of ``problem`` on ``arch``, with sampling, enumeration,
+    membership and conversion to :class:`Mapping`."""
+
+    def __init__(self, problem: Problem, arch: Arch):
+        self.problem = problem
+        self.arch = arch
+        self.dims = tuple(problem.dimensions)
+        self.sizes = tuple(problem.instance[d] for d in self.dims)
+        self.nlev = len(arch.levels)
+        self.ds_names = tuple(ds.name for ds in problem.dataspaces)
+        self.fanout = [arch.fanout(i) for i in range(self.nlev)]
+        self.fanout_xy = [self._xy(i) for i in range(self.nlev)]
+        self.bounds = [self._slot_bounds(s) for s in range(2 * self.nlev)]
+        self.keep_options = [self._keep_options(i) for i in range(self.nlev)]
+        self.capacity = [lvl.capacity_words for lvl in arch.levels]
+        self.buffering = [max(lvl.multiple_buffering, 1e-9) for lvl in arch.levels]
+        self.min_util = max((lvl.constraints.min_utilization for lvl in arch.levels), default=0.0)
+        self.rank_sets = _rank_sets(problem)
+        self.free_levels = [i for i in range(self.nlev) if self._has_temporal(i)]
+
+    # ---- construction helpers -----------------------------------------------------------
+    def _xy(self, i: int) -> tuple[int, int]:
+        fx, fy = self.arch.fanout_xy(i)
+        if fx * fy != self.fanout[i]:
+            return self.fanout[i], 1
+        return fx, fy
+
+    def _slot_bounds(self, slot: int) -> tuple[tuple[int, int], ...]:
+        i, kind = divmod(slot, 2)
+        c = self.arch.levels[i].constraints
+        out = []
+        for d, size in zip(self.dims, self.sizes, strict=False):
+            if kind == T:
+                lo, hi = _bounds(c.temporal_factors.get(d), size)
+            elif self.fanout[i] == 1:
+                lo, hi = 1, 1
+            else:
+                lo, hi = _bounds(c.spatial_factors.get(d), size)
+                hi = min(hi, max(self.fanout_xy[i]))
+            out.append((lo, hi))
+        return tuple(out)
+
+    def _has_temporal(self, i: int) -> bool:
+        return any(hi > 1 for lo, hi in self.bounds[2 * i])
+
+    def _keep_options(self, i: int) -> list[frozenset[str]]:
+        """Keep sets allowed at level i: constrained dataspaces fixed, the others free; the
+        outermost level keeps everything (it is the backing store); dummy levels keep nothing."""
+        lvl = self.arch.levels[i]
+        if i == 0:
+            return [frozenset(self.ds_names)]
+        if lvl.dummy:
+            return [frozenset()]
+        c = lvl.constraints
+        keep = set(c.keep or ()) & set(self.ds_names)
+        bypass = set(c.bypass or ()) & set(self.ds_names)
+        free = [d for d in self.ds_names if d not in keep and d not in bypass]
+        return [frozenset(keep | set(sub)) for r in range(len(free) + 1)
+                for sub in itertools.combinations(free, r)]
+
+    # ---- checks on factors ---------------------------------------------------------------
+    def tile_sizes(self, factors: Sequence[Sequence[int]], i: int) -> dict[str, int]:
+        """Dim ranges covered by level i's tile: all loops at and below level i."""
+        out = {}
+        for k, d in enumerate(self.dims):
+            out[d] = math.prod(factors[s][k] for s in range(2 * i, 2 * self.nlev))
+        return out
+
+    def capacity_problem(self, factors: Sequence[Sequence[int]], keeps: Sequence[frozenset[str]]
+                         ) -> str | None:
+        """None if every level's kept tiles fit, else which level overflows and by how much."""
+        for i in range(self.nlev):
+            cap = self.capacity[i]
+            if cap is None or not keeps[i]:
+                continue
+            sizes = self.tile_sizes(factors, i)
+            need = sum(self.problem.tile_size(d, sizes) for d in keeps[i]) * self.buffering[i]
+            if need > cap:
+                return (f"level {self.arch.levels[i].name} overflows: kept tiles need "
+                        f"{need:g} words, capacity {cap}")
+        return None
+
+    def fanout_problem(self, factors: Sequence[Sequence[int]], axes: Sequence[Sequence[str]]
+                       ) -> str | None:
+        """None if every spatial level's X and Y products fit its mesh and the split rules."""
+        for i in range(self.nlev):
+            f = factors[2 * i + S]
+            x = math.prod(v for v, a in zip(f, axes[i], strict=False) if a == "X")
+            y = math.prod(v for v, a in zip(f, axes[i], strict=False) if a == "Y")
+            fx, fy = self.fanout_xy[i]
+            name = self.arch.levels[i].name
+            if x > fx or y > fy:
+                return f"level {name}: spatial X×Y = {x}×{y} exceeds the fanout {fx}×{fy}"
+            if not self.axes_allowed(i, f, axes[i]):
+                return f"level {name}: spatial X/Y assignment violates the split constraint"
+        util = math.prod(math.prod(factors[2 * i + S]) for i in range(self.nlev))
+        if util < self.min_util * self.arch.compute.instances:
+            return (f"spatial utilization {util}/{self.arch.compute.instances} below the minimum "
+                    f"{self.min_util}")
+        return None
+
+    def axes_allowed(self, i: int, f: Sequence[int], axes: Sequence[str]) -> bool:
+        """X/Y assignment check under two readings of Timeloop's ``split``: literally (as the
+        mapper reads its native input, where timeloopfe has pinned unit dims innermost, which
+        shifts the split) or as the designer meant it (split counted over the dims that can be
+        non-unit). A mapping passing either is in the space, so the reference mapper's own
+        mappings are members and the designer's intended X/Y use is reachable."""
+        x = {d for d, v, a in zip(self.dims, f, axes, strict=False) if v > 1 and a == "X"}
+        y = {d for d, v, a in zip(self.dims, f, axes, strict=False) if v > 1 and a == "Y"}
+        if not x and not y:
+            return True
+        c = self.arch.levels[i].constraints
+        listed = list(reversed(c.spatial_permutation))  # innermost first, as Timeloop writes it
+        free = [d for d in self.dims if d not in listed]
+        if _axis_ok(listed, free, c.spatial_split, x, y):
+            return True
+        bounds = self.bounds[2 * i + S]
+        unit = {d for d, (_, hi) in zip(self.dims, bounds, strict=True) if hi == 1}
+        return _axis_ok([d for d in listed if d not in unit], [d for d in free if d not in unit],
+                        c.spatial_split, x, y)
+
+    def order_allowed(self, i: int, order: Sequence[str]) -> bool:
+        """Non-unit temporal dims (outermost first) respect level i's permutation constraint:
+        listed dims innermost in the listed order, free dims outside them."""
+        listed = self.arch.levels[i].constraints.temporal_permutation
+        if not listed:
+            return True
+        ls = [d for d in order if d in listed]
+        if ls != [d for d in listed if d in ls]:
+            return False
+        first_listed = next((k for k, d in enumerate(order) if d in listed), len(order))
+        return all(d in listed for d in order[first_listed:])
+
+    def max_loops_ok(self, i: int, order: Sequence[str]) -> bool:
+        m = self.arch.levels[i].constraints.max_temporal_loops
+        return m is None or len(order) <= m
+
+    # ---- orders ----------------------------------------------------------------------------
+    def order_classes(self, i: int, dims: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """One representative order (outermost first) per class of orders of the non-unit dims
+        ``dims`` at level i that give identical access counts."""
+        return _order_classes(self, i, tuple(sorted(dims)))
+
+    def all_orders(self, i: int, dims: Sequence[str]) -> list[tuple[str, ...]]:
+        """Every constraint-respecting order of ``dims`` (no pruning)."""
+        c = self.arch.levels[i].constraints
+        listed = [d for d in c.temporal_permutation if d in dims]
+        free = [d for d in dims if d not in listed]
+        return [tuple(p) + tuple(listed) for p in itertools.permutations(free)]
+
+    # ---- factor enumeration ------------------------------------------------------------------
+    def dim_options(self, k: int) -> list[tuple[int, ...]]:
+        """Every split of dim k's size over the 2*nlev slots within the per-slot bounds."""
+        return _dim_options(self.sizes[k], tuple(b[k] for b in self.bounds))
+
+    def iter_factorizations(self, keeps: Sequence[frozenset[str]]) -> Iterator[tuple]:
+        """All factorizations whose tiles fit, built innermost slot first so a level that
+        overflows cuts the whole subtree."""
+        nslot = 2 * self.nlev
+        factors = [[1] * len(self.dims) for _ in range(nslot)]
+        remaining = list(self.sizes)
+        min_outer = self._min_outer()
+
+        def rec(slot: int, k: int) -> Iterator[tuple]:
+            if slot < 0:
+                if all(r == 1 for r in remaining):
+                    yield tuple(tuple(f) for f in factors)
+                return
+            if k == len(self.dims):
+                i, kind = divmod(slot, 2)
+                if kind == T and not self._level_fits(factors, keeps, i):
+                    return
+                if kind == S and math.prod(factors[slot]) > self.fanout[i]:
+                    return
+                yield from rec(slot - 1, 0)
+                return
+            lo, hi = self.bounds[slot][k]
+            rem = remaining[k]
+            for v in divisors(rem):
+                if v < lo or v > hi or (rem // v) % min_outer[slot][k]:
+                    continue
+                if slot == 0 and v != rem:
+                    continue
+                factors[slot][k] = v
+                remaining[k] = rem // v
+                yield from rec(slot, k + 1)
+                remaining[k] = rem
+            factors[slot][k] = 1
+
+        yield from rec(nslot - 1, 0)
+
+    def _min_outer(self) -> list[list[int]]:
+        """Product of the lower bounds of all slots outside each slot, per dim (pruning: the
+        remainder must stay divisible by what the outer slots must take)."""
+        out = []
+        for slot in range(2 * self.nlev):
+            out.append([math.prod(self.bounds[s][k][0] for s in range(slot))
+                        for k in range(len(self.dims))])
+        return out
+
+    def _level_fits(self, factors, keeps, i: int) -> bool:
+        cap = self.capacity[i]
+        if cap is None or not keeps[i]:
+            return True
+        sizes = self.tile_sizes(factors, i)
+        need = sum(self.problem.tile_size(d, sizes) for d in keeps[i]) * self.buffering[i]
+        return need <= cap
+
+    def axis_choices(self, factors: Sequence[Sequence[int]]) -> list[tuple[tuple[str, ...], ...]]:
+        """Every allowed X/Y assignment of the spatial factors (one tuple per level)."""
+        per_level = []
+        for i in range(self.nlev):
+            f = factors[2 * i + S]
+            nonunit = [k for k, v in enumerate(f) if v > 1]
+            opts = []
+            fx, fy = self.fanout_xy[i]
+            for bits in itertools.product("XY", repeat=len(nonunit)):
+                axes = ["X"] * len(self.dims)
+                for k, a in zip(nonunit, bits, strict=False):
+                    axes[k] = a
+                x = math.prod(f[k] for k, a in zip(nonunit, bits, strict=False) if a == "X")
+                y = math.prod(f[k] for k, a in zip(nonunit, bits, strict=False) if a == "Y")
+                if x <= fx and y <= fy and self.axes_allowed(i, f, axes):
+                    opts.append(tuple(axes))
+            if not opts:
+                return []
+            per_level.append(opts)
+        return [tuple(c) for c in itertools.product(*per_level)]
+
+    def nonunit(self, factors: Sequence[Sequence[int]], i: int) -> tuple[str, ...]:
+        return tuple(d for d, v in zip(self.dims, factors[2 * i + T], strict=False) if v > 1)
+
+    def iter_points(self, pruned: bool = True) -> Iterator[Point]:
+        """Every point (exhaustive); with ``pruned`` one order per equivalence class."""
+        for keeps in itertools.product(*self.keep_options):
+            for factors in self.iter_factorizations(keeps):
+                if self._util_low(factors):
+                    continue
+                axes_opts = self.axis_choices(factors)
+                if not axes_opts:
+                    continue
+                per_level = []
+                for i in range(self.nlev):
+                    dims = self.nonunit(factors, i)
+                    orders = self.order_classes(i, dims) if pruned else self.all_orders(i, dims)
+                    per_level.append([o for o in orders if self.max_loops_ok(i, o)])
+                for orders in itertools.product(*per_level):
+                    for axes in axes_opts:
+                        yield Point(factors, axes, orders, keeps)
+
+    def _util_low(self, factors) -> bool:
+        used = math.prod(math.prod(factors[2 * i + S]) for i in range(self.nlev))
+        return used < self.min_util * self.arch.compute.instances
+
+    # ---- random sampling -------------------------------------------------------------------
+    def sample(self, rng: random.Random, greedy: float = 0.5, tries: int = 200) -> Point | None:
+        """A random valid point, or None after ``tries`` failed constructions. Factors are
+        placed innermost slot first; with probability ``greedy`` a slot takes the largest
+        divisor that still fits (fills buffers and the array), else a uniform one."""
+        for _ in range(tries):
+            keeps = tuple(rng.choice(opts) for opts in self.keep_options)
+            factors = self._sample_factors(rng, keeps, greedy)
+            if factors is None or self._util_low(factors):
+                continue
+            axes = self._sample_axes(rng, factors)
+            if axes is None:
+                continue
+            orders = tuple(rng.choice(self.order_classes(i, self.nonunit(factors, i)))
+                           for i in range(self.nlev))
+            if all(self.max_loops_ok(i, o) for i, o in enumerate(orders)):
+                return Point(factors, axes, orders, keeps)
+        return None
+
+    def _sample_factors(self, rng: random.Random, keeps, greedy: float):
+        nslot = 2 * self.nlev
+        factors = [[1] * len(self.dims) for _ in range(nslot)]
+        remaining = list(self.sizes)
+        min_outer = self._min_outer()
+        for slot in range(nslot - 1, -1, -1):
+            i, kind = divmod(slot, 2)
+            order = list(range(len(self.dims)))
+            rng.shuffle(order)
+            big = rng.random() < greedy
+            for k in order:
+                lo, hi = self.bounds[slot][k]
+                rem = remaining[k]
+                if slot == 0:
+                    cands = [rem] if lo <= rem <= hi else []
+                else:
+                    cands = [v for v in divisors(rem)
+                             if lo <= v <= hi and (rem // v) % min_outer[slot][k] == 0]
+                if kind == S:
+                    used = math.prod(factors[slot])
+                    cands = [v for v in cands if v * used <= self.fanout[i]]
+                if not cands:
+                    return None
+                ok = []
+                for v in (sorted(cands, reverse=True) if big else rng.sample(cands, len(cands))):
+                    factors[slot][k] = v
+                    if kind == S or self._level_fits(factors, keeps, i):
+                        ok.append(v)
+                        if big or len(ok) > 3:
+                            break
+                if not ok:
+                    return None
+                v = ok[0] if big else rng.choice(ok)
+                factors[slot][k] = v
+                remaining[k] = rem // v
+        if any(r != 1 for r in remaining):
+            return None
+        return tuple(tuple(f) for f in factors)
+
+    def _sample_axes(self, rng: random.Random, factors):
+        out = []
+        for i in range(self.nlev):
+            f = factors[2 * i + S]
+            nonunit = [k for k, v in enumerate(f) if v > 1]
+            fx, fy = self.fanout_xy[i]
+            combos = list(itertools.product("XY", repeat=len(nonunit)))
+            rng.shuffle(combos)
+            for bits in combos:
+                axes = ["X"] * len(self.dims)
+                for k, a in zip(nonunit, bits, strict=False):
+                    axes[k] = a
+                x = math.prod(f[k] for k, a in zip(nonunit, bits, strict=False) if a == "X")
+                y = math.prod(f[k] for k, a in zip(nonunit, bits, strict=False) if a == "Y")
+                if x <= fx and y <= fy and self.axes_allowed(i, f, axes):
+                    out.append(tuple(axes))
+                    break
+            else:
+                return None
+        return tuple(out)
+
+    # ---- validity, membership, conversion ---------------------------------------------------
+    def problem_with(self, p: Point) -> str | None:
+        """None if ``p`` is in the space, else the first constraint it breaks."""
+        for k, d in enumerate(self.dims):
+            prod = math.prod(f[k] for f in p.factors)
+            if prod != self.sizes[k]:
+                return f"dim {d}: factors multiply to {prod}, not {self.sizes[k]}"
+        for slot, f in enumerate(p.factors):
+            i, kind = divmod(slot, 2)
+            for k, v in enumerate(f):
+                lo, hi = self.bounds[slot][k]
+                if not lo <= v <= hi:
+                    what = "temporal" if kind == T else "spatial"
+                    return (f"level {self.arch.levels[i].name}: {what} factor "
+                            f"{self.dims[k]}={v} outside the allowed [{lo}, {hi}]")
+        for i, keep in enumerate(p.keeps):
+            if keep not in self.keep_options[i]:
+                return f"level {self.arch.levels[i].name}: keep set {sorted(keep)} not allowed"
+            if set(p.orders[i]) != set(self.nonunit(p.factors, i)):
+                return f"level {self.arch.levels[i].name}: order does not list the non-unit loops"
+            if not self.order_allowed(i, p.orders[i]):
+                return f"level {self.arch.levels[i].name}: loop order violates the permutation"
+            if not self.max_loops_ok(i, p.orders[i]):
+                return f"level {self.arch.levels[i].name}: too many temporal loops"
+        return self.fanout_problem(p.factors, p.axes) or self.capacity_problem(p.factors, p.keeps)
+
+    def to_mapping(self, p: Point) -> Mapping:
+        levels = []
+        for i, lvl in enumerate(self.arch.levels):
+            tf = dict(zip(self.dims, p.factors[2 * i + T], strict=False))
+            sf = p.factors[2 * i + S]
+            temporal = [Loop(d, tf[d]) for d in p.orders[i]]
+            listed = list(lvl.constraints.spatial_permutation)
+            spatial = []
+            for axis in ("X", "Y"):
+                ds = [d for d, v, a in zip(self.dims, sf, p.axes[i], strict=True)
+                      if v > 1 and a == axis]
+                ds.sort(key=lambda d: listed.index(d) if d in listed else -1)
+                spatial += [Loop(d, sf[self.dims.index(d)], True, axis) for d in ds]
+            levels.append(LevelMapping(lvl.name, temporal, spatial, p.keeps[i]))
+        return Mapping(levels)
+
+    def from_mapping(self, m: Mapping) -> Point:
+        """The point of a mapping (e.g. one read from a Timeloop map.yaml)."""
+        factors, axes, orders, keeps = [], [], [], []
+        for _i, lvl in enumerate(self.arch.levels):
+            lm = m.level(lvl.name)
+            factors.append(tuple(lm.temporal_factor(d) for d in self.dims))
+            factors.append(tuple(lm.spatial_factor(d) for d in self.dims))
+            ax = []
+            for d in self.dims:
+                loops = [lp for lp in lm.spatial if lp.dim == d and lp.factor > 1]
+                ax.append(loops[0].axis or "X" if loops else "X")
+            axes.append(tuple(ax))
+            orders.append(tuple(lp.dim for lp in lm.temporal if lp.factor > 1))
+            keeps.append(frozenset(lm.keep))
+        return Point(tuple(factors), tuple(axes), tuple(orders), tuple(keeps))
+
+    # ---- sizes -----------------------------------------------------------------------------
+    def size_report(self, samples: int = 2000, seed: int = 0) -> dict[str, float]:
+        """Mapspace sizes before and after pruning.
+
+        ``raw``: Timeloop's count (factorizations within per-slot bounds × every order of the
+        dims each level leaves free, unit loops included × X/Y splits × keep choices).
+        ``pruned``: valid factorizations (capacity, fanout, utilization) × order classes ×
+        allowed X/Y assignments × keep choices; exact by enumeration when the factorization
+        space is small, else estimated from ``samples`` uniform draws.
+        """
+        fact = math.prod(len(self.dim_options(k)) for k in range(len(self.dims)))
+        perms = math.prod(math.factorial(sum(1 for d in self.dims
+                                             if d not in self.arch.levels[i].constraints
+                                             .temporal_permutation))
+                          for i in range(self.nlev))
+        splits = math.prod(len(self.dims) + 1 for i in range(self.nlev) if self.fanout[i] > 1)
+        keeps = math.prod(len(o) for o in self.keep_options)
+        raw = fact * perms * splits * keeps
+        if fact <= 200_000:
+            pruned = sum(self._point_count(f, k) for k in itertools.product(*self.keep_options)
+                         for f in self.iter_factorizations(k))
+            exact = True
+        else:
+            rng = random.Random(seed)
+            opts = [self.dim_options(k) for k in range(len(self.dims))]
+            total = 0.0
+            for _ in range(samples):
+                keep = tuple(rng.choice(o) for o in self.keep_options)
+                pick = [rng.choice(o) for o in opts]
+                f = tuple(tuple(pick[k][s] for k in range(len(self.dims)))
+                          for s in range(2 * self.nlev))
+                if self.capacity_problem(f, keep) is None:
+                    total += self._point_count(f, keep)
+            pruned = total / samples * fact * keeps
+            exact = False
+        return {"raw": float(raw), "factorizations": float(fact), "pruned": float(pruned),
+                "exact": exact}
+
+    def _point_count(self, factors, keeps) -> int:
+        if self._util_low(factors):
+            return 0
+        n_axes = len(self.axis_choices(factors))
+        if not n_axes:
+            return 0
+        return n_axes * math.prod(len(self.order_classes(i, self.nonunit(factors, i)))
+                                  for i in range(self.nlev))
+
+
+@cache
+def _dim_options(size: int, bounds: tuple[tuple[int, int], ...]) -> list[tuple[int, ...]]:
+    if not bounds:
+        return [()] if size == 1 else []
+    lo, hi = bounds[0]
+    out = []
+    for v in divisors(size):
+        if lo <= v <= hi:
+            out += [(v,) + rest for rest in _dim_options(size // v, bounds[1:])]
+    return out
+
+
+def _rank_sets(problem: Problem) -> dict[str, dict[str, frozenset[int]]]:
+    """Per dataspace, the ranks (tensor axes) each dim moves."""
+    out = {}
+    for ds in problem.dataspaces:
+        ranks: dict[str, set[int]] = {}
+        for r, rank in enumerate(ds.projection):
+            for d, coef in rank:
+                if problem.coefficient(coef) != 0:
+                    ranks.setdefault(d, set()).add(r)
+        out[ds.name] = {d: frozenset(v) for d, v in ranks.items()}
+    return out
+
+
+def order_signature(rank_sets: dict[str, dict[str, frozenset[int]]],
+                    inner_first: Sequence[str]) -> tuple:
+    """What of a level's loop order (innermost first) can reach any access count.
+
+    From Timeloop's delta walk (WORKED_EXAMPLE A3): for a tile below, loops that do not touch a
+    dataspace leave it in place; the first loop that does (ℓ) refills it; halo reuse needs ℓ to
+    slide with nothing irrelevant between, and an outer loop continues the slide only if it moves
+    the tile along the same tensor axes, so once a loop moves another axis, every loop further out
+    only multiplies (order-free). Hence per dataspace: the irrelevant loops before ℓ, ℓ and the
+    run of same-axis/irrelevant loops after it; and, for tiles whose ℓ lies below this level,
+    for each axis the innermost run of loops that move only that axis or nothing. Orders with
+    equal signatures give equal counts in every context; dataspaces whose dims move several axes
+    at once keep the full order.
+    """
+    sig = []
+    for _name, ranks in rank_sets.items():
+        if any(len(r) > 1 for r in ranks.values()):
+            sig.append(tuple(inner_first))
+            continue
+        moves = [ranks.get(d, frozenset()) for d in inner_first]
+        first = next((k for k, m in enumerate(moves) if m), len(moves))
+        head = tuple(sorted(inner_first[:first]))
+        chain: tuple[str, ...] = ()
+        if first < len(moves):
+            run = [inner_first[first]]
+            for d, m in zip(inner_first[first + 1:], moves[first + 1:], strict=False):
+                if m and m != moves[first]:
+                    break
+                run.append(d)
+            chain = tuple(run)
+        prefixes = []
+        for r in sorted({r for m in ranks.values() for r in m}):
+            run = []
+            for d, m in zip(inner_first, moves, strict=False):
+                if m and m != frozenset({r}):
+                    break
+                run.append(d)
+            prefixes.append(tuple(run))
+        sig.append((head, chain, tuple(prefixes)))
+    return tuple(sig)
+
+
+def _order_classes(space: MapSpace, i: int, dims: tuple[str, ...]) -> list[tuple[str, ...]]:
+    cache = space.__dict__.setdefault("_order_cache", {})
+    key = (i, dims)
+    if key not in cache:
+        seen: dict[tuple, tuple[str, ...]] = {}
+        for order in space.all_orders(i, dims):
+            sig = order_signature(space.rank_sets, tuple(reversed(order)))
+            seen.setdefault(sig, order)
+        cache[key] = list(seen.values())
+    return cache[key]
