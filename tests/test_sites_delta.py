@@ -32,7 +32,7 @@ def _operands(problem, rng):
         tensors[ds] = rng.integers(-4, 5, size=shape).astype(float)
     shape = [problem.rank_extent(r, problem.instance) for r in problem.output.projection]
     out_index = np.arange(int(np.prod(shape))).reshape(shape)
-    return LayerOperands(tensors, np.zeros(shape), out_index)
+    return LayerOperands(tensors, np.zeros(shape), out_index, {})
 
 
 def _as_dicts(ops):

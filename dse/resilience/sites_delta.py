@@ -35,6 +35,8 @@ class LayerOperands:
     tensors: dict[str, np.ndarray]  # read-only dataspaces: Weights, Inputs (padded)
     outputs: np.ndarray  # clean layer outputs (products only, no bias), rank order
     out_index: np.ndarray  # rank-order array of flat indices into the torch output of one image
+    index: dict[str, np.ndarray]  # per read-only dataspace: flat index into the torch weight /
+    # (padded) input of one image, so a naive re-run can corrupt the very same word
 
 
 def bind_layer(problem: Problem, module: nn.Module, x: torch.Tensor) -> LayerOperands:
@@ -50,8 +52,12 @@ def bind_layer(problem: Problem, module: nn.Module, x: torch.Tensor) -> LayerOpe
         xp = torch.nn.functional.pad(x.detach().double(), (pad_w, pad_w, pad_h, pad_h))
         w = module.weight.detach().double()
         kh, kw = w.shape[-2:]
-        weights = w.reshape(g, m, c, kh, kw).permute(2, 1, 4, 3, 0)
-        inputs = xp.reshape(n, g, c, xp.shape[-2], xp.shape[-1]).permute(0, 2, 4, 3, 1)
+        # the same permutation lays out the values and their flat torch indices
+        weights, w_idx = (t.reshape(g, m, c, kh, kw).permute(2, 1, 4, 3, 0)
+                          for t in (w, torch.arange(w.numel()).reshape(w.shape)))
+        inputs, x_idx = (t.reshape(n, g, c, xp.shape[-2], xp.shape[-1]).permute(0, 2, 4, 3, 1)
+                         for t in (xp, torch.arange(xp.numel()).reshape(xp.shape)))
+        index = {"Weights": w_idx, "Inputs": x_idx}
         hq, wp = inst["Q"], inst["P"]
         flat = torch.arange(g * m * hq * wp).reshape(g, m, hq, wp)
         out_index = flat.permute(1, 2, 3, 0).unsqueeze(0).expand(n, -1, -1, -1, -1)
@@ -59,8 +65,12 @@ def bind_layer(problem: Problem, module: nn.Module, x: torch.Tensor) -> LayerOpe
             out_index = out_index + torch.arange(n).reshape(n, 1, 1, 1, 1) * g * m * hq * wp
     elif isinstance(module, nn.Linear):
         rows = x.detach().double().reshape(-1, module.in_features)
-        weights = module.weight.detach().double().T.reshape(c, m, 1, 1, 1)
-        inputs = rows.reshape(n, inst["P"], c).permute(0, 2, 1).reshape(n, c, inst["P"], 1, 1)
+        w = module.weight.detach().double()
+        weights, w_idx = (t.reshape(m, c).T.reshape(c, m, 1, 1, 1)
+                          for t in (w, torch.arange(w.numel())))
+        inputs, x_idx = (t.reshape(n, inst["P"], c).permute(0, 2, 1).reshape(n, c, inst["P"], 1, 1)
+                         for t in (rows, torch.arange(rows.numel())))
+        index = {"Weights": w_idx, "Inputs": x_idx}
         flat = torch.arange(n * inst["P"] * m).reshape(n, inst["P"], m)
         out_index = flat.permute(0, 2, 1).reshape(n, m, 1, inst["P"], 1)
     else:
@@ -89,7 +99,8 @@ def bind_layer(problem: Problem, module: nn.Module, x: torch.Tensor) -> LayerOpe
         else:
             clean = torch.nn.functional.linear(x.detach().double(), module.weight.double())
     outputs = clean.reshape(-1)[out_index].numpy().copy()
-    return LayerOperands(tensors, outputs, out_index.numpy().copy())
+    return LayerOperands(tensors, outputs, out_index.numpy().copy(),
+                         {k: v.numpy().copy() for k, v in index.items()})
 
 
 def _fits(have: tuple[int, ...], want: tuple[int, ...]) -> bool:

@@ -1,0 +1,111 @@
+"""``dse resilience``: SDC rate and FIT of one layer's mapping on one design.
+
+    python -m dse resilience --arch eyeriss_like --model digits_cnn --layer features.2 \
+        [--mapping MAP.yaml | --map-objective edp] [--margin 0.05] [--seed 0] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dse.cli._common import print_json
+from dse.errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "resilience",
+        help="SDC rate of one layer's mapping: faults placed by the mapping's buffers",
+        description="Draw faults in every buffer of the design by exposure, follow each through "
+        "the mapping to the outputs it corrupts, and run the rest of the network.",
+    )
+    p.add_argument("--arch", required=True, help="design name (designs/) or arch YAML path")
+    p.add_argument("--model", default="digits_cnn", help="trained model (default: digits_cnn)")
+    p.add_argument("--layer", required=True, help="layer name or module path (e.g. features.2)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--mapping", type=Path, help="Timeloop map.yaml for this layer and design")
+    src.add_argument("--map-objective", default="edp", choices=["edp", "energy", "delay"],
+                     help="search a mapping with this objective when --mapping is not given")
+    p.add_argument("--map-time", type=float, default=10.0, help="mapper time limit, seconds")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--margin", type=float, default=0.05,
+                      help="error margin per site class (Leveugle sample size; default 0.05)")
+    size.add_argument("--n-faults", type=int, help="faults per site class instead of --margin")
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--images", type=int, default=256, help="test images to draw faults over")
+    p.add_argument("--fit-per-mbit", type=float, default=None,
+                   help="raw FIT per Mbit of storage (default 1000)")
+    p.add_argument("--include-dram", action="store_true", help="also place faults in DRAM")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from dse.arch import load_arch
+    from dse.resilience.mapping_aware import DEFAULT_FIT_PER_MBIT, mapping_resilience
+
+    torch.set_num_threads(1)
+    if args.images < 1:
+        raise InputError(f"must be >= 1, got {args.images}", field="--images")
+    arch = load_arch(args.arch)
+    model, images, labels = _model_and_data(args.model, args.images)
+    layer_path, problem = _layer(model, args.model, args.layer, images)
+    mapping = _mapping(args, problem, arch)
+    result = mapping_resilience(
+        problem, arch, mapping, model, layer_path, images, labels,
+        n_faults=args.n_faults, margin=args.margin, confidence=args.confidence, seed=args.seed,
+        fit_per_mbit=args.fit_per_mbit if args.fit_per_mbit is not None else DEFAULT_FIT_PER_MBIT,
+        include_backing=args.include_dram, progress=not args.json,
+    )
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    lo, hi = result.sdc1_ci
+    print(f"{arch.name} / {args.model}:{layer_path}  {result.n_faults} faults, "
+          f"{result.exposed_mbit * 1e6:.0f} exposed bits")
+    print(f"SDC-1 rate {result.sdc1_rate:.4f}  [{lo:.4f}, {hi:.4f}]  FIT {result.fit:.3g}")
+    print(f"{'level':<24}{'dataspace':<10}{'share':>8}{'SDC-1':>8}{'footprint':>11}")
+    for s in result.per_site:
+        print(f"{s.level:<24}{s.dataspace:<10}{s.exposure_share:>8.3f}{s.sdc1_rate:>8.3f}"
+              f"{s.mean_footprint:>11.1f}")
+    return 0
+
+
+def _model_and_data(name: str, count: int):
+    from dse.resilience.data import trained_model
+
+    try:
+        trained = trained_model(name)
+    except KeyError:
+        raise InputError(f"unknown trained model {name!r}", field="--model") from None
+    model, images, labels = trained[0], trained[1], trained[2]
+    return model, images[:count], labels[:count]
+
+
+def _layer(model, model_name: str, layer: str, images):
+    """The module path and Timeloop problem of the named layer (by layer name or module path)."""
+    from dse.problems import profile
+
+    workload = profile(model, tuple(images[:1].shape), name=model_name)
+    for lay in workload.layers:
+        if layer in (lay.name, lay.module_path):
+            return lay.module_path, lay.problem
+    names = ", ".join(lay.module_path for lay in workload.layers)
+    raise InputError(f"no MAC layer {layer!r} in {model_name} (layers: {names})", field="--layer")
+
+
+def _mapping(args: argparse.Namespace, problem, arch):
+    if args.mapping is not None:
+        from dse.model import read_mapping
+
+        if not args.mapping.is_file():
+            raise InputError("no such file", file=str(args.mapping), field="--mapping")
+        return read_mapping(args.mapping, arch, problem)
+    from dse.mapper import search
+
+    return search(problem, arch, objective=args.map_objective, time_limit=args.map_time,
+                  seed=args.seed).best

@@ -1,0 +1,346 @@
+"""Mapping-aware resilience: from a fault in an accelerator buffer to an SDC rate per mapping.
+
+For one layer mapped onto one design, every (storage level × kept dataspace) and the MAC datapath
+is a fault-site class. Its share of the raw fault rate is its exposure (bits × instances × resident
+words × steps, :func:`dse.resilience.sites.exposures`). Within each class the campaign draws faults
+uniformly — image, instance, step, word of the resident tile, bit — follows the word through the
+mapping to the exact outputs it corrupts (:mod:`dse.resilience.sites`), builds those outputs'
+faulty values from a delta (:mod:`dse.resilience.sites_delta`), and lets the fault-injection engine
+run only the rest of the network. The per-mapping SDC-1 rate is Σ exposure share × P(SDC-1 | fault
+there), a stratified estimate whose interval combines the per-class ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+import torch
+from torch import nn
+
+from dse.arch.spec import Arch
+from dse.errors import InputError
+from dse.model.mapping import Mapping
+from dse.problems.problem import Problem
+from dse.resilience.sites import (
+    MAC_SITE,
+    Nest,
+    SiteExposure,
+    exposures,
+    mac_readers,
+    storage_readers,
+)
+from dse.resilience.sites_delta import (
+    LayerOperands,
+    bind_layer,
+    flip_delta,
+    operand_delta,
+    output_positions,
+    partial_sum,
+    products,
+    ranges,
+    scale_for,
+    tile_element,
+)
+
+# Raw soft-error rate of on-chip SRAM / latches, FIT (failures per 1e9 device-hours) per Mbit. Field
+# and beam data for planar CMOS at 28-65 nm cluster around 10^2-10^3 FIT/Mbit; we take 1000, the
+# usual round upper-end figure, so FIT numbers are comparable across mappings, not absolute.
+DEFAULT_FIT_PER_MBIT = 1000.0
+
+
+@dataclass(frozen=True)
+class MappedFault:
+    """One drawn fault and the output patch it produces."""
+
+    site: int  # index into the campaign's site list
+    dataspace: str  # Weights / Inputs / Outputs or MAC
+    word_delta: float  # change of the stored word (operand, partial sum or product)
+    image: int
+    instance: int
+    time: int
+    element: tuple[int, ...]
+    bit: int
+    positions: np.ndarray  # flat indices into one image's layer output
+    deltas: np.ndarray  # float64 change of each of those outputs
+    footprint: int  # outputs that read the corrupted value (some deltas may be 0: a zero cofactor)
+
+
+@dataclass
+class SiteResult:
+    level: str
+    dataspace: str
+    exposure_share: float
+    sdc1_rate: float
+    sdc1_ci: tuple[float, float]
+    mean_footprint: float
+    n: int
+
+
+@dataclass
+class ResilienceResult:
+    sdc1_rate: float
+    sdc1_ci: tuple[float, float]
+    fit: float
+    per_site: list[SiteResult] = field(default_factory=list)
+    exposed_mbit: float = 0.0
+    n_faults: int = 0
+
+    def to_dict(self) -> dict:
+        """The JSON form the CLI prints (and the sweep stores)."""
+        return {
+            "sdc1_rate": self.sdc1_rate,
+            "sdc1_ci": list(self.sdc1_ci),
+            "fit": self.fit,
+            "exposed_mbit": self.exposed_mbit,
+            "n_faults": self.n_faults,
+            "per_site": [
+                {**asdict(s), "sdc1_ci": list(s.sdc1_ci)} for s in self.per_site
+            ],
+        }
+
+
+def z_value(confidence: float) -> float:
+    """Two-sided normal quantile for a confidence level (e.g. 0.95 -> 1.96)."""
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence must be in (0, 1), got {confidence}", field="confidence")
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def sample_size(margin: float, confidence: float, population: float = math.inf) -> int:
+    """Faults per site class for a given error margin (Leveugle et al., DATE 2009, p = 0.5)."""
+    if not 0.0 < margin < 1.0:
+        raise InputError(f"margin must be in (0, 1), got {margin}", field="margin")
+    t = z_value(confidence)
+    n_inf = t * t * 0.25 / (margin * margin)
+    n = n_inf if math.isinf(population) else population / (1 + (population - 1) / n_inf)
+    return max(1, math.ceil(n))
+
+
+def wilson(k: int, n: int, z: float) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, mid - half), min(1.0, mid + half))
+
+
+def stratified(shares: Sequence[float], hits: Sequence[int], ns: Sequence[int],
+               z: float) -> tuple[float, tuple[float, float]]:
+    """Σ share × rate with a normal interval on the stratified variance; Agresti-Coull shrinkage
+    keeps a class with no SDC from claiming zero variance."""
+    rate = sum(s * k / n for s, k, n in zip(shares, hits, ns, strict=True) if n)
+    var = 0.0
+    for s, k, n in zip(shares, hits, ns, strict=True):
+        nt = n + z * z
+        pt = (k + z * z / 2) / nt
+        var += s * s * pt * (1 - pt) / nt
+    half = z * math.sqrt(var)
+    return rate, (max(0.0, rate - half), min(1.0, rate + half))
+
+
+class LayerCapture:
+    """Clean input and output of one layer for every image, from one forward pass."""
+
+    def __init__(self, model: nn.Module, layer_path: str, images: torch.Tensor):
+        modules = dict(model.named_modules())
+        if layer_path not in modules:
+            raise InputError(f"model has no layer {layer_path!r}", field="--layer")
+        self.module = modules[layer_path]
+        seen: dict[str, torch.Tensor] = {}
+
+        def hook(_m, inp, out):
+            seen["x"], seen["y"] = inp[0].detach(), out.detach()
+
+        handle = self.module.register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                model(images)
+        finally:
+            handle.remove()
+        self.inputs, self.outputs = seen["x"], seen["y"]
+        self._bound: dict[int, LayerOperands] = {}
+
+    def operands(self, problem: Problem, image: int) -> LayerOperands:
+        if image not in self._bound:
+            self._bound[image] = bind_layer(problem, self.module, self.inputs[image : image + 1])
+        return self._bound[image]
+
+
+def draw_fault(nest: Nest, site: SiteExposure, index: int, capture: LayerCapture,
+               scale: float, rng: np.random.Generator) -> MappedFault:
+    """Draw one fault uniformly within a site class and compute the output delta it causes."""
+    image = int(rng.integers(len(capture.inputs)))
+    ops = capture.operands(nest.problem, image)
+    time = int(rng.integers(nest.steps))
+    bit = int(rng.integers(site.bits))
+    if site.dataspace == MAC_SITE:
+        pe = int(rng.integers(nest.pes))
+        readers = mac_readers(nest, pe, time)
+        value = float(products(nest, ops, readers.steps, readers.pes)[0])
+        delta = flip_delta(value, bit, site.bits, scale)
+        positions = output_positions(nest, ops, readers.steps, readers.pes)
+        return MappedFault(index, MAC_SITE, delta, image, pe, time, (), bit, positions,
+                           np.array([delta]), 1)
+    inst = int(rng.integers(site.instances))
+    element = tile_element(nest, site.level, site.dataspace, inst, time, rng)
+    if site.dataspace == nest.problem.output.name:
+        value = partial_sum(nest, ops, site.level, inst, element, time)
+        delta = flip_delta(value, bit, site.bits, scale)
+        positions = np.array([ops.out_index[element]])
+        return MappedFault(index, site.dataspace, delta, image, inst, time, element, bit, positions,
+                           np.array([delta]), 1)
+    tensor = ops.tensors[site.dataspace]
+    value = float(tensor[element]) if all(e < s for e, s in zip(element, tensor.shape,
+                                                                  strict=True)) else 0.0
+    delta = flip_delta(value, bit, site.bits, scale)
+    readers = storage_readers(nest, site.level, site.dataspace, inst, element, time)
+    positions, deltas = operand_delta(nest, ops, site.dataspace, readers, delta)
+    return MappedFault(index, site.dataspace, delta, image, inst, time, element, bit, positions,
+                       deltas, len(readers.outputs))
+
+
+def site_scales(sites: list[SiteExposure], capture: LayerCapture, problem: Problem,
+                images: int) -> list[float]:
+    """Fixed-point step of each site class's words (its dataspace's range in its word width),
+    calibrated on (up to 32 of) the images."""
+    ops = [capture.operands(problem, i) for i in range(min(images, 32))]
+    peak = ranges(ops)
+    return [scale_for(peak[s.dataspace], s.bits) for s in sites]
+
+
+def mapping_resilience(
+    problem: Problem,
+    arch: Arch,
+    mapping: Mapping,
+    model: nn.Module,
+    layer_path: str,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    n_faults: int | None = None,
+    margin: float = 0.05,
+    confidence: float = 0.95,
+    seed: int = 0,
+    fit_per_mbit: float = DEFAULT_FIT_PER_MBIT,
+    include_mac: bool = True,
+    include_backing: bool = False,
+    engine=None,
+    progress: bool = False,
+) -> ResilienceResult:
+    """SDC-1 rate and FIT of one mapping of one layer.
+
+    ``n_faults`` faults per site class, or as many as ``margin`` at ``confidence`` needs
+    (Leveugle). ``engine`` defaults to H4's ``FastEngine(model, images, labels)``; anything with
+    ``run_output_patches(layer_path, patches)`` works. Same seed, same result.
+    """
+    from dse.resilience.engine import FastEngine
+
+    model.eval()
+    z = z_value(confidence)
+    per_site_n = n_faults if n_faults is not None else sample_size(margin, confidence)
+    if per_site_n < 1:
+        raise InputError(f"n_faults must be >= 1, got {n_faults}", field="n_faults")
+    nest = Nest(problem, mapping)
+    sites = exposures(nest, arch, include_backing=include_backing, include_mac=include_mac)
+    total = sum(s.exposure for s in sites)
+    capture = LayerCapture(model, layer_path, images)
+    scales = site_scales(sites, capture, problem, len(images))
+    engine = engine or FastEngine(model, images, labels)
+    rng = np.random.default_rng(seed)
+    faults = [draw_fault(nest, site, i, capture, scales[i], rng)
+              for i, site in enumerate(sites) for _ in range(per_site_n)]
+    sdc = run_faults(engine, layer_path, capture, faults, progress=progress)
+    results, hits, ns = [], [], []
+    for i, site in enumerate(sites):
+        mine = [k for k, f in enumerate(faults) if f.site == i]
+        k = int(sum(sdc[j] for j in mine))
+        fp = float(np.mean([faults[j].footprint for j in mine]))
+        share = site.exposure / total
+        results.append(SiteResult(site.level_name, site.dataspace, share, k / len(mine),
+                                  wilson(k, len(mine), z), fp, len(mine)))
+        hits.append(k)
+        ns.append(len(mine))
+    rate, ci = stratified([r.exposure_share for r in results], hits, ns, z)
+    mbit = sum(s.bits * s.instances * s.words for s in sites) / 1e6
+    return ResilienceResult(rate, ci, fit_per_mbit * mbit * rate, results, mbit, len(faults))
+
+
+def run_faults(engine, layer_path: str, capture: LayerCapture, faults: list[MappedFault], *,
+               progress: bool = False) -> np.ndarray:
+    """SDC-1 outcome (top-1 changed) of each fault, running only the network after the layer."""
+    out = capture.outputs.reshape(len(capture.outputs), -1)
+    patches = []
+    for f in faults:
+        keep = f.deltas != 0
+        pos = torch.as_tensor(f.positions[keep], dtype=torch.long)
+        clean = out[f.image, pos].double()
+        values = (clean + torch.as_tensor(f.deltas[keep])).to(out.dtype)
+        patches.append((f.image, pos, values))
+    return sdc1_outcomes(engine.run_output_patches(layer_path, patches, progress=progress))
+
+
+def sdc1_outcomes(outcomes) -> np.ndarray:
+    """Whether each engine outcome is an SDC-1 (top-1 changed)."""
+    return np.array([o == "critical" for o in outcomes], dtype=bool)
+
+
+def naive_layer_output(capture: LayerCapture, problem: Problem, fault: MappedFault) -> torch.Tensor:
+    """The faulty layer output of one image, recomputed whole (the baseline the deltas must match):
+    the layer runs again with the corrupted operand, and its result is taken on the fault's
+    footprint only (outside it the clean copy was used); a partial-sum or product fault adds the
+    word's change to its one output."""
+    module = capture.module
+    x = capture.inputs[fault.image : fault.image + 1].double()
+    w = module.weight.detach().double().clone()
+    ops = capture.operands(problem, fault.image)
+    if isinstance(module, nn.Conv2d):
+        pad_h, pad_w = module.padding
+        x = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h))
+    x = x.clone()
+    if fault.dataspace == "Weights":
+        w.view(-1)[int(ops.index["Weights"][fault.element])] += fault.word_delta
+    elif fault.dataspace == "Inputs" and all(
+        e < n for e, n in zip(fault.element, ops.index["Inputs"].shape, strict=True)
+    ):
+        x.view(-1)[int(ops.index["Inputs"][fault.element])] += fault.word_delta
+    bias = module.bias.detach().double() if module.bias is not None else None
+    with torch.no_grad():
+        if isinstance(module, nn.Conv2d):
+            y = torch.nn.functional.conv2d(x, w, bias, module.stride, 0, module.dilation,
+                                           module.groups)
+        else:
+            y = torch.nn.functional.linear(x.reshape(-1, module.in_features), w, bias)
+    clean = capture.outputs[fault.image : fault.image + 1].reshape(-1).clone()
+    flat = y.reshape(-1)
+    pos = torch.as_tensor(fault.positions, dtype=torch.long)
+    if fault.dataspace in ("Weights", "Inputs"):
+        clean[pos] = flat[pos].to(clean.dtype)
+    else:
+        clean[pos] = (flat[pos] + fault.word_delta).to(clean.dtype)
+    return clean.reshape(capture.outputs.shape[1:])
+
+
+def naive_sdc1(model: nn.Module, layer_path: str, capture: LayerCapture, problem: Problem,
+               images: torch.Tensor, faults: list[MappedFault]) -> np.ndarray:
+    """SDC-1 of each fault by full re-inference: whole-layer recompute, whole network, per fault."""
+    module = dict(model.named_modules())[layer_path]
+    with torch.no_grad():
+        golden = model(images).argmax(1)
+    out = []
+    for f in faults:
+        patched = naive_layer_output(capture, problem, f).unsqueeze(0)
+        handle = module.register_forward_hook(lambda _m, _i, _o, p=patched: p)
+        try:
+            with torch.no_grad():
+                pred = model(images[f.image : f.image + 1]).argmax(1)
+        finally:
+            handle.remove()
+        out.append(bool(pred.item() != golden[f.image].item()))
+    return np.array(out, dtype=bool)

@@ -1,0 +1,94 @@
+"""The campaign's faulty layer outputs (deltas on the footprint) equal a whole-layer recompute."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dse.arch import load_arch
+from dse.model import LevelMapping, Loop, Mapping
+from dse.problems.models import DigitsCNN
+from dse.problems.problem import conv_problem
+from dse.resilience.mapping_aware import (
+    LayerCapture,
+    draw_fault,
+    naive_layer_output,
+    sample_size,
+    site_scales,
+    stratified,
+    wilson,
+)
+from dse.resilience.sites import Nest, exposures
+
+ALL = frozenset({"Weights", "Inputs", "Outputs"})
+
+
+def eyeriss_mapping() -> Mapping:
+    """A valid Eyeriss-like mapping of DigitsCNN's features.2 (16 -> 32 channels, 3x3, 8x8)."""
+    return Mapping(
+        [
+            LevelMapping("DRAM", [Loop("M", 2)], [], ALL),
+            LevelMapping(
+                "shared_glb",
+                [Loop("C", 4), Loop("Q", 8), Loop("P", 2)],
+                [],
+                frozenset({"Inputs", "Outputs"}),
+            ),
+            LevelMapping("inter_PE_column_spatial", [], [Loop("P", 4, True, "X")], frozenset()),
+            LevelMapping(
+                "inter_PE_spatial",
+                [],
+                [Loop("M", 4, True, "Y"), Loop("S", 3, True, "Y")],
+                frozenset(),
+            ),
+            LevelMapping("ifmap_spad", [], [], frozenset({"Inputs"})),
+            LevelMapping("weights_spad", [Loop("R", 3), Loop("C", 4)], [], frozenset({"Weights"})),
+            LevelMapping("psum_spad", [Loop("M", 4)], [], frozenset({"Outputs"})),
+        ]
+    )
+
+
+def test_footprint_deltas_equal_whole_layer_recompute_for_every_site_class():
+    torch.manual_seed(0)
+    model = DigitsCNN().eval()
+    images = torch.randn(6, 1, 8, 8)
+    problem = conv_problem(C=16, M=32, R=3, S=3, P=8, Q=8)
+    nest = Nest(problem, eyeriss_mapping())
+    sites = exposures(nest, load_arch("eyeriss_like"))
+    assert {(s.level_name, s.dataspace) for s in sites} == {
+        ("shared_glb", "Inputs"),
+        ("shared_glb", "Outputs"),
+        ("ifmap_spad", "Inputs"),
+        ("weights_spad", "Weights"),
+        ("psum_spad", "Outputs"),
+        ("mac", "MAC"),
+    }
+    capture = LayerCapture(model, "features.2", images)
+    scales = site_scales(sites, capture, problem, len(images))
+    rng = np.random.default_rng(5)
+    multi = 0
+    for i, site in enumerate(sites):
+        for _ in range(12):
+            fault = draw_fault(nest, site, i, capture, scales[i], rng)
+            naive = naive_layer_output(capture, problem, fault).reshape(-1)
+            fast = capture.outputs[fault.image].reshape(-1).clone()
+            pos = torch.as_tensor(fault.positions)
+            fast[pos] = (fast[pos].double() + torch.as_tensor(fault.deltas)).float()
+            changed = set(
+                torch.nonzero(naive != capture.outputs[fault.image].reshape(-1))
+                .reshape(-1)
+                .tolist()
+            )
+            assert changed <= set(fault.positions.tolist())
+            assert torch.allclose(fast, naive, rtol=1e-5, atol=1e-6)
+            multi += fault.footprint > 1
+    assert multi > 5  # multicast / reused words were exercised, not only single outputs
+
+
+def test_statistics_sample_size_and_intervals():
+    assert sample_size(0.05, 0.95) == 385  # Leveugle with p = 0.5, infinite population
+    assert sample_size(0.05, 0.95, population=1000) == 278
+    lo, hi = wilson(0, 100, 1.96)
+    assert lo == 0.0 and 0.03 < hi < 0.04
+    rate, (lo, hi) = stratified([0.75, 0.25], [10, 0], [100, 100], 1.96)
+    assert rate == 0.075 and lo < rate < hi
