@@ -24,13 +24,18 @@ from dse.sweep.config import (
 )
 
 
-def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
-    """The flags shared by ``sweep`` and ``compare`` (one per experiment key)."""
+def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True,
+                    variant_flag: str = "--variant") -> None:
+    """The flags shared by ``sweep`` and ``compare`` (one per experiment key).
+
+    ``compare`` uses ``--variant`` for model variants, so it names design variants
+    ``--design-variant`` instead (``variant_flag``).
+    """
     p.add_argument("--config", metavar="YAML", help="experiment file; flags override its keys")
     p.add_argument("--name", help="sweep name in the store (default: the YAML's stem or 'default')")
     p.add_argument("--arch", nargs="+", metavar="DESIGN",
                    help="designs (names from `dse designs`, paths, or 'all')")
-    p.add_argument("--variant", action="append", metavar="K=V[,K=V]",
+    p.add_argument(variant_flag, dest="variant", action="append", metavar="K=V[,K=V]",
                    help="one design variant (make_variant parameters); repeat for more;"
                         " 'base' = the design as shipped")
     p.add_argument("--grid", action="append", metavar="K=V1,V2",

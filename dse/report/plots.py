@@ -26,7 +26,7 @@ from dse.report.analysis import (  # noqa: E402
 _MARKERS = {"min-EDP": "o", "min-SDC": "D"}
 
 
-def _save(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
     fig.savefig(paths[0], dpi=130, bbox_inches="tight")
@@ -35,7 +35,7 @@ def _save(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _colors(names: Sequence[str]) -> dict[str, tuple[float, ...]]:
+def colors_for(names: Sequence[str]) -> dict[str, tuple[float, ...]]:
     cmap = plt.get_cmap("tab10")
     return {name: cmap(i % 10) for i, name in enumerate(names)}
 
@@ -48,7 +48,7 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto") -> lis
     pts = [p for p in network_points(rows) if p.sdc_rate is not None]
     if not pts:
         return []
-    colors = _colors(sorted({p.point for p in pts}))
+    colors = colors_for(sorted({p.point for p in pts}))
     xy = [(p.edp, p.sdc_rate) for p in pts]
     front = pareto_front(xy)
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
@@ -75,7 +75,7 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto") -> lis
     handles.append(plt.Line2D([], [], color="crimson", lw=2, label="Pareto front"))
     ax.legend(handles=handles, fontsize=8, loc="best")
     ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, out_dir, stem)
+    return save_figure(fig, out_dir, stem)
 
 
 def layer_bars(rows: Sequence[Row], out_dir: Path, stem: str = "layers") -> list[Path]:
@@ -84,7 +84,7 @@ def layer_bars(rows: Sequence[Row], out_dir: Path, stem: str = "layers") -> list
     points = list(table)
     layers = [f"{r['layer']}×{r['count']}" if r["count"] > 1 else r["layer"]
               for r in table[points[0]]]
-    colors = _colors(points)
+    colors = colors_for(points)
     width = 0.8 / len(points)
     x = np.arange(len(layers))
     fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 0.45 * len(layers) * len(points) + 3), 7),
@@ -104,7 +104,7 @@ def layer_bars(rows: Sequence[Row], out_dir: Path, stem: str = "layers") -> list
     axes[0].set_title("Per-layer energy and cycles (best mapping by the mapper's objective)")
     axes[1].set_xticks(x + width * (len(points) - 1) / 2, layers, rotation=60, ha="right",
                        fontsize=7)
-    return _save(fig, out_dir, stem)
+    return save_figure(fig, out_dir, stem)
 
 
 def breakdown_plot(rows: Sequence[Row], out_dir: Path, stem: str = "breakdown") -> list[Path]:
@@ -114,7 +114,7 @@ def breakdown_plot(rows: Sequence[Row], out_dir: Path, stem: str = "breakdown") 
     comps: list[str] = []
     for per in data.values():
         comps.extend(c for c in per if c not in comps)
-    colors = _colors(comps)
+    colors = colors_for(comps)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(points) + 3), 5))
     bottom = np.zeros(len(points))
     for comp in comps:
@@ -127,7 +127,7 @@ def breakdown_plot(rows: Sequence[Row], out_dir: Path, stem: str = "breakdown") 
     ax.set_title("Energy breakdown per component (whole network)")
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.tick_params(axis="x", labelrotation=20)
-    return _save(fig, out_dir, stem)
+    return save_figure(fig, out_dir, stem)
 
 
 def efficiency_plot(rows: Sequence[Row], out_dir: Path, stem: str = "efficiency") -> list[Path]:
@@ -151,4 +151,4 @@ def efficiency_plot(rows: Sequence[Row], out_dir: Path, stem: str = "efficiency"
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle("Utilization and throughput (cycle-weighted over layers)")
-    return _save(fig, out_dir, stem)
+    return save_figure(fig, out_dir, stem)
