@@ -9,6 +9,8 @@ never touch the store, so the driver is the only writer and results cannot depen
 
 from __future__ import annotations
 
+import json
+import pickle
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,8 +18,9 @@ from typing import Any
 
 import yaml
 
+from dse.errors import InputError
 from dse.sweep.config import FaultSettings, MapperSettings, ModelSpec
-from dse.sweep.hashing import stable_hash
+from dse.sweep.hashing import canonical_json, stable_hash
 from dse.sweep.store import MappingRow, ResilienceRow
 
 
@@ -126,28 +129,43 @@ def run_map_task(task: MapTask) -> MapResult:
                      getattr(result, "valid", None), time.perf_counter() - start)
 
 
-@lru_cache(maxsize=4)
 def load_model_and_data(spec: ModelSpec, n_images: int) -> tuple[Any, Any, Any]:
-    """Trained model + test images/labels, cached per worker process (loading is the slow part)."""
+    """Trained model + the first ``n_images`` test images and labels, cached per process."""
+    return _load(spec.name, canonical_json(spec.options), spec.checkpoint, spec.dataset,
+                 n_images)
+
+
+@lru_cache(maxsize=4)
+def _load(name: str, options: str, checkpoint: str | None, dataset: str | None,
+          n_images: int) -> tuple[Any, Any, Any]:
+    # Cached because loading (or training on first use) is the slow part of a resilience task.
     import numpy as np
     import torch
 
-    if spec.checkpoint and spec.dataset:
+    if checkpoint and dataset:
         from dse.problems import zoo
 
-        model = zoo.get_model(spec.name, **spec.options)
-        state = torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-        if spec.dataset.endswith(".npz"):
-            data = np.load(spec.dataset)
-            images, labels = torch.as_tensor(data["images"]), torch.as_tensor(data["labels"])
-        else:
-            data = torch.load(spec.dataset, map_location="cpu", weights_only=True)
-            images, labels = data["images"], data["labels"]
+        model = zoo.get_model(name, **json.loads(options))
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            model.load_state_dict(state.get("state_dict", state))
+        except (OSError, RuntimeError, AttributeError, pickle.UnpicklingError) as exc:
+            raise InputError(f"not a state_dict for {name}: {str(exc).splitlines()[0]}",
+                             file=checkpoint, field="checkpoint") from None
+        try:
+            if dataset.endswith(".npz"):
+                data = np.load(dataset)
+                images, labels = torch.as_tensor(data["images"]), torch.as_tensor(data["labels"])
+            else:
+                data = torch.load(dataset, map_location="cpu", weights_only=True)
+                images, labels = data["images"], data["labels"]
+        except (OSError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as exc:
+            raise InputError(f"expected 'images' and 'labels' tensors ({exc})", file=dataset,
+                             field="dataset") from None
     else:
         from dse.resilience.data import trained_model
 
-        model, images, labels = trained_model(spec.name)
+        model, images, labels = trained_model(name)
     model.eval()
     return model, images[:n_images].float(), labels[:n_images]
 
