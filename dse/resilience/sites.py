@@ -90,10 +90,8 @@ class Nest:
         strides = []
         for k, (_, dim, _, _) in enumerate(loops):
             strides.append(math.prod(lp[2] for lp in loops[k + 1 :] if lp[1] == dim))
-        self.tpart = self._parts(
-            [k for k, lp in enumerate(loops) if not lp[3]], self.steps, strides
-        )
-        self.spart = self._parts([k for k, lp in enumerate(loops) if lp[3]], self.pes, strides)
+        self._tterms = self._terms([k for k, lp in enumerate(loops) if not lp[3]], strides)
+        self._sterms = self._terms([k for k, lp in enumerate(loops) if lp[3]], strides)
         self.extent = [
             {
                 d: math.prod(lp[2] for lp in loops if lp[0] >= i and lp[1] == d)
@@ -102,16 +100,24 @@ class Nest:
             for i in range(self.nlev)
         ]
 
-    def _parts(self, ks: list[int], count: int, strides: list[int]) -> dict[str, np.ndarray]:
-        """Per dimension, the contribution of loops ``ks`` to the coordinate at each number."""
-        number = np.arange(count, dtype=np.int64)
-        parts = {d: np.zeros(count, dtype=np.int64) for d in self.problem.dimensions}
-        radix = count
+    def _terms(self, ks: list[int], strides: list[int]) -> dict[str, list[tuple[int, int, int]]]:
+        """Per dimension, (radix, bound, stride) of each of loops ``ks`` (a mixed-radix number,
+        first loop most significant): coordinate = Σ (number // radix % bound) × stride. Kept as
+        terms, not tables, because a real layer has millions of steps."""
+        terms: dict[str, list[tuple[int, int, int]]] = {d: [] for d in self.problem.dimensions}
+        radix = math.prod(self.loops[k][2] for k in ks)
         for k in ks:
             _, dim, bound, _ = self.loops[k]
             radix //= bound
-            parts[dim] += (number // radix) % bound * strides[k]
-        return parts
+            terms[dim].append((radix, bound, strides[k]))
+        return terms
+
+    @staticmethod
+    def _coord(terms: list[tuple[int, int, int]], number: np.ndarray) -> np.ndarray:
+        out = np.zeros(np.shape(number), dtype=np.int64)
+        for radix, bound, stride in terms:
+            out += (number // radix) % bound * stride
+        return out
 
     # --- projections ------------------------------------------------------------------------------
     def project(self, ds: str, coords: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -124,17 +130,17 @@ class Nest:
 
     def coords(self, steps: np.ndarray, pes: np.ndarray) -> dict[str, np.ndarray]:
         """Problem point of each (step, PE) pair (arrays broadcast)."""
-        return {d: self.tpart[d][steps] + self.spart[d][pes] for d in self.problem.dimensions}
+        return {
+            d: self._coord(self._tterms[d], steps) + self._coord(self._sterms[d], pes)
+            for d in self.problem.dimensions
+        }
 
     def tile_box(self, level: int, ds: str, taus: np.ndarray, instance: int) -> list[tuple]:
         """Per rank, (low, high) of the tile of ``level`` instance ``instance`` at outer steps
         ``taus``: loops above fixed, loops at and below sweeping their full range (Timeloop's
         box)."""
-        fixed = {
-            d: self.tpart[d][taus * self.steps_below[level]]
-            + self.spart[d][instance * self.pes_below[level]]
-            for d in self.problem.dimensions
-        }
+        fixed = self.coords(taus * self.steps_below[level],
+                            np.int64(instance * self.pes_below[level]))
         boxes = []
         for rank in self.problem.dataspace(ds).projection:
             low = sum(self.problem.coefficient(c) * fixed[d] for d, c in rank)
