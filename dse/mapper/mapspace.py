@@ -99,7 +99,10 @@ class MapSpace:
         self.buffering = [max(lvl.multiple_buffering, 1e-9) for lvl in arch.levels]
         self.min_util = max((lvl.constraints.min_utilization for lvl in arch.levels), default=0.0)
         self.rank_sets = _rank_sets(problem)
-        self.free_levels = [i for i in range(self.nlev) if self._has_temporal(i)]
+        self.min_outer = self._min_outer()
+        index = {d: k for k, d in enumerate(self.dims)}
+        self._ranks = {ds.name: [[(index[d], problem.coefficient(c)) for d, c in rank]
+                                 for rank in ds.projection] for ds in problem.dataspaces}
 
     # ---- construction helpers -----------------------------------------------------------
     def _xy(self, i: int) -> tuple[int, int]:
@@ -122,9 +125,6 @@ class MapSpace:
                 hi = min(hi, max(self.fanout_xy[i]))
             out.append((lo, hi))
         return tuple(out)
-
-    def _has_temporal(self, i: int) -> bool:
-        return any(hi > 1 for lo, hi in self.bounds[2 * i])
 
     def _keep_options(self, i: int) -> list[frozenset[str]]:
         """Keep sets allowed at level i: constrained dataspaces fixed, the others free; the
@@ -242,7 +242,7 @@ class MapSpace:
         nslot = 2 * self.nlev
         factors = [[1] * len(self.dims) for _ in range(nslot)]
         remaining = list(self.sizes)
-        min_outer = self._min_outer()
+        min_outer = self.min_outer
 
         def rec(slot: int, k: int) -> Iterator[tuple]:
             if slot < 0:
@@ -285,9 +285,24 @@ class MapSpace:
         cap = self.capacity[i]
         if cap is None or not keeps[i]:
             return True
-        sizes = self.tile_sizes(factors, i)
-        need = sum(self.problem.tile_size(d, sizes) for d in keeps[i]) * self.buffering[i]
-        return need <= cap
+        ndim, nslot = len(self.dims), 2 * self.nlev
+        sizes = [1] * ndim
+        for s in range(2 * i, nslot):
+            f = factors[s]
+            for k in range(ndim):
+                sizes[k] *= f[k]
+        need = 0
+        for name in keeps[i]:
+            tile = 1
+            for rank in self._ranks[name]:
+                tile *= 1 + sum(c * (sizes[k] - 1) for k, c in rank)
+            need += tile
+        return need * self.buffering[i] <= cap
+
+    def _fits_outward(self, factors, keeps, i: int) -> bool:
+        """Level i and every level outside it still fit (tiles only grow outward, so a level
+        that overflows now will overflow whatever the outer slots take)."""
+        return all(self._level_fits(factors, keeps, j) for j in range(i, -1, -1))
 
     def axis_choices(self, factors: Sequence[Sequence[int]]) -> list[tuple[tuple[str, ...], ...]]:
         """Every allowed X/Y assignment of the spatial factors (one tuple per level)."""
@@ -342,11 +357,11 @@ class MapSpace:
         divisor that still fits (fills buffers and the array), else a uniform one."""
         for _ in range(tries):
             keeps = tuple(rng.choice(opts) for opts in self.keep_options)
-            factors = self._sample_factors(rng, keeps, greedy)
-            if factors is None or self._util_low(factors):
+            built = self._sample_factors(rng, keeps, greedy)
+            if built is None:
                 continue
-            axes = self._sample_axes(rng, factors)
-            if axes is None:
+            factors, axes = built
+            if self._util_low(factors) or self.fanout_problem(factors, axes):
                 continue
             orders = tuple(rng.choice(self.order_classes(i, self.nonunit(factors, i)))
                            for i in range(self.nlev))
@@ -355,32 +370,36 @@ class MapSpace:
         return None
 
     def _sample_factors(self, rng: random.Random, keeps, greedy: float):
-        nslot = 2 * self.nlev
-        factors = [[1] * len(self.dims) for _ in range(nslot)]
+        """Factors and spatial axes built slot by slot from the innermost, each choice checked
+        against the level's capacity (tiles only grow outward) and the mesh (X, Y budgets)."""
+        nslot, ndim = 2 * self.nlev, len(self.dims)
+        factors = [[1] * ndim for _ in range(nslot)]
+        axes = [["X"] * ndim for _ in range(self.nlev)]
         remaining = list(self.sizes)
-        min_outer = self._min_outer()
         for slot in range(nslot - 1, -1, -1):
             i, kind = divmod(slot, 2)
-            order = list(range(len(self.dims)))
+            order = list(range(ndim))
             rng.shuffle(order)
             big = rng.random() < greedy
+            budget = {"X": self.fanout_xy[i][0], "Y": self.fanout_xy[i][1]}
             for k in order:
                 lo, hi = self.bounds[slot][k]
                 rem = remaining[k]
                 if slot == 0:
                     cands = [rem] if lo <= rem <= hi else []
+                elif hi == 1:
+                    cands = [1] if lo == 1 else []
                 else:
                     cands = [v for v in divisors(rem)
-                             if lo <= v <= hi and (rem // v) % min_outer[slot][k] == 0]
+                             if lo <= v <= hi and (rem // v) % self.min_outer[slot][k] == 0]
                 if kind == S:
-                    used = math.prod(factors[slot])
-                    cands = [v for v in cands if v * used <= self.fanout[i]]
+                    cands = [v for v in cands if v <= max(budget.values())]
                 if not cands:
                     return None
                 ok = []
                 for v in (sorted(cands, reverse=True) if big else rng.sample(cands, len(cands))):
                     factors[slot][k] = v
-                    if kind == S or self._level_fits(factors, keeps, i):
+                    if self._fits_outward(factors, keeps, i):
                         ok.append(v)
                         if big or len(ok) > 3:
                             break
@@ -389,30 +408,14 @@ class MapSpace:
                 v = ok[0] if big else rng.choice(ok)
                 factors[slot][k] = v
                 remaining[k] = rem // v
+                if kind == S and v > 1:
+                    fit = [a for a in ("X", "Y") if v <= budget[a]]
+                    a = rng.choice(fit)
+                    axes[i][k] = a
+                    budget[a] //= v
         if any(r != 1 for r in remaining):
             return None
-        return tuple(tuple(f) for f in factors)
-
-    def _sample_axes(self, rng: random.Random, factors):
-        out = []
-        for i in range(self.nlev):
-            f = factors[2 * i + S]
-            nonunit = [k for k, v in enumerate(f) if v > 1]
-            fx, fy = self.fanout_xy[i]
-            combos = list(itertools.product("XY", repeat=len(nonunit)))
-            rng.shuffle(combos)
-            for bits in combos:
-                axes = ["X"] * len(self.dims)
-                for k, a in zip(nonunit, bits, strict=False):
-                    axes[k] = a
-                x = math.prod(f[k] for k, a in zip(nonunit, bits, strict=False) if a == "X")
-                y = math.prod(f[k] for k, a in zip(nonunit, bits, strict=False) if a == "Y")
-                if x <= fx and y <= fy and self.axes_allowed(i, f, axes):
-                    out.append(tuple(axes))
-                    break
-            else:
-                return None
-        return tuple(out)
+        return tuple(tuple(f) for f in factors), tuple(tuple(a) for a in axes)
 
     # ---- validity, membership, conversion ---------------------------------------------------
     def problem_with(self, p: Point) -> str | None:
@@ -439,6 +442,20 @@ class MapSpace:
             if not self.max_loops_ok(i, p.orders[i]):
                 return f"level {self.arch.levels[i].name}: too many temporal loops"
         return self.fanout_problem(p.factors, p.axes) or self.capacity_problem(p.factors, p.keeps)
+
+    def quick_ok(self, p: Point) -> bool:
+        """Fast validity for points built by the search's edits (which keep factor products
+        and list every non-unit loop): capacity first, the most common failure."""
+        if not all(self._level_fits(p.factors, p.keeps, i) for i in range(self.nlev)):
+            return False
+        for slot, f in enumerate(p.factors):
+            for (lo, hi), v in zip(self.bounds[slot], f, strict=True):
+                if not lo <= v <= hi:
+                    return False
+        if self._util_low(p.factors) or self.fanout_problem(p.factors, p.axes):
+            return False
+        return all(self.order_allowed(i, o) and self.max_loops_ok(i, o)
+                   for i, o in enumerate(p.orders))
 
     def to_mapping(self, p: Point) -> Mapping:
         levels = []

@@ -1,0 +1,522 @@
+"""Searching the mapspace: exhaustive where the pruned space fits, else random + local search.
+
+Why a local search beats Timeloop's random sampler here: good mappings are clustered (move one
+factor between neighbouring levels, reorder the loops of one level), and random sampling rarely
+hits the points that fill the PE array *and* the buffers at the same time. We seed with random
+points biased towards full buffers and arrays, then hill-climb from an elite pool with batched
+neighbour evaluation, restarting from fresh samples now and then.
+
+Every candidate is checked for capacity / fanout / constraints from its factors alone before the
+model sees it; equivalent loop orders (see :mod:`dse.mapper.mapspace`) are evaluated once.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from dse.arch.spec import Arch
+from dse.errors import InvalidMapping
+from dse.mapper.mapspace import MapSpace, Point, S, T, divisors, order_signature
+from dse.model import evaluate
+from dse.model.mapping import Mapping
+from dse.model.stats import Stats
+from dse.problems.problem import Problem
+
+ExtraMetric = Callable[[Mapping, Stats], float]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What to minimise: ``kind="product"``: energy^a · cycles^b · extra^c, or ``kind="sum"``:
+    a·energy_pJ + b·cycles + c·extra, with ``weights = {"energy": a, "delay": b, "extra": c}``."""
+
+    kind: str = "product"
+    weights: tuple[tuple[str, float], ...] = (("energy", 1.0), ("delay", 1.0))
+
+    def score(self, energy_pJ: float, cycles: float, extra: float | None = None) -> float:
+        w = dict(self.weights)
+        vals = {"energy": energy_pJ, "delay": float(cycles), "extra": extra or 0.0}
+        if self.kind == "sum":
+            return sum(w.get(k, 0.0) * v for k, v in vals.items())
+        return math.exp(sum(w.get(k, 0.0) * math.log(max(v, 1e-300)) for k, v in vals.items()
+                            if w.get(k, 0.0)))
+
+
+def make_objective(objective: str | Objective | dict) -> Objective:
+    """``"edp"``, ``"energy"``, ``"delay"``, an :class:`Objective`, or a dict
+    ``{"kind": "product"|"sum", "energy": a, "delay": b, "extra": c}``."""
+    if isinstance(objective, Objective):
+        return objective
+    if isinstance(objective, dict):
+        d = dict(objective)
+        kind = d.pop("kind", "product")
+        return Objective(kind, tuple(sorted((k, float(v)) for k, v in d.items())))
+    named = {"edp": (("delay", 1.0), ("energy", 1.0)), "energy": (("energy", 1.0),),
+             "delay": (("delay", 1.0),)}
+    if objective not in named:
+        raise ValueError(f"unknown objective {objective!r} (edp, energy, delay or weights)")
+    return Objective("product", named[objective])
+
+
+@dataclass
+class MapperResult:
+    best: Mapping
+    best_stats: Stats
+    pareto: list[tuple[Mapping, Stats]]
+    visited: int
+    valid: int
+    evaluated: int
+    wall_s: float
+    best_score: float = 0.0
+    search: str = ""
+    space: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Found:
+    """One evaluated candidate, kept small so workers can ship it back."""
+
+    score: float
+    energy: float
+    cycles: int
+    point: Point
+
+
+class _Evaluator:
+    """Runs the model on points, remembers equivalent ones, counts, keeps the Pareto set."""
+
+    def __init__(self, space: MapSpace, objective: Objective, extra: ExtraMetric | None):
+        self.space, self.objective, self.extra = space, objective, extra
+        self.seen: set = set()
+        self.visited = self.valid = self.evaluated = 0
+        self.pareto: list[_Found] = []
+        self.best: _Found | None = None
+        self._sigs: dict[tuple[str, ...], tuple] = {}
+
+    def key(self, p: Point) -> tuple:
+        """Equal keys = equal access counts (same factors, axes, keeps and order classes)."""
+        return (p.factors, p.axes, p.keeps, tuple(self._sig(o) for o in p.orders))
+
+    def is_seen(self, p: Point) -> bool:
+        return self.key(p) in self.seen
+
+    def _sig(self, order: tuple[str, ...]) -> tuple:
+        sig = self._sigs.get(order)
+        if sig is None:
+            sig = self._sigs[order] = order_signature(self.space.rank_sets,
+                                                      tuple(reversed(order)))
+        return sig
+
+    def run(self, points: Iterable[Point], prechecked: bool = False) -> list[_Found]:
+        out = []
+        for p in points:
+            self.visited += 1
+            k = self.key(p)
+            if k in self.seen:
+                continue
+            self.seen.add(k)
+            if not prechecked and self.space.problem_with(p) is not None:
+                continue
+            self.evaluated += 1
+            mapping = self.space.to_mapping(p)
+            try:
+                st = evaluate(self.space.problem, self.space.arch, mapping)
+            except InvalidMapping:
+                continue
+            self.valid += 1
+            extra = self.extra(mapping, st) if self.extra else None
+            f = _Found(self.objective.score(st.energy_pJ, st.cycles, extra), st.energy_pJ,
+                       st.cycles, p)
+            self._record(f)
+            out.append(f)
+        return out
+
+    def _record(self, f: _Found) -> None:
+        if self.best is None or (f.score, f.energy) < (self.best.score, self.best.energy):
+            self.best = f
+        if any(q.energy <= f.energy and q.cycles <= f.cycles for q in self.pareto):
+            return
+        self.pareto = [q for q in self.pareto
+                       if not (f.energy <= q.energy and f.cycles <= q.cycles)]
+        self.pareto.append(f)
+
+
+# ---- neighbourhood -------------------------------------------------------------------------
+
+def _with(p: Point, **kw) -> Point:
+    return Point(kw.get("factors", p.factors), kw.get("axes", p.axes), kw.get("orders", p.orders),
+                 kw.get("keeps", p.keeps))
+
+
+def _insert_dim(space: MapSpace, i: int, order: tuple[str, ...], dim: str,
+                rng: random.Random) -> tuple[str, ...]:
+    """Put a newly non-unit dim into level i's order where the permutation constraint allows."""
+    for _ in range(8):
+        pos = rng.randrange(len(order) + 1)
+        cand = order[:pos] + (dim,) + order[pos:]
+        if space.order_allowed(i, cand):
+            return cand
+    for pos in range(len(order) + 1):
+        cand = order[:pos] + (dim,) + order[pos:]
+        if space.order_allowed(i, cand):
+            return cand
+    return order + (dim,)
+
+
+def move_factor(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
+    """Move one prime factor of one dim from one slot to another."""
+    k = rng.randrange(len(space.dims))
+    holders = [s for s, f in enumerate(p.factors) if f[k] > 1]
+    if not holders:
+        return None
+    src = rng.choice(holders)
+    prime = next(d for d in divisors(p.factors[src][k]) if d > 1)
+    dsts = [s for s, b in enumerate(space.bounds)
+            if s != src and b[k][1] >= p.factors[s][k] * prime]
+    if not dsts:
+        return None
+    dst = rng.choice(dsts)
+    factors = [list(f) for f in p.factors]
+    factors[src][k] //= prime
+    factors[dst][k] *= prime
+    new_f = tuple(tuple(f) for f in factors)
+    orders = list(p.orders)
+    axes = [list(a) for a in p.axes]
+    for slot in (src, dst):
+        i, kind = divmod(slot, 2)
+        if kind == T:
+            nonunit = set(space.nonunit(new_f, i))
+            order = tuple(d for d in orders[i] if d in nonunit)
+            for d in sorted(nonunit - set(order)):
+                order = _insert_dim(space, i, order, d, rng)
+            orders[i] = order
+        elif slot == dst and p.factors[slot][k] == 1:
+            axes[i][k] = rng.choice("XY")
+    return _with(p, factors=new_f, orders=tuple(orders), axes=tuple(tuple(a) for a in axes))
+
+
+def reorder(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
+    """Move one loop of one level to another position (adjacent swap or to an end)."""
+    levels = [i for i, o in enumerate(p.orders) if len(o) > 1]
+    if not levels:
+        return None
+    i = rng.choice(levels)
+    order = list(p.orders[i])
+    a = rng.randrange(len(order))
+    d = order.pop(a)
+    b = rng.choice([max(a - 1, 0), min(a + 1, len(order)), 0, len(order)])
+    order.insert(b, d)
+    if not space.order_allowed(i, order):
+        return None
+    orders = list(p.orders)
+    orders[i] = tuple(order)
+    return _with(p, orders=tuple(orders))
+
+
+def flip_keep(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
+    levels = [i for i, o in enumerate(space.keep_options) if len(o) > 1]
+    if not levels:
+        return None
+    i = rng.choice(levels)
+    keeps = list(p.keeps)
+    keeps[i] = rng.choice(space.keep_options[i])
+    return _with(p, keeps=tuple(keeps))
+
+
+def flip_axis(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
+    levels = [i for i in range(space.nlev) if any(v > 1 for v in p.factors[2 * i + S])]
+    if not levels:
+        return None
+    i = rng.choice(levels)
+    ks = [k for k, v in enumerate(p.factors[2 * i + S]) if v > 1]
+    k = rng.choice(ks)
+    axes = [list(a) for a in p.axes]
+    axes[i][k] = "Y" if axes[i][k] == "X" else "X"
+    return _with(p, axes=tuple(tuple(a) for a in axes))
+
+
+MOVES = ((move_factor, 6), (reorder, 3), (flip_keep, 1), (flip_axis, 1))
+
+
+def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
+               seen: Callable[[Point], bool]) -> list[Point]:
+    """Up to ``n`` valid, not yet seen single (sometimes double) edits of ``p``."""
+    funcs = [f for f, w in MOVES for _ in range(w)]
+    out: list[Point] = []
+    for _ in range(n * 15):
+        if len(out) >= n:
+            break
+        q = rng.choice(funcs)(space, p, rng)
+        if q is not None and rng.random() < 0.3:
+            q = rng.choice(funcs)(space, q, rng)
+        if q is None or q in out or seen(q) or not space.quick_ok(q):
+            continue
+        out.append(q)
+    return out
+
+
+# ---- the two searches --------------------------------------------------------------------
+
+def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float,
+            victory: int, max_evals: int | None, tick: Callable[[int], None],
+            climbers: int = 4, patience: int = 3) -> None:
+    """Several hill climbers in lock-step: each round every climber's neighbours are evaluated
+    in one batch and each climber moves to its best improving neighbour; a climber stuck for
+    ``patience`` rounds restarts from a fresh sample, or from a kick (a few random edits) of
+    the best point so far. Stops after ``victory`` evaluations without a new overall best, at
+    the deadline, or after ``max_evals`` evaluations."""
+    since_best = 0
+    seeds = [q for q in (space.sample(rng, greedy=g) for g in (1.0, 0.8, 0.6, 0.4) * 4)
+             if q is not None]
+    found = ev.run(seeds, prechecked=True)
+    tick(len(found))
+    if not found:
+        return
+    found.sort(key=lambda f: (f.score, f.energy))
+    current = [found[k % len(found)] for k in range(climbers)]
+    stuck = [0] * climbers
+
+    def fresh(k: int) -> _Found | None:
+        if k % 2 == 0 and ev.best is not None:
+            q = ev.best.point
+            for _ in range(rng.randint(2, 5)):
+                q = rng.choice((move_factor, reorder, flip_axis))(space, q, rng) or q
+            start = [q] if space.quick_ok(q) else []
+        else:
+            start = [q for q in (space.sample(rng, greedy=rng.random()) for _ in range(2)) if q]
+        got = ev.run(start, prechecked=True)
+        return min(got, key=lambda f: f.score) if got else None
+
+    while time.monotonic() < deadline and since_best < victory:
+        if max_evals is not None and ev.evaluated >= max_evals:
+            break
+        best_before = ev.best.score
+        batches = [neighbours(space, c.point, rng, 8, ev.is_seen) for c in current]
+        flat = [q for b in batches for q in b]
+        if not flat and all(s >= patience for s in stuck):
+            break
+        results = {f.point: f for f in ev.run(flat, prechecked=True)}
+        tick(len(results))
+        for k, batch in enumerate(batches):
+            cands = [results[q] for q in batch if q in results]
+            top = min(cands, key=lambda f: (f.score, f.energy), default=None)
+            if top is not None and top.score < current[k].score:
+                current[k], stuck[k] = top, 0
+            else:
+                stuck[k] += 1
+            if stuck[k] >= patience:
+                new = fresh(k)
+                if new is not None:
+                    current[k], stuck[k] = new, 0
+        improved = ev.best.score < best_before * (1 - 1e-12)
+        since_best = 0 if improved else since_best + max(len(flat), 1)
+
+
+def _exhaustive(space: MapSpace, ev: _Evaluator, deadline: float, part: int, parts: int,
+                tick: Callable[[int], None]) -> bool:
+    """Every pruned point (this worker's share); False if the deadline cut it short."""
+    batch = []
+    for n, p in enumerate(space.iter_points(pruned=True)):
+        if n % parts != part:
+            continue
+        batch.append(p)
+        if len(batch) == 256:
+            tick(len(ev.run(batch, prechecked=True)))
+            batch = []
+            if time.monotonic() > deadline:
+                return False
+    tick(len(ev.run(batch, prechecked=True)))
+    return True
+
+
+# ---- entry point -------------------------------------------------------------------------
+
+_SHARED: dict = {}
+
+
+def _worker(args: tuple) -> tuple:
+    part, parts, mode, seed, time_limit, victory, max_evals = args
+    problem, arch, objective, extra = _SHARED["job"]
+    space = MapSpace(problem, arch)
+    ev = _Evaluator(space, objective, extra)
+    deadline = time.monotonic() + (time_limit if time_limit else 1e9)
+    tick = _SHARED.get("tick") or (lambda n: None)
+    if mode == "exhaustive":
+        _exhaustive(space, ev, deadline, part, parts, tick)
+    else:
+        _hybrid(space, ev, random.Random(seed * 7919 + part), deadline, victory, max_evals, tick)
+    return ev.best, ev.pareto, ev.visited, ev.valid, ev.evaluated
+
+
+def choose_mode(space: MapSpace, search: str, time_limit: float | None,
+                rate: float = 1500.0) -> tuple[str, dict[str, float]]:
+    """``auto``: exhaustive when the exact pruned size fits in the time (at ``rate`` mappings
+    per second), else hybrid."""
+    if search in ("random", "hybrid"):
+        return search, {}
+    sizes = space.size_report(samples=200)
+    if search == "exhaustive":
+        return "exhaustive", sizes
+    budget = rate * (time_limit if time_limit else 20.0)
+    fits = sizes["exact"] and sizes["pruned"] <= budget
+    return ("exhaustive" if fits else "hybrid"), sizes
+
+
+def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "edp",
+           search: str = "auto", time_limit: float | None = 30.0, seed: int = 0,
+           victory: int = 1500, extra_metric: ExtraMetric | None = None, workers: int = 2,
+           max_evals: int | None = None, progress: Callable[[int], None] | None = None
+           ) -> MapperResult:
+    """Find the best mapping of ``problem`` on ``arch``.
+
+    ``search``: ``exhaustive`` (every pruned point), ``random`` / ``hybrid`` (seeded random +
+    local search, stopping after ``victory`` evaluations without improvement, at
+    ``time_limit`` seconds or at ``max_evals`` per worker), or ``auto``. With the same seed and
+    a stop by ``victory``/``max_evals`` the result is reproducible. ``workers`` processes
+    search in parallel (different random streams, or shares of the exhaustive list).
+    Raises :class:`InvalidMapping` naming the binding constraint when nothing is valid.
+    """
+    t0 = time.monotonic()
+    obj = make_objective(objective)
+    space = MapSpace(problem, arch)
+    explain_empty(space)
+    mode, sizes = choose_mode(space, search, time_limit)
+    if mode == "random":
+        victory = max(victory, 1)
+    jobs = [(w, workers, mode, seed, time_limit, victory, max_evals) for w in range(workers)]
+    _SHARED["job"] = (problem, arch, obj, extra_metric)
+    try:
+        if workers > 1:
+            results = _run_pool(jobs, progress)
+        else:
+            _SHARED["tick"] = progress
+            results = [_worker(jobs[0])]
+    finally:
+        _SHARED.clear()
+    bests = [r[0] for r in results if r[0] is not None]
+    if not bests:
+        raise InvalidMapping(f"no valid mapping found ({sum(r[2] for r in results)} candidates "
+                             f"visited); {_first_failure(space)}")
+    best = min(bests, key=lambda f: (f.score, f.energy))
+    pareto = _merge_pareto(f for r in results for f in r[1])
+    best_map = space.to_mapping(best.point)
+    best_stats = evaluate(problem, arch, best_map)
+    return MapperResult(
+        best=best_map, best_stats=best_stats,
+        pareto=[(space.to_mapping(f.point), evaluate(problem, arch, space.to_mapping(f.point)))
+                for f in pareto],
+        visited=sum(r[2] for r in results), valid=sum(r[3] for r in results),
+        evaluated=sum(r[4] for r in results), wall_s=time.monotonic() - t0,
+        best_score=best.score, search=mode, space=sizes)
+
+
+def _run_pool(jobs: list[tuple], progress: Callable[[int], None] | None) -> list[tuple]:
+    """Run the workers in forked processes; a shared counter feeds the progress callback."""
+    ctx = mp.get_context("fork")
+    counter = ctx.Value("q", 0)
+
+    def tick(n: int) -> None:
+        with counter.get_lock():
+            counter.value += n
+
+    _SHARED["tick"] = tick
+    with ctx.Pool(len(jobs), initializer=_one_thread) as pool:
+        pending = pool.map_async(_worker, jobs)
+        shown = 0
+        while not pending.ready():
+            pending.wait(0.2)
+            if progress is not None and counter.value > shown:
+                progress(counter.value - shown)
+                shown = counter.value
+        return pending.get()
+
+
+def _one_thread() -> None:
+    """Workers share two cores: one thread per numeric library (torch only if the caller
+    already loaded it; the mapper itself does not need it, and importing it costs seconds)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def _merge_pareto(found: Iterable[_Found]) -> list[_Found]:
+    out: list[_Found] = []
+    for f in sorted(found, key=lambda f: (f.energy, f.cycles)):
+        if not out or f.cycles < out[-1].cycles:
+            out.append(f)
+    return out
+
+
+# ---- explaining an empty space -------------------------------------------------------------
+
+def explain_empty(space: MapSpace) -> None:
+    """Raise :class:`InvalidMapping` naming the binding constraint if no mapping can exist:
+    a dim whose factor constraints cannot multiply to its size, a level whose smallest possible
+    tiles overflow it, or a utilization minimum above what the array can reach."""
+    for k, d in enumerate(space.dims):
+        if not space.dim_options(k):
+            fixed = [(space.arch.levels[s // 2].name, "temporal" if s % 2 == T else "spatial",
+                      lo, hi) for s, b in enumerate(space.bounds) for lo, hi in [b[k]]
+                     if lo > 1 or hi < space.sizes[k]]
+            text = ", ".join(f"{n} {kind} {d}" + (f"={lo}" if lo == hi else f" in [{lo},{hi}]")
+                             for n, kind, lo, hi in fixed)
+            raise InvalidMapping(f"dim {d}={space.sizes[k]} cannot be factored under the "
+                                 f"constraints ({text or 'none'})")
+    smallest = _smallest_factors(space)
+    for i, lvl in enumerate(space.arch.levels):
+        cap = space.capacity[i]
+        least = min(space.keep_options[i], key=len)
+        if cap is None or not least:
+            continue
+        sizes = space.tile_sizes(smallest, i)
+        need = sum(space.problem.tile_size(d, sizes) for d in least) * space.buffering[i]
+        if need > cap:
+            raise InvalidMapping(f"even the smallest tiles of {sorted(least)} need {need:g} "
+                                 f"words, capacity {cap}", level=lvl.name)
+    most = math.prod(min(space.sizes[k], max(space.fanout_xy[i])) for i in range(space.nlev)
+                     for k in range(len(space.dims)) if space.fanout[i] > 1)
+    if space.min_util and most < space.min_util * space.arch.compute.instances:
+        raise InvalidMapping(f"minimum utilization {space.min_util} cannot be reached")
+
+
+def _smallest_factors(space: MapSpace) -> list[list[int]]:
+    """Per slot the smallest factor each dim must take there (inner tiles as small as allowed)."""
+    out = [[lo for lo, _ in b] for b in space.bounds]
+    for k in range(len(space.dims)):
+        rest = space.sizes[k] // math.prod(out[s][k] for s in range(1, len(out)))
+        out[0][k] = max(rest, 1)
+    return out
+
+
+def _first_failure(space: MapSpace) -> str:
+    """The most common reason random constructions fail (for the error message)."""
+    rng = random.Random(0)
+    reasons: dict[str, int] = {}
+    opts = [space.dim_options(k) for k in range(len(space.dims))]
+    for _ in range(300):
+        pick = [rng.choice(o) for o in opts]
+        f = tuple(tuple(pick[k][s] for k in range(len(space.dims)))
+                  for s in range(2 * space.nlev))
+        keeps = tuple(rng.choice(o) for o in space.keep_options)
+        axes = tuple(tuple("X" for _ in space.dims) for _ in range(space.nlev))
+        why = space.capacity_problem(f, keeps) or space.fanout_problem(f, axes)
+        if why:
+            key = why.split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+    if not reasons:
+        return "every sampled factorization fits; the model rejected them"
+    worst = max(reasons, key=lambda r: reasons[r])
+    return f"most candidates fail at {worst}"
+
+
+def pareto_points(result: MapperResult) -> Sequence[tuple[float, int]]:
+    """(energy_pJ, cycles) of the Pareto set, for plots and tables."""
+    return [(s.energy_pJ, s.cycles) for _, s in result.pareto]
