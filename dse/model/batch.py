@@ -1,0 +1,412 @@
+"""Batched model: many mappings of one layer at once, vectorized with numpy.
+
+The mapper calls the model millions of times, so this path works on an array form of a batch of
+mappings (:class:`MappingArrays`) that a search can produce directly, without building
+:class:`Mapping` objects. For B mappings, L storage levels (``Arch.levels`` order, outermost
+first), D problem dims (``Problem.dimensions`` order) and S dataspaces (``Problem.dataspaces``):
+
+* ``temporal[b, l, d]``  temporal factor of dim d at level l (1 = no loop);
+* ``spatial_x[b, l, d]``, ``spatial_y[b, l, d]``  spatial factors on X / Y of level l's fanout;
+* ``order[b, l, d]``  position of dim d among level l's temporal loops, 0 = outermost (a
+  permutation of 0..D-1 per level; positions of unit factors do not matter);
+* ``keep[b, l, s]``  whether level l keeps dataspace s.
+
+The numbers are the scalar model's (:mod:`dse.model.evaluate`), bit for bit: same closed forms,
+same integer arithmetic, same order of floating-point additions. The per-level delta walk is
+rewritten for arrays: with the non-unit temporal loops in innermost-first order, steps ``s_k`` and
+exclusive prefix sums ``C_k``, a level whose loops above start at position ``a`` receives
+``tile * prod(n_k, k >= a) - overlap(s_a) * sum(w_k : k >= a, s_k - C_k == s_a - C_a)`` with
+``w_k = (n_k - 1) * prod(n_i, i > k)``: the steps Timeloop counts as partial are exactly those
+whose translation equals that of the innermost loop (see :func:`dse.model.nest.tile_deltas`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+from dse.arch.spec import Arch
+from dse.errors import InvalidMapping
+from dse.model.evaluate import _energies, evaluate, mac_energy_per_compute
+from dse.model.mapping import LevelMapping, Loop, Mapping
+from dse.model.nest import rank_coefficients
+from dse.problems.problem import Problem
+
+CHUNK = 4096  # mappings per vectorized pass (keeps temporaries in cache-friendly sizes)
+
+
+@dataclass
+class MappingArrays:
+    """A batch of mappings of one layer in array form (see the module docstring)."""
+
+    temporal: np.ndarray
+    spatial_x: np.ndarray
+    spatial_y: np.ndarray
+    order: np.ndarray
+    keep: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.temporal.shape[0])
+
+    def take(self, index: np.ndarray | slice) -> MappingArrays:
+        return MappingArrays(self.temporal[index], self.spatial_x[index], self.spatial_y[index],
+                             self.order[index], self.keep[index])
+
+
+@dataclass
+class BatchResult:
+    """Per-mapping results; invalid mappings have ``valid`` False, energy NaN, cycles 0."""
+
+    energy_pJ: np.ndarray
+    cycles: np.ndarray
+    utilization: np.ndarray
+    valid: np.ndarray
+    reason: list[str | None] = field(default_factory=list)
+
+    @property
+    def edp(self) -> np.ndarray:
+        """Energy-delay product in J x cycles (NaN where invalid)."""
+        return self.energy_pJ * 1e-12 * self.cycles
+
+
+def mappings_to_arrays(problem: Problem, arch: Arch, mappings: Sequence[Mapping]
+                       ) -> tuple[MappingArrays, list[int]]:
+    """Array form of ``mappings`` plus the indices that it cannot express (evaluate those
+    with the scalar model): a level with two temporal loops over one dim, or misaligned levels."""
+    dims = {d: i for i, d in enumerate(problem.dimensions)}
+    dss = {ds.name: i for i, ds in enumerate(problem.dataspaces)}
+    names = [lvl.name for lvl in arch.levels]
+    b, n_l, n_d = len(mappings), len(names), len(dims)
+    temporal = np.ones((b, n_l, n_d), dtype=np.int64)
+    sx = np.ones_like(temporal)
+    sy = np.ones_like(temporal)
+    order = np.tile(np.arange(n_d, dtype=np.int64), (b, n_l, 1))
+    keep = np.zeros((b, n_l, len(dss)), dtype=bool)
+    fallback: list[int] = []
+    for i, m in enumerate(mappings):
+        if [lm.level for lm in m.levels] != names:
+            fallback.append(i)
+            continue
+        ok = True
+        for l_idx, lm in enumerate(m.levels):
+            loops = [lp for lp in lm.temporal if lp.factor > 1]
+            seen = [lp.dim for lp in loops]
+            if len(set(seen)) != len(seen) or any(d not in dims for d in seen):
+                ok = False
+                break
+            rest = [d for d in problem.dimensions if d not in seen]
+            for pos, d in enumerate(seen + rest):
+                order[i, l_idx, dims[d]] = pos
+            for lp in loops:
+                temporal[i, l_idx, dims[lp.dim]] = lp.factor
+            for lp in lm.spatial:
+                if lp.dim not in dims or lp.axis not in ("X", "Y"):
+                    ok = False
+                    break
+                target = sx if lp.axis == "X" else sy
+                target[i, l_idx, dims[lp.dim]] *= lp.factor
+            for d in lm.keep:
+                if d in dss:
+                    keep[i, l_idx, dss[d]] = True
+        if not ok:
+            fallback.append(i)
+    return MappingArrays(temporal, sx, sy, order, keep), fallback
+
+
+def arrays_to_mapping(problem: Problem, arch: Arch, arrays: MappingArrays, index: int) -> Mapping:
+    """Mapping ``index`` of a batch as a :class:`Mapping` (for writing out or re-checking)."""
+    levels = []
+    for l_idx, lvl in enumerate(arch.levels):
+        t = arrays.temporal[index, l_idx]
+        pos = arrays.order[index, l_idx]
+        temporal = [Loop(problem.dimensions[d], int(t[d]))
+                    for d in np.argsort(pos, kind="stable") if t[d] > 1]
+        spatial = [Loop(dim, int(arr[index, l_idx, d]), True, axis)
+                   for axis, arr in (("Y", arrays.spatial_y), ("X", arrays.spatial_x))
+                   for d, dim in enumerate(problem.dimensions) if arr[index, l_idx, d] > 1]
+        keep = frozenset(ds.name for s, ds in enumerate(problem.dataspaces)
+                         if arrays.keep[index, l_idx, s])
+        levels.append(LevelMapping(lvl.name, temporal, spatial, keep))
+    return Mapping(levels)
+
+
+def evaluate_batch(problem: Problem, arch: Arch, mappings: Sequence[Mapping]) -> BatchResult:
+    """Evaluate many mappings of one layer; equal to :func:`dse.model.evaluate` on each."""
+    arrays, fallback = mappings_to_arrays(problem, arch, mappings)
+    result = evaluate_arrays(problem, arch, arrays)
+    for i in fallback:
+        try:
+            st = evaluate(problem, arch, mappings[i])
+        except InvalidMapping as exc:
+            result.valid[i], result.reason[i] = False, str(exc)
+            result.energy_pJ[i], result.cycles[i], result.utilization[i] = np.nan, 0, 0.0
+        else:
+            result.valid[i], result.reason[i] = True, None
+            result.energy_pJ[i], result.cycles[i] = st.energy_pJ, st.cycles
+            result.utilization[i] = st.utilization
+    return result
+
+
+def evaluate_arrays(problem: Problem, arch: Arch, arrays: MappingArrays) -> BatchResult:
+    """Evaluate a batch given in array form (the mapper's entry point)."""
+    ctx = _Context(problem, arch)
+    parts = [_evaluate_chunk(ctx, arrays.take(slice(i, i + CHUNK)))
+             for i in range(0, len(arrays), CHUNK)]
+    if not parts:
+        empty = np.zeros(0)
+        return BatchResult(empty, empty.astype(np.int64), empty, empty.astype(bool), [])
+    return BatchResult(
+        np.concatenate([p.energy_pJ for p in parts]),
+        np.concatenate([p.cycles for p in parts]),
+        np.concatenate([p.utilization for p in parts]),
+        np.concatenate([p.valid for p in parts]),
+        [r for p in parts for r in p.reason])
+
+
+class _Context:
+    """Per (problem, arch) constants shared by every chunk."""
+
+    def __init__(self, problem: Problem, arch: Arch):
+        self.problem, self.arch = problem, arch
+        self.dims = problem.dimensions
+        self.instance = np.array([problem.instance[d] for d in self.dims], dtype=np.int64)
+        ranks = rank_coefficients(problem)
+        self.coef = [np.array([[c.get(d, 0) for d in self.dims] for c in ranks[ds.name]],
+                              dtype=np.int64) for ds in problem.dataspaces]
+        # multicast groups factor over ranks when no dim feeds two ranks of one dataspace
+        self.separable = all(((c != 0).sum(axis=0) <= 1).all() for c in self.coef)
+        self.read_write = [ds.read_write for ds in problem.dataspaces]
+        self.names = [lvl.name for lvl in arch.levels]
+        self.fanout = [arch.fanout_xy(i) for i in range(len(arch.levels))]
+        self.usable = [None if lvl.capacity_words is None
+                       else math.floor(lvl.capacity_words / lvl.multiple_buffering)
+                       for lvl in arch.levels]
+        self.block = [lvl.block_size for lvl in arch.levels]
+        self.energy = [_energies(lvl) for lvl in arch.levels]
+        self.bandwidth = [(_ratio(lvl.read_bandwidth), _ratio(lvl.write_bandwidth),
+                           _ratio(lvl.attributes.get("shared_bandwidth")))
+                          for lvl in arch.levels]
+        self.mac_energy = problem.macs * mac_energy_per_compute(arch)
+
+
+def _ratio(bandwidth: object) -> tuple[int, int] | None:
+    if not bandwidth:
+        return None
+    frac = Fraction(float(bandwidth)).limit_denominator(10**9)
+    return frac.numerator, frac.denominator
+
+
+def _limit(words: np.ndarray, ratio: tuple[int, int] | None) -> np.ndarray | int:
+    """ceil(words / bandwidth) exactly, as the scalar model's Fraction arithmetic."""
+    if ratio is None:
+        return 0
+    num, den = ratio
+    if den == 1:
+        return -(-words // num)
+    return np.array([math.ceil(Fraction(int(w) * den, num)) for w in words], dtype=np.int64)
+
+
+@lru_cache(maxsize=65536)
+def _distinct(terms: tuple[tuple[int, int], ...]) -> int:
+    """Distinct values of sum(k_i * v_i), 0 <= k_i < n_i, for terms ((v_i, n_i), ...)."""
+    values = {0}
+    for v, n in terms:
+        values = {x + k * v for x in values for k in range(n)}
+    return len(values)
+
+
+def _groups(ctx: _Context, s: int, fan: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    """Multicast groups at one level for dataspace s: (B,) distinct offsets over its fanout."""
+    coef = ctx.coef[s]
+    varying = (fan > 1)
+    if ctx.separable:
+        out = np.ones(fan.shape[0], dtype=np.int64)
+        for r in range(coef.shape[0]):
+            rel = varying & (coef[r] != 0)
+            count = rel.sum(axis=1)
+            out *= np.where(rel, fan, 1).prod(axis=1)
+            for b in np.nonzero(count > 1)[0]:
+                terms = tuple((int(coef[r, d] * stride[b, d]), int(fan[b, d]))
+                              for d in np.nonzero(rel[b])[0])
+                out[b] = out[b] // np.where(rel[b], fan[b], 1).prod() * _distinct(terms)
+        return out
+    out = np.ones(fan.shape[0], dtype=np.int64)
+    for b in np.nonzero(varying.any(axis=1))[0]:
+        offsets = {tuple(0 for _ in range(coef.shape[0]))}
+        for d in np.nonzero(varying[b])[0]:
+            vec = coef[:, d] * stride[b, d]
+            offsets = {tuple(o + k * v for o, v in zip(off, vec, strict=True))
+                       for off in offsets for k in range(int(fan[b, d]))}
+        out[b] = len(offsets)
+    return out
+
+
+def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
+    n_b, n_l, n_d = a.temporal.shape
+    rows = np.arange(n_b)
+    sxy = a.spatial_x * a.spatial_y
+    fac = a.temporal * sxy
+    below = np.ones((n_b, n_l + 1, n_d), dtype=np.int64)
+    for lv in range(n_l - 1, -1, -1):
+        below[:, lv] = below[:, lv + 1] * fac[:, lv]
+    sbelow = below[:, 1:] * sxy
+
+    # --- validity (same checks, same order, as the scalar model)
+    reason: list[str | None] = [None] * n_b
+    invalid = np.zeros(n_b, dtype=bool)
+
+    def flag(mask: np.ndarray, message) -> None:
+        for b in np.nonzero(mask & ~invalid)[0]:
+            reason[b] = message(b)
+        invalid[:] |= mask
+
+    bad_dim = below[:, 0] != ctx.instance
+    if bad_dim.any():
+        first_dim = np.argmax(bad_dim, axis=1)
+
+        def dim_message(b: int) -> str:
+            d = first_dim[b]
+            holders = [ctx.names[lv] for lv in range(n_l) if fac[b, lv, d] > 1]
+            where = holders[0] if holders else ctx.names[0]
+            return (f"{where}: factors of {ctx.dims[d]} multiply to {below[b, 0, d]}, but "
+                    f"{ctx.dims[d]} = {ctx.instance[d]} (loops over {ctx.dims[d]} at: "
+                    f"{', '.join(holders) or 'none'})")
+        flag(bad_dim.any(axis=1), dim_message)
+    for lv in range(n_l):
+        fx, fy = ctx.fanout[lv]
+        for axis, arr, limit in (("X", a.spatial_x, fx), ("Y", a.spatial_y, fy)):
+            used = arr[:, lv].prod(axis=1)
+            flag(used > limit, lambda b, lv=lv, axis=axis, used=used, limit=limit: (
+                f"{ctx.names[lv]}: spatial {axis} factors use {used[b]} but the fanout is "
+                f"{limit}"))
+    for s, ds in enumerate(ctx.problem.dataspaces):
+        flag(~a.keep[:, 0, s], lambda b, ds=ds: (
+            f"{ctx.names[0]}: the outermost level must keep {ds.name}"))
+
+    # --- tiles, partitions
+    tiles, parts, extents = [], [], []
+    for s in range(len(ctx.coef)):
+        ext = 1 + np.einsum("bld,rd->blr", below[:, :n_l] - 1, ctx.coef[s])
+        sp_tile = (1 + np.einsum("bld,rd->blr", sbelow - 1, ctx.coef[s])).prod(axis=2)
+        tile = ext.prod(axis=2)
+        part = np.empty_like(tile)
+        part[:, 0] = tile[:, 0]
+        for lv in range(1, n_l):
+            part[:, lv] = part[:, lv - 1] * tile[:, lv] // sp_tile[:, lv - 1]
+        tiles.append(tile)
+        parts.append(part)
+        extents.append(ext)
+    for lv in range(n_l):
+        if ctx.usable[lv] is None:
+            continue
+        used = sum(np.where(a.keep[:, lv, s], tiles[s][:, lv], 0) for s in range(len(tiles)))
+        flag(used > ctx.usable[lv], lambda b, lv=lv, used=used: (
+            f"{ctx.names[lv]}: kept tiles need {used[b]} words but capacity is "
+            f"{ctx.usable[lv]}"))
+
+    # --- temporal loops, innermost first, non-unit ones compacted to the front
+    key = ((n_l - 1 - np.arange(n_l))[None, :, None] * n_d + (n_d - 1 - a.order)).reshape(n_b, -1)
+    nonunit = (a.temporal > 1).reshape(n_b, -1)
+    key = np.where(nonunit, key, key + n_l * n_d)
+    idx = np.argsort(key, axis=1, kind="stable")
+    n_k = int(nonunit.sum(axis=1).max()) if n_b else 0
+    idx = idx[:, :n_k]
+    n = np.take_along_axis(a.temporal.reshape(n_b, -1), idx, axis=1)
+    loop_level = idx // n_d
+    loop_dim = idx % n_d
+    stride = np.take_along_axis(sbelow.reshape(n_b, -1), idx, axis=1)
+    real = n > 1
+    stride = np.where(real, stride, 0)
+    n = np.where(real, n, 1)
+    # pad one unit loop so "no loop above" gathers stay in bounds
+    n = np.concatenate([n, np.ones((n_b, 1), dtype=np.int64)], axis=1)
+    stride = np.concatenate([stride, np.zeros((n_b, 1), dtype=np.int64)], axis=1)
+    loop_dim = np.concatenate([loop_dim, np.zeros((n_b, 1), dtype=np.int64)], axis=1)
+    suffix = np.ones((n_b, n_k + 2), dtype=np.int64)
+    for k in range(n_k, -1, -1):
+        suffix[:, k] = suffix[:, k + 1] * n[:, k]
+    weight = (n - 1) * suffix[:, 1:]
+    count = real.sum(axis=1)
+    starts = [(real & (loop_level >= lv)).sum(axis=1) for lv in range(n_l)]
+    compute_cycles = suffix[:, 0]
+    positions = np.arange(n_k + 1)[None, :]
+
+    # --- per-level deltas (fills before elision) and multicast groups
+    deltas, groups = [], []
+    for s in range(len(ctx.coef)):
+        coef = ctx.coef[s]
+        step = coef.T[loop_dim] * stride[:, :, None]  # (B, K+1, R)
+        cum = np.cumsum(step, axis=1) - step
+        z = step - cum
+        f_s = np.empty((n_b, n_l), dtype=np.int64)
+        for lv in range(n_l):
+            st = starts[lv]
+            first = step[rows, st]
+            same = (z == z[rows, st][:, None, :]).all(axis=2) & (positions >= st[:, None])
+            w = np.where(same, weight, 0).sum(axis=1)
+            ext = extents[s][:, lv]
+            tile = tiles[s][:, lv]
+            moved = first != 0
+            n_moved = moved.sum(axis=1)
+            shift = np.abs(first).sum(axis=1)
+            e_sel = np.where(moved, ext, 0).sum(axis=1)
+            single = np.where(shift < e_sel, tile // np.maximum(e_sel, 1) * (e_sel - shift), 0)
+            overlap = np.where(n_moved == 0, tile, np.where(n_moved == 1, single, 0))
+            f_s[:, lv] = tile * suffix[rows, st] - overlap * w
+            f_s[:, lv] = np.where(st >= count, tile, f_s[:, lv])
+        deltas.append(f_s)
+        groups.append(np.stack([_groups(ctx, s, sxy[:, lv], below[:, lv + 1])
+                                for lv in range(n_l)], axis=1))
+
+    # --- counts, energy, cycles
+    inst = np.ones((n_b, n_l), dtype=np.int64)
+    for lv in range(1, n_l):
+        inst[:, lv] = inst[:, lv - 1] * sxy[:, lv - 1].prod(axis=1)
+    counts = {}
+    for s in range(len(ctx.coef)):
+        child = compute_cycles.copy()
+        grp = np.ones(n_b, dtype=np.int64)
+        for lv in range(n_l - 1, -1, -1):
+            grp = grp * groups[s][:, lv]
+            kept = a.keep[:, lv, s]
+            traffic = child * grp
+            own = deltas[s][:, lv] if lv else np.zeros(n_b, dtype=np.int64)
+            if ctx.read_write[s]:
+                part = parts[s][:, lv]
+                r, u, f = traffic - part, traffic, (own - part if lv else own)
+            else:
+                r, u, f = traffic, np.zeros(n_b, dtype=np.int64), own
+            counts[(lv, s)] = (kept, r, u, f)
+            child = np.where(kept, deltas[s][:, lv], child)
+            grp = np.where(kept, 1, grp)
+
+    total = np.zeros(n_b)
+    cycles = compute_cycles.copy()
+    for lv in range(n_l):
+        e_read, e_write = ctx.energy[lv]
+        block = ctx.block[lv]
+        reads = np.zeros(n_b, dtype=np.int64)
+        writes = np.zeros(n_b, dtype=np.int64)
+        for s in range(len(ctx.coef)):
+            kept, r, u, f = counts[(lv, s)]
+            e = ((-(-r // block) * e_read + -(-f // block) * e_write)
+                 + -(-u // block) * e_write) * inst[:, lv]
+            total = np.where(kept, total + e, total)
+            reads += np.where(kept, r, 0)
+            writes += np.where(kept, u + f, 0)
+        r_bw, w_bw, shared = ctx.bandwidth[lv]
+        cycles = np.maximum.reduce([cycles, compute_cycles, _limit(reads, r_bw) + 0 * reads,
+                                    _limit(writes, w_bw) + 0 * reads,
+                                    _limit(reads + writes, shared) + 0 * reads])
+    energy = ctx.mac_energy + total
+    macs = ctx.problem.macs
+    valid = ~invalid
+    energy = np.where(valid, energy, np.nan)
+    cycles = np.where(valid, cycles, 0)
+    util = np.where(valid, macs / (np.maximum(cycles, 1) * ctx.arch.compute.instances), 0.0)
+    return BatchResult(energy, cycles, util, valid, reason)
