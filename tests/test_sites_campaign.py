@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from dse.arch import load_arch
@@ -11,8 +12,10 @@ from dse.problems.models import DigitsCNN
 from dse.problems.problem import conv_problem
 from dse.resilience.mapping_aware import (
     LayerCapture,
+    clustered_interval,
     draw_fault,
     naive_layer_output,
+    patched_outputs,
     sample_size,
     site_scales,
     stratified,
@@ -51,7 +54,7 @@ def eyeriss_mapping() -> Mapping:
 def test_footprint_deltas_equal_whole_layer_recompute_for_every_site_class():
     torch.manual_seed(0)
     model = DigitsCNN().eval()
-    images = torch.randn(6, 1, 8, 8)
+    images = torch.randn(3, 1, 8, 8)
     problem = conv_problem(C=16, M=32, R=3, S=3, P=8, Q=8)
     nest = Nest(problem, eyeriss_mapping())
     sites = exposures(nest, load_arch("eyeriss_like"))
@@ -63,24 +66,22 @@ def test_footprint_deltas_equal_whole_layer_recompute_for_every_site_class():
         ("psum_spad", "Outputs"),
         ("mac", "MAC"),
     }
-    capture = LayerCapture(model, "features.2", images)
-    scales = site_scales(sites, capture, problem, len(images))
+    capture = LayerCapture(model, "features.2", images, problem)
+    scales = site_scales(sites, capture.ops)
     rng = np.random.default_rng(5)
     multi = 0
     for i, site in enumerate(sites):
-        for _ in range(12):
-            fault = draw_fault(nest, site, i, capture, scales[i], rng)
-            naive = naive_layer_output(capture, problem, fault).reshape(-1)
-            fast = capture.outputs[fault.image].reshape(-1).clone()
-            pos = torch.as_tensor(fault.positions)
-            fast[pos] = (fast[pos].double() + torch.as_tensor(fault.deltas)).float()
-            changed = set(
-                torch.nonzero(naive != capture.outputs[fault.image].reshape(-1))
-                .reshape(-1)
-                .tolist()
-            )
-            assert changed <= set(fault.positions.tolist())
-            assert torch.allclose(fast, naive, rtol=1e-5, atol=1e-6)
+        for _ in range(10):
+            fault = draw_fault(nest, site, i, capture.ops, scales[i], rng)
+            pos, values = patched_outputs(capture, fault)
+            for image in range(len(images)):
+                naive = naive_layer_output(capture, fault, image).reshape(-1)
+                clean = capture.outputs[image].reshape(-1)
+                fast = clean.clone()
+                fast[pos] = values[image]
+                changed = set(torch.nonzero(naive != clean).reshape(-1).tolist())
+                assert changed <= set(fault.positions.tolist())
+                assert torch.allclose(fast, naive, rtol=1e-5, atol=1e-6)
             multi += fault.footprint > 1
     assert multi > 5  # multicast / reused words were exercised, not only single outputs
 
@@ -90,5 +91,11 @@ def test_statistics_sample_size_and_intervals():
     assert sample_size(0.05, 0.95, population=1000) == 278
     lo, hi = wilson(0, 100, 1.96)
     assert lo == 0.0 and 0.03 < hi < 0.04
-    rate, (lo, hi) = stratified([0.75, 0.25], [10, 0], [100, 100], 1.96)
-    assert rate == 0.075 and lo < rate < hi
+    # faults that fail on all images or none: the interval is that of 10 faults (9 after the
+    # n - 1 of the unbiased variance), not of 1000 independent pairs
+    clustered = clustered_interval(np.array([1.0] * 3 + [0.0] * 7), 100, 1.96)
+    assert clustered == pytest.approx(wilson(3, 9, 1.96), abs=1e-9)
+    independent = clustered_interval(np.full(10, 0.3), 100, 1.96)
+    assert independent == pytest.approx(wilson(300, 1000, 1.96), abs=1e-9)
+    rate, (lo, hi) = stratified([0.75, 0.25], [0.1, 0.0], [(0.05, 0.15), (0.0, 0.04)])
+    assert rate == pytest.approx(0.075) and lo < rate < hi

@@ -19,6 +19,7 @@ from dse.resilience.sites_delta import (
     bind_layer,
     flip_delta,
     operand_delta,
+    output_positions,
     partial_sum,
     products,
     tile_element,
@@ -29,15 +30,15 @@ def _operands(problem, rng):
     tensors = {}
     for ds in ("Weights", "Inputs"):
         shape = [problem.rank_extent(r, problem.instance) for r in problem.dataspace(ds).projection]
-        tensors[ds] = rng.integers(-4, 5, size=shape).astype(float)
+        tensors[ds] = rng.integers(-4, 5, size=[1, *shape]).astype(float)
     shape = [problem.rank_extent(r, problem.instance) for r in problem.output.projection]
     out_index = np.arange(int(np.prod(shape))).reshape(shape)
-    return LayerOperands(tensors, np.zeros(shape), out_index, {})
+    return LayerOperands(tensors, np.zeros([1, *shape]), out_index, {})
 
 
 def _as_dicts(ops):
     return {
-        name: {e: float(arr[e]) for e in itertools.product(*map(range, arr.shape))}
+        name: {e: float(arr[(0, *e)]) for e in itertools.product(*map(range, arr.shape[1:]))}
         for name, arr in ops.tensors.items()
     }
 
@@ -65,20 +66,21 @@ def test_footprint_deltas_and_partial_sums_match_the_simulated_values():
             pe = rng.randrange(nest.pes)
             faulty = sim.run(values, MacFault(pe, t, corrupt)).outputs
             readers = mac_readers(nest, pe, t)
-            assert seen == [float(products(nest, ops, readers.steps, readers.pes)[0])]
-            idx, delta = operand_delta(nest, ops, "", readers, 0.0)
-            expected = dict(zip(idx.tolist(), [3.0] * len(idx), strict=True))
+            assert seen == [float(products(nest, ops, readers.steps, readers.pes)[0, 0])]
+            expected = {
+                int(i): 3.0 for i in output_positions(nest, ops, readers.steps, readers.pes)
+            }
         else:
             inst = rng.randrange(nest.instances(level))
             element = tile_element(nest, level, ds, inst, t, nrng)
             faulty = sim.run(values, StorageFault(level, inst, ds, element, t, corrupt)).outputs
             readers = storage_readers(nest, level, ds, inst, element, t)
             if ds == "Outputs":
-                assert seen == [partial_sum(nest, ops, level, inst, element, t)]
+                assert seen == [partial_sum(nest, ops, level, inst, element, t)[0]]
                 expected = {int(ops.out_index[element]): 3.0}
             else:
-                idx, delta = operand_delta(nest, ops, ds, readers, 3.0)
-                expected = dict(zip(idx.tolist(), delta.tolist(), strict=True))
+                idx, delta = operand_delta(nest, ops, ds, readers, np.array([3.0]))
+                expected = dict(zip(idx.tolist(), delta[0].tolist(), strict=True))
         got = {int(ops.out_index[e]): faulty[e] - clean[e] for e in clean if faulty[e] != clean[e]}
         expected = {i: d for i, d in expected.items() if d != 0.0}
         assert got == expected
@@ -87,24 +89,35 @@ def test_footprint_deltas_and_partial_sums_match_the_simulated_values():
 
 
 def test_bit_flip_moves_a_fixed_point_word_by_a_power_of_two():
-    assert flip_delta(3 * 0.5, 0, 8, 0.5) == -0.5  # code 3 -> 2
-    assert flip_delta(3 * 0.5, 2, 8, 0.5) == 2.0  # code 3 -> 7
-    assert flip_delta(3 * 0.5, 7, 8, 0.5) == -64.0  # sign bit: 3 -> -125
-    assert flip_delta(-1 * 0.5, 7, 8, 0.5) == 64.0  # -1 -> 127
+    assert flip_delta(np.array(1.5), 0, 8, 0.5) == -0.5  # code 3 -> 2
+    assert flip_delta(np.array(1.5), 2, 8, 0.5) == 2.0  # code 3 -> 7
+    assert flip_delta(np.array(1.5), 7, 8, 0.5) == -64.0  # sign bit: 3 -> -125
+    assert flip_delta(np.array(-0.5), 7, 8, 0.5) == 64.0  # -1 -> 127
+    assert flip_delta(np.array(-0.5), 3, 8, 0.5) == -4.0  # -1 (all ones) -> -9
+    assert list(flip_delta(np.array([100.0, -100.0]), 6, 8, 1.0)) == [-64.0, 64.0]
 
 
 def test_layer_binding_reproduces_torch_conv_and_linear():
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, dilation=1, groups=2)
-    x = torch.randn(1, 4, 7, 7)
     problem = conv_problem(C=2, M=3, R=3, S=3, P=4, Q=4, G=2, Wstride=2, Hstride=2)
+    x = torch.randn(3, 4, 7, 7)  # three images
     ops = bind_layer(problem, conv, x)
-    want = (conv(x) - conv.bias.reshape(1, -1, 1, 1)).detach().double().reshape(-1)
-    assert np.allclose(ops.outputs.reshape(-1), want[ops.out_index.reshape(-1)].numpy())
-    w = ops.tensors["Weights"]  # ranks C, M, R, S, G
+    want = (conv(x) - conv.bias.reshape(1, -1, 1, 1)).detach().double().reshape(3, -1)
+    assert np.allclose(
+        ops.outputs.reshape(3, -1), want[:, ops.out_index.reshape(-1)].numpy(), atol=1e-6
+    )
+    w = ops.tensors["Weights"][0]  # ranks C, M, R, S, G
     assert w[1, 2, 0, 2, 1] == conv.weight[1 * 3 + 2, 1, 2, 0].item()
+    assert np.array_equal(
+        conv.weight.detach().double().reshape(-1).numpy()[ops.index["Weights"]], w
+    )
+    padded = torch.nn.functional.pad(x[1:2].double(), (1, 1, 1, 1)).reshape(-1).numpy()
+    assert np.array_equal(padded[ops.index["Inputs"]], ops.tensors["Inputs"][1])
     lin = nn.Linear(5, 3)
-    xl = torch.randn(1, 5)
+    xl = torch.randn(2, 5)
     ops = bind_layer(conv_problem(C=5, M=3), lin, xl)
-    want = (lin(xl) - lin.bias).detach().double().reshape(-1)
-    assert np.allclose(ops.outputs.reshape(-1), want[ops.out_index.reshape(-1)].numpy())
+    want = (lin(xl) - lin.bias).detach().double().reshape(2, -1)
+    assert np.allclose(
+        ops.outputs.reshape(2, -1), want[:, ops.out_index.reshape(-1)].numpy(), atol=1e-6
+    )

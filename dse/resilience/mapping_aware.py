@@ -50,23 +50,24 @@ from dse.resilience.sites_delta import (
 # and beam data for planar CMOS at 28-65 nm cluster around 10^2-10^3 FIT/Mbit; we take 1000, the
 # usual round upper-end figure, so FIT numbers are comparable across mappings, not absolute.
 DEFAULT_FIT_PER_MBIT = 1000.0
+CRITICAL = 2  # engine outcome code of an SDC-1 (top-1 changed)
 
 
 @dataclass(frozen=True)
 class MappedFault:
-    """One drawn fault and the output patch it produces."""
+    """One drawn hardware fault, struck during the inference of every campaign image, and the
+    output patch it produces for each image."""
 
     site: int  # index into the campaign's site list
     dataspace: str  # Weights / Inputs / Outputs or MAC
-    word_delta: float  # change of the stored word (operand, partial sum or product)
-    image: int
-    instance: int
+    instance: int  # level instance (or PE for MAC faults)
     time: int
     element: tuple[int, ...]
     bit: int
+    word_delta: np.ndarray  # per image: change of the stored word (operand, partial sum, product)
     positions: np.ndarray  # flat indices into one image's layer output
-    deltas: np.ndarray  # float64 change of each of those outputs
-    footprint: int  # outputs that read the corrupted value (some deltas may be 0: a zero cofactor)
+    deltas: np.ndarray  # (images, positions) float64 change of those outputs
+    footprint: int  # outputs that read the corrupted value (a zero cofactor can leave one as is)
 
 
 @dataclass
@@ -131,24 +132,40 @@ def wilson(k: int, n: int, z: float) -> tuple[float, float]:
     return (max(0.0, mid - half), min(1.0, mid + half))
 
 
-def stratified(shares: Sequence[float], hits: Sequence[int], ns: Sequence[int],
-               z: float) -> tuple[float, tuple[float, float]]:
-    """Σ share × rate with a normal interval on the stratified variance; Agresti-Coull shrinkage
-    keeps a class with no SDC from claiming zero variance."""
-    rate = sum(s * k / n for s, k, n in zip(shares, hits, ns, strict=True) if n)
-    var = 0.0
-    for s, k, n in zip(shares, hits, ns, strict=True):
-        nt = n + z * z
-        pt = (k + z * z / 2) / nt
-        var += s * s * pt * (1 - pt) / nt
-    half = z * math.sqrt(var)
-    return rate, (max(0.0, rate - half), min(1.0, rate + half))
+def clustered_interval(fractions: np.ndarray, images: int, z: float) -> tuple[float, float]:
+    """Interval of an SDC rate measured as (fault × image) pairs. Pairs of one fault are correlated
+    (an MSB flip fails on most images, an LSB flip on none), so the Wilson interval is taken on
+    the effective sample size n_pairs / design effect (Kish), design effect = the variance of the
+    per-fault fractions over the binomial variance of the pairs (at least 1)."""
+    n_faults = len(fractions)
+    if n_faults == 0:
+        return (0.0, 1.0)
+    pairs = n_faults * images
+    p = float(np.mean(fractions))
+    binom = p * (1 - p) / pairs
+    cluster = float(np.var(fractions, ddof=1)) / n_faults if n_faults > 1 else binom
+    deff = max(1.0, cluster / binom) if binom > 0 else 1.0
+    n_eff = pairs / deff
+    return wilson(round(p * n_eff), max(1, round(n_eff)), z)
+
+
+def stratified(shares: Sequence[float], rates: Sequence[float],
+               intervals: Sequence[tuple[float, float]]) -> tuple[float, tuple[float, float]]:
+    """Σ share × rate, with a normal interval whose per-class variances are read back from the
+    per-class intervals (half-width / z, squared); asymmetric intervals use their wider side."""
+    rate = sum(s * r for s, r in zip(shares, rates, strict=True))
+    lo_var = sum((s * (r - lo)) ** 2 for s, r, (lo, _) in zip(shares, rates, intervals,
+                                                              strict=True))
+    hi_var = sum((s * (hi - r)) ** 2 for s, r, (_, hi) in zip(shares, rates, intervals,
+                                                              strict=True))
+    return rate, (max(0.0, rate - math.sqrt(lo_var)), min(1.0, rate + math.sqrt(hi_var)))
 
 
 class LayerCapture:
-    """Clean input and output of one layer for every image, from one forward pass."""
+    """Clean input and output of one layer for every image, from one forward pass, and the layer's
+    operands laid out for the problem."""
 
-    def __init__(self, model: nn.Module, layer_path: str, images: torch.Tensor):
+    def __init__(self, model: nn.Module, layer_path: str, images: torch.Tensor, problem: Problem):
         modules = dict(model.named_modules())
         if layer_path not in modules:
             raise InputError(f"model has no layer {layer_path!r}", field="--layer")
@@ -165,52 +182,45 @@ class LayerCapture:
         finally:
             handle.remove()
         self.inputs, self.outputs = seen["x"], seen["y"]
-        self._bound: dict[int, LayerOperands] = {}
-
-    def operands(self, problem: Problem, image: int) -> LayerOperands:
-        if image not in self._bound:
-            self._bound[image] = bind_layer(problem, self.module, self.inputs[image : image + 1])
-        return self._bound[image]
+        self.ops = bind_layer(problem, self.module, self.inputs)
 
 
-def draw_fault(nest: Nest, site: SiteExposure, index: int, capture: LayerCapture,
-               scale: float, rng: np.random.Generator) -> MappedFault:
-    """Draw one fault uniformly within a site class and compute the output delta it causes."""
-    image = int(rng.integers(len(capture.inputs)))
-    ops = capture.operands(nest.problem, image)
+def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, scale: float,
+               rng: np.random.Generator) -> MappedFault:
+    """Draw one fault uniformly within a site class (instance, step, resident word, bit) and
+    compute, for every image, the output delta it causes."""
     time = int(rng.integers(nest.steps))
     bit = int(rng.integers(site.bits))
     if site.dataspace == MAC_SITE:
         pe = int(rng.integers(nest.pes))
         readers = mac_readers(nest, pe, time)
-        value = float(products(nest, ops, readers.steps, readers.pes)[0])
-        delta = flip_delta(value, bit, site.bits, scale)
+        delta = flip_delta(products(nest, ops, readers.steps, readers.pes)[:, 0], bit,
+                           site.bits, scale)
         positions = output_positions(nest, ops, readers.steps, readers.pes)
-        return MappedFault(index, MAC_SITE, delta, image, pe, time, (), bit, positions,
-                           np.array([delta]), 1)
+        return MappedFault(index, MAC_SITE, pe, time, (), bit, delta, positions,
+                           delta[:, None], 1)
     inst = int(rng.integers(site.instances))
     element = tile_element(nest, site.level, site.dataspace, inst, time, rng)
     if site.dataspace == nest.problem.output.name:
-        value = partial_sum(nest, ops, site.level, inst, element, time)
-        delta = flip_delta(value, bit, site.bits, scale)
+        delta = flip_delta(partial_sum(nest, ops, site.level, inst, element, time), bit,
+                           site.bits, scale)
         positions = np.array([ops.out_index[element]])
-        return MappedFault(index, site.dataspace, delta, image, inst, time, element, bit, positions,
-                           np.array([delta]), 1)
+        return MappedFault(index, site.dataspace, inst, time, element, bit, delta, positions,
+                           delta[:, None], 1)
     tensor = ops.tensors[site.dataspace]
-    value = float(tensor[element]) if all(e < s for e, s in zip(element, tensor.shape,
-                                                                  strict=True)) else 0.0
+    inside = all(e < n for e, n in zip(element, tensor.shape[1:], strict=True))
+    value = tensor[(slice(None), *element)] if inside else np.zeros(1)  # unused padding row
     delta = flip_delta(value, bit, site.bits, scale)
     readers = storage_readers(nest, site.level, site.dataspace, inst, element, time)
     positions, deltas = operand_delta(nest, ops, site.dataspace, readers, delta)
-    return MappedFault(index, site.dataspace, delta, image, inst, time, element, bit, positions,
-                       deltas, len(readers.outputs))
+    deltas = np.broadcast_to(deltas, (len(ops.outputs), len(positions))).copy()
+    return MappedFault(index, site.dataspace, inst, time, element, bit, delta, positions, deltas,
+                       len(readers.outputs))
 
 
-def site_scales(sites: list[SiteExposure], capture: LayerCapture, problem: Problem,
-                images: int) -> list[float]:
-    """Fixed-point step of each site class's words (its dataspace's range in its word width),
-    calibrated on (up to 32 of) the images."""
-    ops = [capture.operands(problem, i) for i in range(min(images, 32))]
+def site_scales(sites: list[SiteExposure], ops: LayerOperands) -> list[float]:
+    """Fixed-point step of each site class's words: its dataspace's range over the campaign's
+    images in its word width."""
     peak = ranges(ops)
     return [scale_for(peak[s.dataspace], s.bits) for s in sites]
 
@@ -250,66 +260,63 @@ def mapping_resilience(
     nest = Nest(problem, mapping)
     sites = exposures(nest, arch, include_backing=include_backing, include_mac=include_mac)
     total = sum(s.exposure for s in sites)
-    capture = LayerCapture(model, layer_path, images)
-    scales = site_scales(sites, capture, problem, len(images))
+    capture = LayerCapture(model, layer_path, images, problem)
+    scales = site_scales(sites, capture.ops)
     engine = engine or FastEngine(model, images, labels)
     rng = np.random.default_rng(seed)
-    faults = [draw_fault(nest, site, i, capture, scales[i], rng)
+    faults = [draw_fault(nest, site, i, capture.ops, scales[i], rng)
               for i, site in enumerate(sites) for _ in range(per_site_n)]
     sdc = run_faults(engine, layer_path, capture, faults, progress=progress)
-    results, hits, ns = [], [], []
+    results = []
     for i, site in enumerate(sites):
-        mine = [k for k, f in enumerate(faults) if f.site == i]
-        k = int(sum(sdc[j] for j in mine))
-        fp = float(np.mean([faults[j].footprint for j in mine]))
-        share = site.exposure / total
-        results.append(SiteResult(site.level_name, site.dataspace, share, k / len(mine),
-                                  wilson(k, len(mine), z), fp, len(mine)))
-        hits.append(k)
-        ns.append(len(mine))
-    rate, ci = stratified([r.exposure_share for r in results], hits, ns, z)
+        mine = np.array([f.site == i for f in faults])
+        fractions = sdc[mine].mean(axis=1)
+        results.append(SiteResult(
+            site.level_name, site.dataspace, site.exposure / total, float(fractions.mean()),
+            clustered_interval(fractions, len(images), z),
+            float(np.mean([f.footprint for f in faults if f.site == i])), int(mine.sum())))
+    rate, ci = stratified([r.exposure_share for r in results], [r.sdc1_rate for r in results],
+                          [r.sdc1_ci for r in results])
     mbit = sum(s.bits * s.instances * s.words for s in sites) / 1e6
     return ResilienceResult(rate, ci, fit_per_mbit * mbit * rate, results, mbit, len(faults))
 
 
+def patched_outputs(capture: LayerCapture, fault: MappedFault) -> tuple[torch.Tensor, torch.Tensor]:
+    """(flat positions, (images, positions) faulty values) of one fault's layer-output patch:
+    clean output + delta, rounded once to the layer's dtype."""
+    out = capture.outputs.reshape(len(capture.outputs), -1)
+    pos = torch.as_tensor(fault.positions, dtype=torch.long)
+    values = (out[:, pos].double() + torch.as_tensor(fault.deltas)).to(out.dtype)
+    return pos, values
+
+
 def run_faults(engine, layer_path: str, capture: LayerCapture, faults: list[MappedFault], *,
                progress: bool = False) -> np.ndarray:
-    """SDC-1 outcome (top-1 changed) of each fault, running only the network after the layer."""
-    out = capture.outputs.reshape(len(capture.outputs), -1)
-    patches = []
-    for f in faults:
-        keep = f.deltas != 0
-        pos = torch.as_tensor(f.positions[keep], dtype=torch.long)
-        clean = out[f.image, pos].double()
-        values = (clean + torch.as_tensor(f.deltas[keep])).to(out.dtype)
-        patches.append((f.image, pos, values))
-    return sdc1_outcomes(engine.run_output_patches(layer_path, patches, progress=progress))
+    """(faults, images) SDC-1 outcomes (top-1 changed), running only the network after the layer."""
+    patches = [patched_outputs(capture, f) for f in faults]
+    codes = engine.run_output_patches(layer_path, patches, progress=progress)
+    return np.asarray(codes) == CRITICAL
 
 
-def sdc1_outcomes(outcomes) -> np.ndarray:
-    """Whether each engine outcome is an SDC-1 (top-1 changed)."""
-    return np.array([o == "critical" for o in outcomes], dtype=bool)
-
-
-def naive_layer_output(capture: LayerCapture, problem: Problem, fault: MappedFault) -> torch.Tensor:
+def naive_layer_output(capture: LayerCapture, fault: MappedFault, image: int) -> torch.Tensor:
     """The faulty layer output of one image, recomputed whole (the baseline the deltas must match):
     the layer runs again with the corrupted operand, and its result is taken on the fault's
     footprint only (outside it the clean copy was used); a partial-sum or product fault adds the
     word's change to its one output."""
-    module = capture.module
-    x = capture.inputs[fault.image : fault.image + 1].double()
+    module, ops = capture.module, capture.ops
+    x = capture.inputs[image : image + 1].double()
     w = module.weight.detach().double().clone()
-    ops = capture.operands(problem, fault.image)
     if isinstance(module, nn.Conv2d):
         pad_h, pad_w = module.padding
         x = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h))
     x = x.clone()
+    change = float(fault.word_delta[image if len(fault.word_delta) > 1 else 0])
     if fault.dataspace == "Weights":
-        w.view(-1)[int(ops.index["Weights"][fault.element])] += fault.word_delta
+        w.view(-1)[int(ops.index["Weights"][fault.element])] += change
     elif fault.dataspace == "Inputs" and all(
         e < n for e, n in zip(fault.element, ops.index["Inputs"].shape, strict=True)
     ):
-        x.view(-1)[int(ops.index["Inputs"][fault.element])] += fault.word_delta
+        x.view(-1)[int(ops.index["Inputs"][fault.element])] += change
     bias = module.bias.detach().double() if module.bias is not None else None
     with torch.no_grad():
         if isinstance(module, nn.Conv2d):
@@ -317,30 +324,31 @@ def naive_layer_output(capture: LayerCapture, problem: Problem, fault: MappedFau
                                            module.groups)
         else:
             y = torch.nn.functional.linear(x.reshape(-1, module.in_features), w, bias)
-    clean = capture.outputs[fault.image : fault.image + 1].reshape(-1).clone()
+    clean = capture.outputs[image : image + 1].reshape(-1).clone()
     flat = y.reshape(-1)
     pos = torch.as_tensor(fault.positions, dtype=torch.long)
     if fault.dataspace in ("Weights", "Inputs"):
         clean[pos] = flat[pos].to(clean.dtype)
     else:
-        clean[pos] = (flat[pos] + fault.word_delta).to(clean.dtype)
+        clean[pos] = (flat[pos] + change).to(clean.dtype)
     return clean.reshape(capture.outputs.shape[1:])
 
 
-def naive_sdc1(model: nn.Module, layer_path: str, capture: LayerCapture, problem: Problem,
-               images: torch.Tensor, faults: list[MappedFault]) -> np.ndarray:
-    """SDC-1 of each fault by full re-inference: whole-layer recompute, whole network, per fault."""
+def naive_sdc1(model: nn.Module, layer_path: str, capture: LayerCapture, images: torch.Tensor,
+               faults: list[MappedFault]) -> np.ndarray:
+    """(faults, images) SDC-1 by full re-inference: for every fault and image, the whole layer is
+    recomputed and the whole network run again."""
     module = dict(model.named_modules())[layer_path]
     with torch.no_grad():
         golden = model(images).argmax(1)
-    out = []
-    for f in faults:
-        patched = naive_layer_output(capture, problem, f).unsqueeze(0)
-        handle = module.register_forward_hook(lambda _m, _i, _o, p=patched: p)
-        try:
-            with torch.no_grad():
-                pred = model(images[f.image : f.image + 1]).argmax(1)
-        finally:
-            handle.remove()
-        out.append(bool(pred.item() != golden[f.image].item()))
-    return np.array(out, dtype=bool)
+    out = np.zeros((len(faults), len(images)), dtype=bool)
+    for i, f in enumerate(faults):
+        for b in range(len(images)):
+            patched = naive_layer_output(capture, f, b).unsqueeze(0)
+            handle = module.register_forward_hook(lambda _m, _i, _o, p=patched: p)
+            try:
+                with torch.no_grad():
+                    out[i, b] = model(images[b : b + 1]).argmax(1).item() != golden[b].item()
+            finally:
+                handle.remove()
+    return out

@@ -36,11 +36,23 @@ MAC_SITE = "MAC"
 
 @dataclass(frozen=True)
 class Readers:
-    """The MACs (step, PE) that consume a corrupted value, and the outputs they write."""
+    """The MACs (step, PE) that consume a corrupted value; ``outputs`` are the outputs they write
+    (for a partial sum: its own output, with no MAC involved)."""
 
+    nest: Nest
     steps: np.ndarray
     pes: np.ndarray
-    outputs: frozenset[Element]
+    own: Element | None = None
+
+    @property
+    def outputs(self) -> frozenset[Element]:
+        if self.own is not None:
+            return frozenset({self.own})
+        if not len(self.steps):
+            return frozenset()
+        ranks = self.nest.project(self.nest.problem.output.name,
+                                  self.nest.coords(self.steps, self.pes))
+        return frozenset(zip(*(r.tolist() for r in ranks), strict=True))
 
 
 @dataclass(frozen=True)
@@ -135,12 +147,12 @@ class Nest:
             for d in self.problem.dimensions
         }
 
-    def tile_box(self, level: int, ds: str, taus: np.ndarray, instance: int) -> list[tuple]:
+    def tile_box(self, level: int, ds: str, taus: np.ndarray, instance) -> list[tuple]:
         """Per rank, (low, high) of the tile of ``level`` instance ``instance`` at outer steps
         ``taus``: loops above fixed, loops at and below sweeping their full range (Timeloop's
         box)."""
         fixed = self.coords(taus * self.steps_below[level],
-                            np.int64(instance * self.pes_below[level]))
+                            np.asarray(instance) * self.pes_below[level])
         boxes = []
         for rank in self.problem.dataspace(ds).projection:
             low = sum(self.problem.coefficient(c) * fixed[d] for d, c in rank)
@@ -152,14 +164,6 @@ class Nest:
         space = self.problem.dataspace(ds)
         return math.prod(self.problem.rank_extent(r, self.extent[level]) for r in space.projection)
 
-    def membership(self, level: int, ds: str, instance: int, element: Element) -> np.ndarray:
-        """Whether ``element`` is in the tile at each outer step of ``level``."""
-        taus = np.arange(self.steps // self.steps_below[level])
-        inside = np.ones(len(taus), dtype=bool)
-        for (low, high), x in zip(self.tile_box(level, ds, taus, instance), element, strict=True):
-            inside &= (low <= x) & (x <= high)
-        return inside
-
     def parent(self, level: int, ds: str) -> int | None:
         return next((p for p in range(level - 1, -1, -1) if ds in self.keep[p]), None)
 
@@ -170,69 +174,135 @@ class Nest:
         return self.pes // self.pes_below[level]
 
 
-def _run_starts(inside: np.ndarray) -> np.ndarray:
-    """For each index, where the run of True values containing it began."""
-    idx = np.arange(len(inside))
-    return np.maximum.accumulate(np.where(inside, -1, idx)) + 1
+def _step_of(terms: dict[str, list[tuple[int, int, int]]], point: dict[str, np.ndarray]):
+    """Inverse of :meth:`Nest._coord`: the mixed-radix number whose loops produce ``point``."""
+    out = np.zeros(len(next(iter(point.values()))), dtype=np.int64)
+    for d, dim_terms in terms.items():
+        for radix, bound, stride in dim_terms:
+            out = out + (point[d] // stride) % bound * radix
+    return out
 
 
-def residency_end(
-    nest: Nest, level: int, ds: str, instance: int, element: Element, time: int
-) -> int:
-    """First step at which ``element`` is no longer in the tile (it is evicted), or the end."""
-    inside = nest.membership(level, ds, instance, element)
-    tau = time // nest.steps_below[level]
+def users(nest: Nest, ds: str, element: Element) -> tuple[np.ndarray, np.ndarray]:
+    """(step, PE) of every MAC whose ``ds`` operand is ``element``, in no particular order.
+
+    Dims of a single-term rank are fixed by the element; the dims of a sliding-window rank
+    (e.g. R and P for an input column) take every combination that lands on it; the dims ``ds``
+    does not depend on are free. Their product is the element's whole use set.
+    """
+    inst = nest.problem.instance
+    axes: list[tuple[tuple[str, ...], np.ndarray]] = []
+    used: set[str] = set()
+    for rank, want in zip(nest.problem.dataspace(ds).projection, element, strict=True):
+        dims = tuple(d for d, _ in rank)
+        grids = np.meshgrid(*(np.arange(inst[d]) for d in dims), indexing="ij")
+        flat = np.stack([g.ravel() for g in grids], axis=1)
+        coef = np.array([nest.problem.coefficient(c) for _, c in rank])
+        axes.append((dims, flat[flat @ coef == want]))
+        used.update(dims)
+    for d in nest.problem.dimensions:
+        if d not in used:
+            axes.append(((d,), np.arange(inst[d])[:, None]))
+    picks = np.meshgrid(*(np.arange(len(combos)) for _, combos in axes), indexing="ij")
+    point: dict[str, np.ndarray] = {}
+    for (dims, combos), pick in zip(axes, picks, strict=True):
+        for k, d in enumerate(dims):
+            point[d] = combos[pick.ravel(), k]
+    return _step_of(nest._tterms, point), _step_of(nest._sterms, point)
+
+
+def _window(nest: Nest, level: int, ds: str, element: Element, taus: np.ndarray,
+            instances: np.ndarray) -> np.ndarray:
+    """Whether ``element`` is in the tile of each instance (columns) at each outer step (rows)."""
+    inside = np.ones((len(taus), len(instances)), dtype=bool)
+    boxes = nest.tile_box(level, ds, taus[:, None], instances[None, :])
+    for (low, high), x in zip(boxes, element, strict=True):
+        inside &= (low <= x) & (x <= high)
+    return inside
+
+
+def residency(nest: Nest, level: int, ds: str, instance: int, element: Element,
+              time: int) -> tuple[int, int]:
+    """[start, end) steps of the residency of ``element`` in one level instance around ``time``:
+    it was fetched at ``start`` and is evicted at ``end``."""
+    below = nest.steps_below[level]
+    tau = time // below
+    inside = _window(nest, level, ds, element, np.arange(nest.steps // below),
+                     np.array([instance]))[:, 0]
     if not inside[tau]:
         raise ValueError(f"element {element} is not resident in level {level} at step {time}")
-    gone = np.flatnonzero(~inside[tau:])
-    end = tau + gone[0] if len(gone) else len(inside)
-    return int(end * nest.steps_below[level])
+    before = np.flatnonzero(~inside[:tau])
+    after = np.flatnonzero(~inside[tau:])
+    start = before[-1] + 1 if len(before) else 0
+    end = tau + after[0] if len(after) else len(inside)
+    return int(start * below), int(end * below)
+
+
+def _gap(nest: Nest, level: int, ds: str, element: Element, steps: np.ndarray,
+         pes: np.ndarray, first: int, last: int, *, before: bool) -> np.ndarray:
+    """Per MAC, whether ``element`` left the tile of ``level`` on its path between outer step
+    ``first`` and the MAC's own outer step (``before``), or between the MAC and ``last``."""
+    below = nest.steps_below[level]
+    taus = np.arange(first, last + 1)
+    inst = pes // nest.pes_below[level]
+    cols, col = np.unique(inst, return_inverse=True)
+    out = ~_window(nest, level, ds, element, taus, cols)
+    row = steps // below - first
+    if before:
+        seen = np.logical_or.accumulate(out, axis=0)
+        return seen[row, col]
+    seen = np.logical_or.accumulate(out[::-1], axis=0)[::-1]
+    nxt = np.minimum(row + 1, len(taus) - 1)
+    return seen[nxt, col] & (row + 1 < len(taus))
 
 
 def storage_readers(
     nest: Nest, level: int, ds: str, instance: int, element: Element, time: int
 ) -> Readers:
     """MACs that consume the word ``element`` of ``ds`` held by ``level``/``instance`` if it is
-    corrupted at step ``time`` (after that step's fills). For Outputs: the MACs that accumulated
-    into it are irrelevant — the corrupted partial sum reaches its own output only."""
-    end = residency_end(nest, level, ds, instance, element, time)
+    corrupted at step ``time`` (after that step's fills): the users of the element under this
+    instance during the rest of the residency whose own copy below (if any) was fetched after
+    the fault. A corrupted partial sum reaches its own output only."""
+    _, end = residency(nest, level, ds, instance, element, time)
     if ds == nest.problem.output.name:
         empty = np.zeros(0, dtype=np.int64)
-        return Readers(empty, empty, frozenset({tuple(int(x) for x in element)}))
-    pe0 = instance * nest.pes_below[level]
-    steps = np.arange(time, end)[:, None]
-    pes = np.arange(pe0, pe0 + nest.pes_below[level])[None, :]
-    coords = nest.coords(steps, pes)
-    hit = np.ones(np.broadcast_shapes(steps.shape, pes.shape), dtype=bool)
-    for x, want in zip(nest.project(ds, coords), element, strict=True):
-        hit &= x == want
-    t_idx, s_idx = np.nonzero(hit)
-    t_hit, s_hit = t_idx + time, s_idx + pe0
+        return Readers(nest, empty, empty, tuple(int(x) for x in element))
+    steps, pes = users(nest, ds, element)
+    sel = (pes // nest.pes_below[level] == instance) & (steps >= time) & (steps < end)
+    steps, pes = steps[sel], pes[sel]
     child = nest.child(level, ds)
-    if child is not None and len(t_hit):
-        # a MAC reads our copy only if its child copy was fetched after the fault
-        keep = np.zeros(len(t_hit), dtype=bool)
-        child_inst = s_hit // nest.pes_below[child]
-        for j in np.unique(child_inst):
-            starts = _run_starts(nest.membership(child, ds, int(j), element))
-            sel = child_inst == j
-            fetched = starts[t_hit[sel] // nest.steps_below[child]] * nest.steps_below[child]
-            keep[sel] = fetched > time
-        t_hit, s_hit = t_hit[keep], s_hit[keep]
-    return Readers(t_hit, s_hit, _outputs(nest, t_hit, s_hit))
+    if child is not None and len(steps):
+        below = nest.steps_below[child]
+        fresh = _gap(nest, child, ds, element, steps, pes, time // below,
+                     int(steps.max()) // below, before=True)
+        steps, pes = steps[fresh], pes[fresh]
+    return Readers(nest, steps, pes)
+
+
+def accumulated(nest: Nest, level: int, instance: int, element: Element,
+                time: int) -> tuple[np.ndarray, np.ndarray]:
+    """MACs whose products a partial-sum copy holds when a fault strikes at step ``time``: those
+    under this instance since the copy was started whose copy one Outputs level down has already
+    been evicted (added up) — at the innermost Outputs level, every product so far."""
+    out = nest.problem.output.name
+    start, _ = residency(nest, level, out, instance, element, time)
+    steps, pes = users(nest, out, element)
+    sel = (pes // nest.pes_below[level] == instance) & (steps >= start) & (steps < time)
+    steps, pes = steps[sel], pes[sel]
+    child = nest.child(level, out)
+    if child is not None and len(steps):
+        below = nest.steps_below[child]
+        flushed = _gap(nest, child, out, element, steps, pes, int(steps.min()) // below,
+                       time // below, before=False)
+        steps, pes = steps[flushed], pes[flushed]
+    return steps, pes
 
 
 def mac_readers(nest: Nest, pe: int, time: int | None) -> Readers:
     """A transient fault in one MAC at one step corrupts one product; a stuck PE (``time`` None)
     corrupts every product that PE computes under this mapping."""
     steps = np.arange(nest.steps) if time is None else np.array([time])
-    pes = np.full(len(steps), pe)
-    return Readers(steps, pes, _outputs(nest, steps, pes))
-
-
-def _outputs(nest: Nest, steps: np.ndarray, pes: np.ndarray) -> frozenset[Element]:
-    ranks = nest.project(nest.problem.output.name, nest.coords(steps, pes))
-    return frozenset(zip(*(r.tolist() for r in ranks), strict=True)) if len(steps) else frozenset()
+    return Readers(nest, steps, np.full(len(steps), pe))
 
 
 def footprint(nest: Nest, level: int, ds: str, instance: int, element: Element, time: int):

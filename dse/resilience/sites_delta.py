@@ -22,85 +22,79 @@ from torch import nn
 
 from dse.errors import InputError
 from dse.problems.problem import Problem
-from dse.resilience.sites import Nest, Readers, _run_starts
+from dse.resilience.sites import Nest, Readers, accumulated
 
 Element = tuple[int, ...]
 
 
 @dataclass
 class LayerOperands:
-    """One layer's clean tensors in the problem's rank order (float64), and how an Outputs element
-    maps to a flat index of the PyTorch output of one image."""
+    """One layer's clean tensors for a batch of images, in the problem's rank order (float64).
+
+    Every tensor has a leading image axis (size 1 for Weights, shared by all images). ``out_index``
+    maps an Outputs element to a flat index of one image's PyTorch output, ``index`` a Weights /
+    Inputs element to a flat index of the weight / one image's padded input (so a naive re-run
+    can corrupt the very same word).
+    """
 
     tensors: dict[str, np.ndarray]  # read-only dataspaces: Weights, Inputs (padded)
-    outputs: np.ndarray  # clean layer outputs (products only, no bias), rank order
-    out_index: np.ndarray  # rank-order array of flat indices into the torch output of one image
-    index: dict[str, np.ndarray]  # per read-only dataspace: flat index into the torch weight /
-    # (padded) input of one image, so a naive re-run can corrupt the very same word
+    outputs: np.ndarray  # clean layer outputs (products only, no bias)
+    out_index: np.ndarray
+    index: dict[str, np.ndarray]
 
 
 def bind_layer(problem: Problem, module: nn.Module, x: torch.Tensor) -> LayerOperands:
-    """Lay out a Conv2d / Linear layer's weights and one image's input as the problem's tensors.
+    """Lay out a Conv2d / Linear layer's weights and a batch of inputs (one problem instance per
+    image, so the problem's N must be 1) as the problem's tensors.
 
     Timeloop's problem has no padding: its Inputs are the zero-padded input. R and P run along the
     width, S and Q along the height; channels split into G groups of C (inputs) and M (outputs).
     """
     inst = problem.instance
-    n, c, m, g = inst["N"], inst["C"], inst["M"], inst["G"]
+    c, m, g, b = inst["C"], inst["M"], inst["G"], len(x)
+    if inst["N"] != 1:
+        raise InputError(f"the layer's problem must have N = 1 (one image), got {inst['N']}",
+                         field="--layer")
+    x = x.detach().double()
     if isinstance(module, nn.Conv2d):
         pad_h, pad_w = module.padding if isinstance(module.padding, tuple) else (0, 0)
-        xp = torch.nn.functional.pad(x.detach().double(), (pad_w, pad_w, pad_h, pad_h))
+        xp = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h))
         w = module.weight.detach().double()
         kh, kw = w.shape[-2:]
         # the same permutation lays out the values and their flat torch indices
-        weights, w_idx = (t.reshape(g, m, c, kh, kw).permute(2, 1, 4, 3, 0)
+        weights, w_idx = (t.reshape(1, g, m, c, kh, kw).permute(0, 3, 2, 5, 4, 1)
                           for t in (w, torch.arange(w.numel()).reshape(w.shape)))
-        inputs, x_idx = (t.reshape(n, g, c, xp.shape[-2], xp.shape[-1]).permute(0, 2, 4, 3, 1)
-                         for t in (xp, torch.arange(xp.numel()).reshape(xp.shape)))
-        index = {"Weights": w_idx, "Inputs": x_idx}
-        hq, wp = inst["Q"], inst["P"]
-        flat = torch.arange(g * m * hq * wp).reshape(g, m, hq, wp)
-        out_index = flat.permute(1, 2, 3, 0).unsqueeze(0).expand(n, -1, -1, -1, -1)
-        if n > 1:
-            out_index = out_index + torch.arange(n).reshape(n, 1, 1, 1, 1) * g * m * hq * wp
+        hh, ww = xp.shape[-2:]
+        inputs, x_idx = (t.reshape(-1, 1, g, c, hh, ww).permute(0, 1, 3, 5, 4, 2)
+                         for t in (xp, torch.arange(xp[0].numel()).reshape(xp[:1].shape)))
+        flat = torch.arange(g * m * inst["Q"] * inst["P"]).reshape(g, m, inst["Q"], inst["P"])
+        out_index = flat.permute(1, 2, 3, 0).unsqueeze(0)
+        clean = torch.nn.functional.conv2d(x, w, None, module.stride, module.padding,
+                                           module.dilation, module.groups)
     elif isinstance(module, nn.Linear):
-        rows = x.detach().double().reshape(-1, module.in_features)
+        rows = x.reshape(b, -1, module.in_features)
         w = module.weight.detach().double()
-        weights, w_idx = (t.reshape(m, c).T.reshape(c, m, 1, 1, 1)
+        weights, w_idx = (t.reshape(m, c).T.reshape(1, c, m, 1, 1, 1)
                           for t in (w, torch.arange(w.numel())))
-        inputs, x_idx = (t.reshape(n, inst["P"], c).permute(0, 2, 1).reshape(n, c, inst["P"], 1, 1)
-                         for t in (rows, torch.arange(rows.numel())))
-        index = {"Weights": w_idx, "Inputs": x_idx}
-        flat = torch.arange(n * inst["P"] * m).reshape(n, inst["P"], m)
-        out_index = flat.permute(0, 2, 1).reshape(n, m, 1, inst["P"], 1)
+        inputs, x_idx = (t.reshape(-1, inst["P"], c).permute(0, 2, 1).reshape(-1, 1, c, inst["P"],
+                                                                               1, 1)
+                         for t in (rows, torch.arange(rows[0].numel()).reshape(rows[:1].shape)))
+        out_index = torch.arange(inst["P"] * m).reshape(inst["P"], m).T.reshape(1, m, 1,
+                                                                                 inst["P"], 1)
+        clean = torch.nn.functional.linear(rows, w)
     else:
-        raise InputError(
-            f"layer type {type(module).__name__} is not a Conv2d or Linear", field="--layer"
-        )
+        raise InputError(f"layer type {type(module).__name__} is not a Conv2d or Linear",
+                         field="--layer")
     tensors = {"Weights": weights.numpy().copy(), "Inputs": inputs.numpy().copy()}
     for name, arr in tensors.items():
         want = tuple(problem.rank_extent(r, inst) for r in problem.dataspace(name).projection)
-        if not _fits(arr.shape, want):
-            raise InputError(
-                f"layer tensors {arr.shape} do not match the problem's {name} {want}",
-                field="--layer",
-            )
-    with torch.no_grad():
-        if isinstance(module, nn.Conv2d):
-            clean = torch.nn.functional.conv2d(
-                x.detach().double(),
-                module.weight.double(),
-                None,
-                module.stride,
-                module.padding,
-                module.dilation,
-                module.groups,
-            )
-        else:
-            clean = torch.nn.functional.linear(x.detach().double(), module.weight.double())
-    outputs = clean.reshape(-1)[out_index].numpy().copy()
-    return LayerOperands(tensors, outputs, out_index.numpy().copy(),
-                         {k: v.numpy().copy() for k, v in index.items()})
+        if not _fits(arr.shape[1:], want):
+            raise InputError(f"layer tensors {arr.shape[1:]} do not match the problem's {name} "
+                             f"{want}", field="--layer")
+    out_index = out_index.numpy().copy()
+    outputs = clean.reshape(b, -1).numpy()[:, out_index]
+    return LayerOperands(tensors, outputs, out_index,
+                         {"Weights": w_idx.numpy()[0].copy(), "Inputs": x_idx.numpy()[0].copy()})
 
 
 def _fits(have: tuple[int, ...], want: tuple[int, ...]) -> bool:
@@ -108,15 +102,17 @@ def _fits(have: tuple[int, ...], want: tuple[int, ...]) -> bool:
     return len(have) == len(want) and all(h >= w for h, w in zip(have, want, strict=True))
 
 
-def flip_delta(value: float, bit: int, bits: int, scale: float) -> float:
-    """Change of a stored word when bit ``bit`` of its ``bits``-bit two's-complement fixed-point
-    code (step ``scale``) flips. The code saturates at the format's range before the flip."""
+def flip_delta(values: np.ndarray, bit: int, bits: int, scale: float) -> np.ndarray:
+    """Change of stored words when bit ``bit`` of their ``bits``-bit two's-complement fixed-point
+    codes (step ``scale``) flips; codes saturate at the format's range first."""
     top = 2 ** (bits - 1)
-    code = int(min(max(round(value / scale), -top), top - 1)) & (2 * top - 1)
-    flipped = code ^ (1 << bit)
-    signed = flipped - 2 * top if flipped >= top else flipped
-    clean = code - 2 * top if code >= top else code
-    return (signed - clean) * scale
+    code = np.clip(np.round(np.asarray(values, dtype=np.float64) / scale), -top, top - 1)
+    sign_bit = bit == bits - 1
+    was_set = (code.astype(np.int64) & (2 * top - 1)) >> bit & 1
+    step = float(top) if sign_bit else float(1 << bit)
+    # clearing the sign bit adds 2^(bits-1); setting it subtracts; other bits the other way
+    direction = np.where(was_set == 1, -1.0, 1.0) * (-1.0 if sign_bit else 1.0)
+    return direction * step * scale
 
 
 def scale_for(max_abs: float, bits: int) -> float:
@@ -124,80 +120,44 @@ def scale_for(max_abs: float, bits: int) -> float:
     return max(max_abs, 1e-12) / (2 ** (bits - 1) - 1)
 
 
-def products(
-    nest: Nest, ops: LayerOperands, steps: np.ndarray, pes: np.ndarray, skip: str | None = None
-) -> np.ndarray:
-    """Products of the MACs (step, PE), leaving out operand ``skip`` (its cofactor)."""
+def products(nest: Nest, ops: LayerOperands, steps: np.ndarray, pes: np.ndarray,
+             skip: str | None = None) -> np.ndarray:
+    """(images, MACs) products of the MACs (step, PE), leaving out operand ``skip`` (so: its
+    cofactor)."""
     coords = nest.coords(steps, pes)
-    value = np.ones(len(steps))
+    value = np.ones((1, len(steps)))
     for name, arr in ops.tensors.items():
         if name != skip:
-            value = value * arr[tuple(nest.project(name, coords))]
+            value = value * arr[(slice(None), *nest.project(name, coords))]
     return value
 
 
-def output_positions(
-    nest: Nest, ops: LayerOperands, steps: np.ndarray, pes: np.ndarray
-) -> np.ndarray:
+def output_positions(nest: Nest, ops: LayerOperands, steps: np.ndarray,
+                     pes: np.ndarray) -> np.ndarray:
     """Flat torch output index written by each MAC (step, PE)."""
     coords = nest.coords(steps, pes)
     return ops.out_index[tuple(nest.project(nest.problem.output.name, coords))]
 
 
-def operand_delta(
-    nest: Nest, ops: LayerOperands, ds: str, readers: Readers, delta: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(flat output indices, output deltas) when every reader used operand + ``delta``."""
-    contrib = delta * products(nest, ops, readers.steps, readers.pes, skip=ds)
-    return _sum_by(output_positions(nest, ops, readers.steps, readers.pes), contrib)
-
-
-def _sum_by(index: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    keys, inverse = np.unique(index, return_inverse=True)
-    sums = np.zeros(len(keys))
-    np.add.at(sums, inverse, values)
+def operand_delta(nest: Nest, ops: LayerOperands, ds: str, readers: Readers,
+                  delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flat output indices, (images, outputs) deltas) when every reader used operand + ``delta``
+    (one change per image)."""
+    cof = products(nest, ops, readers.steps, readers.pes, skip=ds)
+    contrib = np.asarray(delta).reshape(-1, 1) * cof
+    keys, inverse = np.unique(output_positions(nest, ops, readers.steps, readers.pes),
+                              return_inverse=True)
+    sums = np.zeros((contrib.shape[0], len(keys)))
+    np.add.at(sums, (slice(None), inverse), contrib)
     return keys, sums
 
 
-def partial_sum(
-    nest: Nest, ops: LayerOperands, level: int, instance: int, element: Element, time: int
-) -> float:
-    """Value held by a partial-sum word when a fault strikes at step ``time``.
-
-    The copy started at 0 when the output entered this level's tile; it has received every product
-    computed under this instance since then whose copy in the next Outputs level down has already
-    been evicted (added up) — or, at the innermost Outputs level, every product so far.
-    """
-    out = nest.problem.output.name
-    below = nest.steps_below[level]
-    starts = _run_starts(nest.membership(level, out, instance, element))
-    start = int(starts[time // below]) * below
-    pe0 = instance * nest.pes_below[level]
-    steps = np.arange(start, time)[:, None]
-    pes = np.arange(pe0, pe0 + nest.pes_below[level])[None, :]
-    coords = nest.coords(steps, pes)
-    hit = np.ones(np.broadcast_shapes(steps.shape, pes.shape), dtype=bool)
-    for x, want in zip(nest.project(out, coords), element, strict=True):
-        hit &= x == want
-    t_idx, s_idx = np.nonzero(hit)
-    t_hit, s_hit = t_idx + start, s_idx + pe0
-    child = nest.child(level, out)
-    if child is not None and len(t_hit):
-        flushed = np.zeros(len(t_hit), dtype=bool)
-        inst = s_hit // nest.pes_below[child]
-        step_c = nest.steps_below[child]
-        for j in np.unique(inst):
-            ends = _run_ends(nest.membership(child, out, int(j), element))
-            sel = inst == j
-            flushed[sel] = ends[t_hit[sel] // step_c] * step_c <= time
-        t_hit, s_hit = t_hit[flushed], s_hit[flushed]
-    return float(products(nest, ops, t_hit, s_hit).sum())
-
-
-def _run_ends(inside: np.ndarray) -> np.ndarray:
-    """For each index, where the run of True values containing it ends (exclusive)."""
-    idx = np.arange(len(inside))
-    return np.minimum.accumulate(np.where(inside, len(inside), idx)[::-1])[::-1]
+def partial_sum(nest: Nest, ops: LayerOperands, level: int, instance: int, element: Element,
+                time: int) -> np.ndarray:
+    """Per image, the value held by a partial-sum word when a fault strikes at step ``time``: the
+    sum of the products it has accumulated (:func:`dse.resilience.sites.accumulated`)."""
+    steps, pes = accumulated(nest, level, instance, element, time)
+    return products(nest, ops, steps, pes).sum(axis=1)
 
 
 def tile_element(
@@ -210,10 +170,10 @@ def tile_element(
     return tuple(int(rng.integers(int(lo[0]), int(hi[0]) + 1)) for lo, hi in box)
 
 
-def ranges(ops: list[LayerOperands]) -> dict[str, float]:
-    """Largest magnitude of each dataspace over a set of images (one calibration per layer, as a
+def ranges(ops: LayerOperands) -> dict[str, float]:
+    """Largest magnitude of each dataspace over the bound images (one calibration per layer, as a
     quantized accelerator would have); "MAC" is the largest possible product."""
-    out = {name: max(float(np.abs(o.tensors[name]).max()) for o in ops) for name in ops[0].tensors}
-    out["Outputs"] = max(float(np.abs(o.outputs).max()) for o in ops)
+    out = {name: float(np.abs(arr).max()) for name, arr in ops.tensors.items()}
+    out["Outputs"] = float(np.abs(ops.outputs).max())
     out["MAC"] = math.prod(v for k, v in out.items() if k != "Outputs")
     return out
