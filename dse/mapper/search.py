@@ -202,6 +202,61 @@ def move_factor(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     return _with(p, factors=new_f, orders=tuple(orders), axes=tuple(tuple(a) for a in axes))
 
 
+def _apply_factor_moves(space: MapSpace, p: Point, moves: list[tuple[int, int, int, int]],
+                       rng: random.Random) -> Point | None:
+    """Apply (dim, src slot, dst slot, amount) factor moves, then repair orders and axes."""
+    factors = [list(f) for f in p.factors]
+    for k, src, dst, amount in moves:
+        if factors[src][k] % amount or space.bounds[dst][k][1] < factors[dst][k] * amount:
+            return None
+        factors[src][k] //= amount
+        factors[dst][k] *= amount
+    new_f = tuple(tuple(f) for f in factors)
+    orders = list(p.orders)
+    axes = [list(a) for a in p.axes]
+    for k, src, dst, _ in moves:
+        for slot in (src, dst):
+            i, kind = divmod(slot, 2)
+            if kind == T:
+                nonunit = set(space.nonunit(new_f, i))
+                order = tuple(d for d in orders[i] if d in nonunit)
+                for d in sorted(nonunit - set(order)):
+                    order = _insert_dim(space, i, order, d, rng)
+                orders[i] = order
+            elif slot == dst and p.factors[slot][k] == 1:
+                axes[i][k] = rng.choice("XY")
+    return _with(p, factors=new_f, orders=tuple(orders), axes=tuple(tuple(a) for a in axes))
+
+
+def swap_factors(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
+    """Trade prime factors of two dims between two slots (keeps both slots' sizes similar, so
+    a full PE array or buffer stays full)."""
+    src, dst = rng.sample(range(len(p.factors)), 2)
+    ks = [k for k, v in enumerate(p.factors[src]) if v > 1]
+    js = [j for j, v in enumerate(p.factors[dst]) if v > 1]
+    if not ks or not js:
+        return None
+    k, j = rng.choice(ks), rng.choice(js)
+    if k == j:
+        return None
+    pk = next(d for d in divisors(p.factors[src][k]) if d > 1)
+    pj = next(d for d in divisors(p.factors[dst][j]) if d > 1)
+    return _apply_factor_moves(space, p, [(k, src, dst, pk), (j, dst, src, pj)], rng)
+
+
+def move_whole(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
+    """Move all of one dim's factor at one slot to another slot."""
+    k = rng.randrange(len(space.dims))
+    holders = [s for s, f in enumerate(p.factors) if f[k] > 1]
+    if not holders:
+        return None
+    src = rng.choice(holders)
+    dst = rng.randrange(len(p.factors))
+    if dst == src:
+        return None
+    return _apply_factor_moves(space, p, [(k, src, dst, p.factors[src][k])], rng)
+
+
 def reorder(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     """Move one loop of one level to another position (adjacent swap or to an end)."""
     levels = [i for i, o in enumerate(p.orders) if len(o) > 1]
@@ -242,7 +297,8 @@ def flip_axis(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     return _with(p, axes=tuple(tuple(a) for a in axes))
 
 
-MOVES = ((move_factor, 6), (reorder, 3), (flip_keep, 1), (flip_axis, 1))
+MOVES = ((move_factor, 6), (swap_factors, 3), (move_whole, 1), (reorder, 3), (flip_keep, 1),
+         (flip_axis, 1))
 
 
 def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
@@ -319,6 +375,73 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
         since_best = 0 if improved else since_best + max(len(flat), 1)
 
 
+def all_neighbours(space: MapSpace, p: Point) -> list[Point]:
+    """Every single edit of ``p``: each prime factor moved to each other slot, each level's
+    order replaced by each other order class, each free keep choice, each spatial axis flip."""
+    out: list[Point] = []
+    for k in range(len(space.dims)):
+        for src, f in enumerate(p.factors):
+            if f[k] == 1:
+                continue
+            prime = next(d for d in divisors(f[k]) if d > 1)
+            for dst, b in enumerate(space.bounds):
+                if dst == src or b[k][1] < p.factors[dst][k] * prime:
+                    continue
+                factors = [list(x) for x in p.factors]
+                factors[src][k] //= prime
+                factors[dst][k] *= prime
+                new_f = tuple(tuple(x) for x in factors)
+                orders = list(p.orders)
+                for slot in (src, dst):
+                    i, kind = divmod(slot, 2)
+                    if kind == T:
+                        orders[i] = _fix_order(space, i, orders[i], new_f)
+                axes_opts = [p.axes] if dst % 2 == T else [
+                    _set_axis(p.axes, dst // 2, k, a) for a in "XY"]
+                out += [Point(new_f, ax, tuple(orders), p.keeps) for ax in axes_opts]
+    for i in range(space.nlev):
+        for o in space.order_classes(i, p.orders[i]):
+            if o != p.orders[i]:
+                out.append(_with(p, orders=p.orders[:i] + (o,) + p.orders[i + 1:]))
+        for keep in space.keep_options[i]:
+            if keep != p.keeps[i]:
+                out.append(_with(p, keeps=p.keeps[:i] + (keep,) + p.keeps[i + 1:]))
+        for k, v in enumerate(p.factors[2 * i + S]):
+            if v > 1:
+                flip = "Y" if p.axes[i][k] == "X" else "X"
+                out.append(_with(p, axes=_set_axis(p.axes, i, k, flip)))
+    return [q for q in out if space.quick_ok(q)]
+
+
+def _fix_order(space: MapSpace, i: int, order: tuple[str, ...], factors) -> tuple[str, ...]:
+    """Keep level i's order for loops that stay, drop unit ones, add new ones innermost-legal."""
+    nonunit = space.nonunit(factors, i)
+    kept = tuple(d for d in order if d in nonunit)
+    for d in nonunit:
+        if d not in kept:
+            kept = next((c for c in (kept[:j] + (d,) + kept[j:] for j in range(len(kept), -1, -1))
+                         if space.order_allowed(i, c)), kept + (d,))
+    return kept
+
+
+def _set_axis(axes, i: int, k: int, a: str):
+    row = list(axes[i])
+    row[k] = a
+    return axes[:i] + (tuple(row),) + axes[i + 1:]
+
+
+def _polish(space: MapSpace, ev: _Evaluator, deadline: float,
+            tick: Callable[[int], None]) -> None:
+    """Steepest descent over :func:`all_neighbours` from the best point, until no single edit
+    improves it (a local optimum the random search may have stepped past) or the deadline."""
+    while ev.best is not None and time.monotonic() < deadline:
+        before = ev.best.score
+        cands = [q for q in all_neighbours(space, ev.best.point) if not ev.is_seen(q)]
+        tick(len(ev.run(cands, prechecked=True)))
+        if not ev.best.score < before * (1 - 1e-12):
+            return
+
+
 def _exhaustive(space: MapSpace, ev: _Evaluator, deadline: float, part: int, parts: int,
                 tick: Callable[[int], None]) -> bool:
     """Every pruned point (this worker's share); False if the deadline cut it short."""
@@ -352,6 +475,7 @@ def _worker(args: tuple) -> tuple:
         _exhaustive(space, ev, deadline, part, parts, tick)
     else:
         _hybrid(space, ev, random.Random(seed * 7919 + part), deadline, victory, max_evals, tick)
+        _polish(space, ev, deadline, tick)
     return ev.best, ev.pareto, ev.visited, ev.valid, ev.evaluated
 
 

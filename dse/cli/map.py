@@ -1,0 +1,110 @@
+"""``dse map``: find the best mapping of one layer on one design with the builtin mapper.
+
+Prints the best mapping's energy, cycles and EDP (``--json``: the model's fields plus the search
+counts and the energy × delay Pareto set) and, with ``--out DIR``, writes ``DIR/map.yaml`` (a
+Timeloop mapping a real ``timeloop-model`` can check) and ``DIR/mapper.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from dse.cli._common import print_json
+from dse.errors import InputError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("map", help="search the best mapping of a layer on a design",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", required=True, metavar="NAME_OR_PATH",
+                   help="design name (see `dse designs`) or architecture YAML")
+    p.add_argument("--problem", required=True, metavar="PROBLEM.yaml", help="Timeloop problem")
+    p.add_argument("--ert", metavar="ERT.yaml", help="Accelergy ERT to take energies from")
+    p.add_argument("--objective", default="edp",
+                   help="edp, energy, delay, or weights like 'energy=1,delay=2' (product) or "
+                        "'sum:energy=1,delay=1000'")
+    p.add_argument("--search", default="auto", choices=("auto", "exhaustive", "random", "hybrid"))
+    p.add_argument("--time-limit", type=float, default=30.0, metavar="S",
+                   help="seconds (default 30)")
+    p.add_argument("--victory", type=int, default=1500, metavar="N",
+                   help="stop after N evaluations without a better mapping (default 1500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write map.yaml and mapper.json here")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=run)
+
+
+def parse_objective(text: str) -> str | dict[str, float | str]:
+    """``edp`` / ``energy`` / ``delay``, or ``[sum:|product:]energy=a,delay=b``."""
+    if text in ("edp", "energy", "delay"):
+        return text
+    kind, _, body = text.rpartition(":")
+    out: dict[str, float | str] = {"kind": kind or "product"}
+    if out["kind"] not in ("sum", "product"):
+        raise InputError(f"unknown objective kind {kind!r} (sum or product)", field="--objective")
+    for part in body.split(","):
+        key, eq, value = part.partition("=")
+        if key.strip() not in ("energy", "delay") or not eq:
+            raise InputError(f"malformed objective term {part!r} (e.g. energy=1)",
+                             field="--objective")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"weight {value!r} is not a number", field="--objective") from None
+    return out
+
+
+def stats_fields(stats: Any) -> dict[str, Any]:
+    """The model's result as plain JSON fields."""
+    return {"energy_pJ": stats.energy_pJ, "cycles": stats.cycles,
+            "utilization": stats.utilization, "macs": stats.macs, "edp": stats.edp,
+            "levels": [asdict(ls) for ls in stats.levels]}
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from dse.arch import apply_ert, load_arch, read_ert
+    from dse.mapper import search
+    from dse.model import write_mapping
+    from dse.problems import read_problem
+
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise InputError("must be positive", field="--time-limit")
+    if args.workers < 1:
+        raise InputError("must be at least 1", field="--workers")
+    objective = parse_objective(args.objective)
+    arch = load_arch(args.arch)
+    if args.ert:
+        arch = apply_ert(arch, read_ert(args.ert))
+    problem = read_problem(args.problem)
+    with tqdm(desc="mapping", unit=" maps", leave=False) as bar:
+        result = search(problem, arch, objective=objective, search=args.search,
+                        time_limit=args.time_limit, seed=args.seed, victory=args.victory,
+                        workers=args.workers, progress=bar.update)
+    doc = stats_fields(result.best_stats) | {
+        "wall_s": result.wall_s, "visited": result.visited, "valid": result.valid,
+        "evaluated": result.evaluated, "search": result.search,
+        "pareto": [[s.energy_pJ, s.cycles] for _, s in result.pareto]}
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_mapping(result.best, args.out / "map.yaml", problem)
+        tmp = args.out / "mapper.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(args.out / "mapper.json")
+    if args.json:
+        print_json(doc)
+    else:
+        st = result.best_stats
+        print(f"best of {result.valid} valid mappings ({result.search}, {result.wall_s:.1f} s): "
+              f"energy {st.energy_pJ / 1e6:.4g} uJ, cycles {st.cycles}, "
+              f"utilization {st.utilization:.3f}, EDP {st.edp:.4g} J*cycle")
+        if args.out:
+            print(f"wrote {args.out / 'map.yaml'}")
+    return 0
