@@ -9,6 +9,7 @@ never touch the store, so the driver is the only writer and results cannot depen
 
 from __future__ import annotations
 
+import heapq
 import json
 import pickle
 import time
@@ -102,20 +103,47 @@ def keep_mappings(best: tuple[Any, Any], pareto: list[tuple[Any, Any]],
     return [(text, stats, roles) for text, (stats, roles) in kept.items()]
 
 
+class TopK:
+    """Keeps the K lowest-EDP mappings the mapper evaluates (fed through its ``extra_metric``).
+
+    The mapper reports only its best mapping and the Pareto set; the top-K by EDP needs every
+    valid candidate, which the extra-metric hook sees. It returns 0 so it never changes the score.
+    """
+
+    def __init__(self, k: int):
+        self.k = k
+        self._heap: list[tuple[float, float, int, Any, Any]] = []
+        self._seq = 0
+
+    def __call__(self, mapping: Any, stats: Any) -> float:
+        self._seq += 1
+        # max-heap on (edp, energy) via negation; seq keeps ties in evaluation order
+        item = (-stats.edp, -stats.energy_pJ, -self._seq, mapping, stats)
+        if len(self._heap) < self.k:
+            heapq.heappush(self._heap, item)
+        elif item[:3] > self._heap[0][:3]:
+            heapq.heapreplace(self._heap, item)
+        return 0.0
+
+    def ranked(self) -> list[tuple[Any, Any]]:
+        return [(m, s) for *_, m, s in sorted(self._heap, key=lambda t: (-t[0], -t[1], -t[2]))]
+
+
 def run_map_task(task: MapTask) -> MapResult:
+    """Map one layer. One mapper worker: the sweep parallelises over layers, and a fixed worker
+    count keeps the random streams (so the results) identical on every executor."""
     import torch
 
     from dse.mapper import search
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    kwargs: dict[str, Any] = dict(objective=task.mapper.objective, search=task.mapper.search,
-                                  time_limit=task.mapper.time_limit, seed=task.seed)
-    if task.mapper.budget is not None:
-        kwargs["max_evaluations"] = task.mapper.budget
-    result = search(task.problem, task.arch, **kwargs)
-    ranked = list(getattr(result, "top", None) or result.pareto)
-    kept = keep_mappings((result.best, result.best_stats), list(result.pareto), ranked,
+    top = TopK(task.top_k)
+    result = search(task.problem, task.arch, objective=task.mapper.objective,
+                    search=task.mapper.search, time_limit=task.mapper.time_limit,
+                    seed=task.seed, workers=1, max_evals=task.mapper.budget,
+                    extra_metric=top if task.top_k else None)
+    kept = keep_mappings((result.best, result.best_stats), list(result.pareto), top.ranked(),
                          use_pareto=task.pareto, top_k=task.top_k, problem=task.problem)
     rows = [
         MappingRow(
@@ -125,8 +153,8 @@ def run_map_task(task: MapTask) -> MapResult:
             components={k: float(v) for k, v in stats.component_energy().items()}, mapping=text)
         for rank, (text, stats, roles) in enumerate(kept)
     ]
-    return MapResult(task.task_key, rows, getattr(result, "evaluated", None),
-                     getattr(result, "valid", None), time.perf_counter() - start)
+    return MapResult(task.task_key, rows, result.evaluated, result.valid,
+                     time.perf_counter() - start)
 
 
 def load_model_and_data(spec: ModelSpec, n_images: int) -> tuple[Any, Any, Any]:
