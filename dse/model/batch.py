@@ -37,7 +37,7 @@ from dse.model.mapping import LevelMapping, Loop, Mapping
 from dse.model.nest import rank_coefficients
 from dse.problems.problem import Problem
 
-CHUNK = 4096  # mappings per vectorized pass (keeps temporaries in cache-friendly sizes)
+CHUNK = 2048  # mappings per vectorized pass (keeps temporaries in cache-friendly sizes)
 
 
 @dataclass
@@ -179,10 +179,16 @@ class _Context:
         self.coef = [np.array([[c.get(d, 0) for d in self.dims] for c in ranks[ds.name]],
                               dtype=np.int64) for ds in problem.dataspaces]
         # multicast groups factor over ranks when no dim feeds two ranks of one dataspace
-        self.separable = all(((c != 0).sum(axis=0) <= 1).all() for c in self.coef)
+        # dims of size 1 carry no loops in a valid mapping: the vectorized core skips them
+        self.active = np.array([i for i, d in enumerate(self.dims) if problem.instance[d] > 1]
+                               or [0], dtype=np.int64)
+        self.coef_active = [c[:, self.active] for c in self.coef]
+        self.separable = all(((c != 0).sum(axis=0) <= 1).all() for c in self.coef_active)
         self.read_write = [ds.read_write for ds in problem.dataspaces]
         self.names = [lvl.name for lvl in arch.levels]
         self.fanout = [arch.fanout_xy(i) for i in range(len(arch.levels))]
+        self.fan_levels = np.array([i for i, (fx, fy) in enumerate(self.fanout) if fx * fy > 1],
+                                   dtype=np.int64)
         self.usable = [None if lvl.capacity_words is None
                        else math.floor(lvl.capacity_words / lvl.multiple_buffering)
                        for lvl in arch.levels]
@@ -212,38 +218,78 @@ def _limit(words: np.ndarray, ratio: tuple[int, int] | None) -> np.ndarray | int
 
 
 @lru_cache(maxsize=65536)
-def _distinct(terms: tuple[tuple[int, int], ...]) -> int:
-    """Distinct values of sum(k_i * v_i), 0 <= k_i < n_i, for terms ((v_i, n_i), ...)."""
+def _distinct(terms: tuple[int, ...]) -> int:
+    """Distinct values of sum(k_i * v_i), 0 <= k_i < n_i, for terms (v_1, n_1, v_2, n_2, ...)."""
     values = {0}
-    for v, n in terms:
+    for v, n in zip(terms[::2], terms[1::2], strict=True):
         values = {x + k * v for x in values for k in range(n)}
     return len(values)
 
 
-def _groups(ctx: _Context, s: int, fan: np.ndarray, stride: np.ndarray) -> np.ndarray:
-    """Multicast groups at one level for dataspace s: (B,) distinct offsets over its fanout."""
-    coef = ctx.coef[s]
-    varying = (fan > 1)
-    if ctx.separable:
-        out = np.ones(fan.shape[0], dtype=np.int64)
-        for r in range(coef.shape[0]):
-            rel = varying & (coef[r] != 0)
-            count = rel.sum(axis=1)
-            out *= np.where(rel, fan, 1).prod(axis=1)
-            for b in np.nonzero(count > 1)[0]:
-                terms = tuple((int(coef[r, d] * stride[b, d]), int(fan[b, d]))
-                              for d in np.nonzero(rel[b])[0])
-                out[b] = out[b] // np.where(rel[b], fan[b], 1).prod() * _distinct(terms)
-        return out
-    out = np.ones(fan.shape[0], dtype=np.int64)
-    for b in np.nonzero(varying.any(axis=1))[0]:
-        offsets = {tuple(0 for _ in range(coef.shape[0]))}
-        for d in np.nonzero(varying[b])[0]:
-            vec = coef[:, d] * stride[b, d]
-            offsets = {tuple(o + k * v for o, v in zip(off, vec, strict=True))
-                       for off in offsets for k in range(int(fan[b, d]))}
-        out[b] = len(offsets)
+def _groups(ctx: _Context, coef: np.ndarray, fan: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    """Multicast groups of dataspace s at every level: (B, L) distinct offsets over the fanout.
+
+    ``fan[b, l, d]`` is level l's spatial factor of dim d, ``stride[b, l, d]`` the extent of d
+    below it. When no dim feeds two ranks, the offsets factor over ranks; a rank with one
+    spatial dim has that factor's number of offsets, one with several (a diagonal such as
+    P and R in one fanout) is counted on the distinct (stride, factor) combinations only.
+    """
+    out = np.ones(fan.shape[:2], dtype=np.int64)
+    if len(ctx.fan_levels):
+        out[:, ctx.fan_levels] = _fanout_groups(ctx, coef, fan[:, ctx.fan_levels],
+                                                stride[:, ctx.fan_levels])
     return out
+
+
+def _fanout_groups(ctx: _Context, coef: np.ndarray, fan: np.ndarray, stride: np.ndarray
+                   ) -> np.ndarray:
+    varying = fan > 1
+    if ctx.separable:
+        rel = varying[:, :, None, :] & (coef != 0)[None, None]  # (B, L, R, D)
+        per_rank = np.where(rel, fan[:, :, None, :], 1).prod(axis=3)
+        multi = np.argwhere(rel.sum(axis=3) > 1)
+        if len(multi):
+            vals = (coef[multi[:, 2]] * stride[multi[:, 0], multi[:, 1]])
+            vals = np.where(rel[multi[:, 0], multi[:, 1], multi[:, 2]], vals, 0)
+            facs = np.where(vals != 0, fan[multi[:, 0], multi[:, 1]], 1)
+            keys = np.concatenate([vals, facs], axis=1)
+            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+            n_d = vals.shape[1]
+            counts = np.array([_distinct(tuple(int(x) for pair in zip(u[:n_d], u[n_d:],
+                                                                       strict=True)
+                                               for x in pair if pair[0]))
+                               for u in uniq], dtype=np.int64)
+            per_rank[multi[:, 0], multi[:, 1], multi[:, 2]] = counts[inverse.ravel()]
+        return per_rank.prod(axis=2)
+    out = np.ones(fan.shape[:2], dtype=np.int64)
+    for b, lv in np.argwhere(varying.any(axis=2)):
+        offsets = {tuple(0 for _ in range(coef.shape[0]))}
+        for d in np.nonzero(varying[b, lv])[0]:
+            vec = coef[:, d] * stride[b, lv, d]
+            offsets = {tuple(o + k * v for o, v in zip(off, vec, strict=True))
+                       for off in offsets for k in range(int(fan[b, lv, d]))}
+        out[b, lv] = len(offsets)
+    return out
+
+
+def _project(sizes: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """Rank extents (B, L, R) of boxes whose dims range over ``sizes`` (B, L, D) values."""
+    out = np.ones(sizes.shape[:2] + (coef.shape[0],), dtype=np.int64)
+    for r, d in zip(*np.nonzero(coef), strict=True):
+        out[:, :, r] += coef[r, d] * (sizes[:, :, d] - 1)
+    return out
+
+
+def _row_keys(z: np.ndarray) -> np.ndarray:
+    """One exact int64 key per rank vector of ``z`` (B, K, R), or None if it could overflow."""
+    span = np.abs(z).max(axis=(0, 1)) + 1 if z.size else np.ones(z.shape[2], dtype=np.int64)
+    radix = 2 * span + 1
+    if float(np.prod(radix.astype(float))) >= 2.0**62:
+        return None
+    key = np.zeros(z.shape[:2], dtype=np.int64)
+    for r in range(z.shape[2]):
+        key = key * radix[r] + (z[:, :, r] + span[r])
+    return key
 
 
 def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
@@ -288,11 +334,19 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
         flag(~a.keep[:, 0, s], lambda b, ds=ds: (
             f"{ctx.names[0]}: the outermost level must keep {ds.name}"))
 
+    # --- from here on only dims of size > 1 (unit dims are all-1 in a valid mapping)
+    n_full = n_d
+    act = ctx.active
+    temporal, order = a.temporal[:, :, act], a.order[:, :, act]
+    sxy, below, sbelow = sxy[:, :, act], below[:, :, act], sbelow[:, :, act]
+    n_d = len(act)
+    coefs = ctx.coef_active
+
     # --- tiles, partitions
     tiles, parts, extents = [], [], []
-    for s in range(len(ctx.coef)):
-        ext = 1 + np.einsum("bld,rd->blr", below[:, :n_l] - 1, ctx.coef[s])
-        sp_tile = (1 + np.einsum("bld,rd->blr", sbelow - 1, ctx.coef[s])).prod(axis=2)
+    for s in range(len(coefs)):
+        ext = _project(below[:, :n_l], coefs[s])
+        sp_tile = _project(sbelow, coefs[s]).prod(axis=2)
         tile = ext.prod(axis=2)
         part = np.empty_like(tile)
         part[:, 0] = tile[:, 0]
@@ -309,14 +363,28 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
             f"{ctx.names[lv]}: kept tiles need {used[b]} words but capacity is "
             f"{ctx.usable[lv]}"))
 
+    # --- the rest only for valid mappings (a mapper's batches are mostly invalid)
+    valid = ~invalid
+    n_all = n_b
+    if not valid.all():
+        temporal, order, sxy, below, sbelow = (x[valid] for x in (temporal, order, sxy, below,
+                                                                   sbelow))
+        keep = a.keep[valid]
+        tiles, parts, extents = ([x[valid] for x in xs] for xs in (tiles, parts, extents))
+        n_b = int(valid.sum())
+        rows = np.arange(n_b)
+    else:
+        keep = a.keep
+
     # --- temporal loops, innermost first, non-unit ones compacted to the front
-    key = ((n_l - 1 - np.arange(n_l))[None, :, None] * n_d + (n_d - 1 - a.order)).reshape(n_b, -1)
-    nonunit = (a.temporal > 1).reshape(n_b, -1)
-    key = np.where(nonunit, key, key + n_l * n_d)
+    key = ((n_l - 1 - np.arange(n_l))[None, :, None] * n_full + (n_full - 1 - order)
+           ).reshape(n_b, -1)
+    nonunit = (temporal > 1).reshape(n_b, -1)
+    key = np.where(nonunit, key, key + n_l * n_full)
     idx = np.argsort(key, axis=1, kind="stable")
     n_k = int(nonunit.sum(axis=1).max()) if n_b else 0
     idx = idx[:, :n_k]
-    n = np.take_along_axis(a.temporal.reshape(n_b, -1), idx, axis=1)
+    n = np.take_along_axis(temporal.reshape(n_b, -1), idx, axis=1)
     loop_level = idx // n_d
     loop_dim = idx % n_d
     stride = np.take_along_axis(sbelow.reshape(n_b, -1), idx, axis=1)
@@ -337,31 +405,29 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     positions = np.arange(n_k + 1)[None, :]
 
     # --- per-level deltas (fills before elision) and multicast groups
+    start = np.stack(starts, axis=1)  # (B, L): first loop above each level
+    seg = positions[:, None, :] >= start[:, :, None]  # (B, L, K+1)
+    n_above = np.take_along_axis(suffix, start, axis=1)
     deltas, groups = [], []
-    for s in range(len(ctx.coef)):
-        coef = ctx.coef[s]
-        step = coef.T[loop_dim] * stride[:, :, None]  # (B, K+1, R)
-        cum = np.cumsum(step, axis=1) - step
-        z = step - cum
-        f_s = np.empty((n_b, n_l), dtype=np.int64)
-        for lv in range(n_l):
-            st = starts[lv]
-            first = step[rows, st]
-            same = (z == z[rows, st][:, None, :]).all(axis=2) & (positions >= st[:, None])
-            w = np.where(same, weight, 0).sum(axis=1)
-            ext = extents[s][:, lv]
-            tile = tiles[s][:, lv]
-            moved = first != 0
-            n_moved = moved.sum(axis=1)
-            shift = np.abs(first).sum(axis=1)
-            e_sel = np.where(moved, ext, 0).sum(axis=1)
-            single = np.where(shift < e_sel, tile // np.maximum(e_sel, 1) * (e_sel - shift), 0)
-            overlap = np.where(n_moved == 0, tile, np.where(n_moved == 1, single, 0))
-            f_s[:, lv] = tile * suffix[rows, st] - overlap * w
-            f_s[:, lv] = np.where(st >= count, tile, f_s[:, lv])
-        deltas.append(f_s)
-        groups.append(np.stack([_groups(ctx, s, sxy[:, lv], below[:, lv + 1])
-                                for lv in range(n_l)], axis=1))
+    for s in range(len(coefs)):
+        step = coefs[s].T[loop_dim] * stride[:, :, None]  # (B, K+1, R)
+        z = step - (np.cumsum(step, axis=1) - step)
+        key = _row_keys(z)
+        first = step[rows[:, None], start]  # (B, L, R)
+        if key is None:
+            same = (z[:, None, :, :] == z[rows[:, None], start][:, :, None, :]).all(axis=3)
+        else:
+            same = key[:, None, :] == np.take_along_axis(key, start, axis=1)[:, :, None]
+        w = np.where(same & seg, weight[:, None, :], 0).sum(axis=2)
+        ext, tile = extents[s], tiles[s]
+        moved = first != 0
+        n_moved = moved.sum(axis=2)
+        shift = np.abs(first).sum(axis=2)
+        e_sel = np.where(moved, ext, 0).sum(axis=2)
+        single = np.where(shift < e_sel, tile // np.maximum(e_sel, 1) * (e_sel - shift), 0)
+        overlap = np.where(n_moved == 0, tile, np.where(n_moved == 1, single, 0))
+        deltas.append(np.where(start >= count[:, None], tile, tile * n_above - overlap * w))
+        groups.append(_groups(ctx, coefs[s], sxy, below[:, 1:]))
 
     # --- counts, energy, cycles
     inst = np.ones((n_b, n_l), dtype=np.int64)
@@ -373,7 +439,7 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
         grp = np.ones(n_b, dtype=np.int64)
         for lv in range(n_l - 1, -1, -1):
             grp = grp * groups[s][:, lv]
-            kept = a.keep[:, lv, s]
+            kept = keep[:, lv, s]
             traffic = child * grp
             own = deltas[s][:, lv] if lv else np.zeros(n_b, dtype=np.int64)
             if ctx.read_write[s]:
@@ -403,10 +469,10 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
         cycles = np.maximum.reduce([cycles, compute_cycles, _limit(reads, r_bw) + 0 * reads,
                                     _limit(writes, w_bw) + 0 * reads,
                                     _limit(reads + writes, shared) + 0 * reads])
-    energy = ctx.mac_energy + total
-    macs = ctx.problem.macs
-    valid = ~invalid
-    energy = np.where(valid, energy, np.nan)
-    cycles = np.where(valid, cycles, 0)
-    util = np.where(valid, macs / (np.maximum(cycles, 1) * ctx.arch.compute.instances), 0.0)
-    return BatchResult(energy, cycles, util, valid, reason)
+    energy = np.full(n_all, np.nan)
+    energy[valid] = ctx.mac_energy + total
+    all_cycles = np.zeros(n_all, dtype=np.int64)
+    all_cycles[valid] = cycles
+    util = np.zeros(n_all)
+    util[valid] = ctx.problem.macs / (cycles * ctx.arch.compute.instances)
+    return BatchResult(energy, all_cycles, util, valid, reason)
