@@ -366,6 +366,9 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     # --- the rest only for valid mappings (a mapper's batches are mostly invalid)
     valid = ~invalid
     n_all = n_b
+    if not valid.any():
+        return BatchResult(np.full(n_all, np.nan), np.zeros(n_all, dtype=np.int64),
+                           np.zeros(n_all), valid, reason)
     if not valid.all():
         temporal, order, sxy, below, sbelow = (x[valid] for x in (temporal, order, sxy, below,
                                                                    sbelow))
