@@ -236,9 +236,10 @@ class MapSpace:
         """Every split of dim k's size over the 2*nlev slots within the per-slot bounds."""
         return _dim_options(self.sizes[k], tuple(b[k] for b in self.bounds))
 
-    def iter_factorizations(self, keeps: Sequence[frozenset[str]]) -> Iterator[tuple]:
+    def iter_factorizations(self, keeps: Sequence[frozenset[str]], check_capacity: bool = True
+                            ) -> Iterator[tuple]:
         """All factorizations whose tiles fit, built innermost slot first so a level that
-        overflows cuts the whole subtree."""
+        overflows cuts the whole subtree (``check_capacity=False``: every factorization)."""
         nslot = 2 * self.nlev
         factors = [[1] * len(self.dims) for _ in range(nslot)]
         remaining = list(self.sizes)
@@ -251,7 +252,7 @@ class MapSpace:
                 return
             if k == len(self.dims):
                 i, kind = divmod(slot, 2)
-                if kind == T and not self._level_fits(factors, keeps, i):
+                if check_capacity and kind == T and not self._level_fits(factors, keeps, i):
                     return
                 if kind == S and math.prod(factors[slot]) > self.fanout[i]:
                     return
@@ -329,9 +330,11 @@ class MapSpace:
         return tuple(d for d, v in zip(self.dims, factors[2 * i + T], strict=False) if v > 1)
 
     def iter_points(self, pruned: bool = True) -> Iterator[Point]:
-        """Every point (exhaustive); with ``pruned`` one order per equivalence class."""
+        """Every point (exhaustive). ``pruned``: capacity failures cut while factors are built
+        and one order per equivalence class; else every factorization and every order (the
+        model rejects what does not fit), to check that pruning loses nothing."""
         for keeps in itertools.product(*self.keep_options):
-            for factors in self.iter_factorizations(keeps):
+            for factors in self.iter_factorizations(keeps, check_capacity=pruned):
                 if self._util_low(factors):
                     continue
                 axes_opts = self.axis_choices(factors)
