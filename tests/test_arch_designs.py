@@ -9,10 +9,16 @@ import pytest
 from conftest import CASES, REFERENCE, needs_shared
 from test_arch_v04 import comparable, unit_dims
 
-from dse.arch import list_designs, load_arch, write_native
+from dse.arch import list_designs, write_native
+from dse.arch import load_arch as _load_arch
 from dse.errors import InputError
 
 SHIPPED = ["eyeriss_like", "nvdla_like", "simple_output_stationary", "simple_weight_stationary"]
+
+
+def load_arch(source):
+    """Structure only: these tests compare what the specs say, not energy estimates."""
+    return _load_arch(source, energy="none")
 
 
 def test_list_designs_names_the_four_shipped_designs() -> None:

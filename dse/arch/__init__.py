@@ -2,10 +2,11 @@
 energy tables (Accelergy ERT files or the builtin estimator) and design variants."""
 
 from dse.arch.designs import list_designs
+from dse.arch.energy import estimate_energy
 from dse.arch.ert import apply_ert, read_ert
 from dse.arch.loader import load_arch
 from dse.arch.native import write_native
 from dse.arch.spec import Arch, ComputeLevel, Constraints, StorageLevel
 
-__all__ = ["Arch", "ComputeLevel", "Constraints", "StorageLevel", "apply_ert", "list_designs",
-           "load_arch", "read_ert", "write_native"]
+__all__ = ["Arch", "ComputeLevel", "Constraints", "StorageLevel", "apply_ert", "estimate_energy",
+           "list_designs", "load_arch", "read_ert", "write_native"]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from dse.arch._yaml import load_yaml
 from dse.arch.designs import arch_from_design, design_path, is_design, list_designs
+from dse.arch.energy import builtin_energy, estimate_energy
+from dse.arch.ert import apply_ert, read_ert
 from dse.arch.native import arch_from_native, is_native
 from dse.arch.spec import Arch
 from dse.arch.v04 import is_v04, load_v04
@@ -22,9 +24,33 @@ def _default_name(path: Path) -> str:
     return path.stem
 
 
-def load_arch(name_or_path: str | Path) -> Arch:
+def load_arch(name_or_path: str | Path, *, energy: str | Path = "auto") -> Arch:
     """Load a design: a name from ``designs/``, a v0.4 ``arch.yaml`` (``components/`` beside it),
-    a native Timeloop tree YAML, or a dse design file."""
+    a native Timeloop tree YAML, or a dse design file, with energies attached.
+
+    ``energy``: ``"auto"`` (an Accelergy ``*ERT.yaml`` beside a native spec if there is exactly
+    one, as Timeloop would use; otherwise :func:`estimate_energy`), ``"builtin"``, ``"none"``
+    (structure only), or the path of an ERT file.
+    """
+    arch, path = _load_structure(name_or_path)
+    return _attach_energy(arch, path, energy)
+
+
+def _attach_energy(arch: Arch, path: Path, energy: str | Path) -> Arch:
+    if str(energy) == "none":
+        arch.energy_source = "none"
+        return arch
+    if str(energy) == "builtin":
+        return builtin_energy(arch)
+    if str(energy) != "auto":
+        return apply_ert(arch, read_ert(energy))
+    erts = sorted(path.parent.glob("*ERT.yaml")) if path.name != "design.yaml" else []
+    if len(erts) == 1:
+        return apply_ert(arch, read_ert(erts[0]))
+    return estimate_energy(arch)
+
+
+def _load_structure(name_or_path: str | Path) -> tuple[Arch, Path]:
     text = str(name_or_path)
     named = design_path(text) if "/" not in text and not text.endswith((".yaml", ".yml")) else None
     path = named or Path(name_or_path)
@@ -40,10 +66,10 @@ def load_arch(name_or_path: str | Path) -> Arch:
         raise InputError("expected a design file, got a directory", file=str(path))
     doc = load_yaml(path)
     if is_native(doc):
-        return arch_from_native(doc, name=_default_name(path), file=str(path))
+        return arch_from_native(doc, name=_default_name(path), file=str(path)), path
     if is_design(doc):
-        return arch_from_design(doc, file=str(path))
+        return arch_from_design(doc, file=str(path)), path
     if is_v04(doc):
-        return load_v04(path, name=_default_name(path))
+        return load_v04(path, name=_default_name(path)), path
     raise InputError("not a recognised architecture spec (expected 'architecture:' with "
                      "'subtree'/'local' or 'nodes')", file=str(path), field="architecture")

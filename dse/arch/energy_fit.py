@@ -1,0 +1,246 @@
+"""Rebuild the builtin energy tables (``dse/arch/data/*.csv``) from Accelergy's own figures.
+
+Run ``python -m dse.arch.energy_fit ../shared/reference`` to regenerate. Inputs: the Accelergy
+grid (``accelergy/grid.csv``) and the reference designs' ERTs (``timeloop/ert_summary.csv``).
+What is fitted, and why it is enough (every relation below is exact on the grid):
+
+* ``SRAM`` (CACTI) is not smooth in depth/width (sub-array organisation), so its figures are kept
+  as a table over technology × banks × depth × width, plus the SRAM part of the reference designs'
+  off-grid buffers (their ERT minus the address generators), and interpolated log-log between.
+* Address generators (``intadder``) are linear in their bit count ``ceil(log2(depth))``: fitted
+  from ``smartbuffer_SRAM - SRAM``.
+* Register files are registers plus one comparator per entry: read = width·r + depth·c, write =
+  width·w + depth·c, leak = depth·(width·l_r + l_c), fitted per node.
+* Standalone registers are linear in width; MACs linear in adder and multiplier widths; DRAM is a
+  per-bit constant by type.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent / "data"
+SRAM_CSV = DATA / "sram_energy.csv"
+LINEAR_CSV = DATA / "linear_models.csv"
+ACTIONS = ("read", "write", "leak")
+
+
+def nbits(depth: float) -> int:
+    """Address bits of a ``depth``-entry memory, as the component classes compute them."""
+    return max(1, math.ceil(math.log2(depth))) if depth >= 1 else 1
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _lstsq(features: list[list[float]], values: list[float]) -> list[float]:
+    coef, *_ = np.linalg.lstsq(np.array(features, float), np.array(values, float), rcond=None)
+    return [float(round(c, 12)) for c in coef]
+
+
+def fit(reference: Path) -> tuple[list[dict], list[dict]]:
+    grid = _rows(reference / "accelergy" / "grid.csv")
+    by = defaultdict(dict)  # (class, tech, banks, depth, width, extra) -> {action: pJ}
+    for r in grid:
+        key = (r["component_class"], r["technology"], r["n_banks"], r["depth"], r["width"],
+               r["extra_attributes"] if r["component_class"] in ("DRAM", "intmac") else "")
+        by[key][r["action"]] = float(r["energy_pJ"])
+    techs = sorted({k[1] for k in by})
+    sram: list[dict] = []
+    linear: list[dict] = []
+    for (cls, tech, banks, depth, width, _), acts in sorted(by.items()):
+        if cls == "SRAM":
+            for action in ACTIONS:
+                sram.append({"technology": tech, "n_banks": int(float(banks)),
+                             "depth": int(float(depth)), "width": int(float(width)),
+                             "action": action, "energy_pJ": acts[action], "source": "grid"})
+    for tech in techs:
+        # address generators: smartbuffer_SRAM minus its SRAM (banks 1: n_banks is not passed on)
+        feats, add, leak2 = [], [], []
+        for (cls, t, banks, depth, width, _), acts in by.items():
+            if cls != "smartbuffer_SRAM" or t != tech or float(banks) != 1:
+                continue
+            base = by[("SRAM", t, banks, depth, width, "")]
+            feats.append([1.0, nbits(float(depth))])
+            add.append(acts["read"] - base["read"])
+            leak2.append(acts["leak"] - base["leak"])
+        linear.append(_model(tech, "adder_add", _lstsq(feats, add)))
+        linear.append(_model(tech, "adder_leak_pair", _lstsq(feats, leak2)))
+        # register files: width·r + depth·c (read), width·w + depth·c (write), leak per entry
+        fr, vr, fw, vw, fl, vl = [], [], [], [], [], []
+        for (cls, t, _b, depth, width, _), acts in by.items():
+            if cls != "regfile" or t != tech:
+                continue
+            d, w = float(depth), float(width)
+            fr.append([w, d])
+            vr.append(acts["read"])
+            fw.append([w, d])
+            vw.append(acts["write"])
+            fl.append([d * w, d])
+            vl.append(acts["leak"])
+        r_bit, cmp_r = _lstsq(fr, vr)
+        w_bit, cmp_w = _lstsq(fw, vw)
+        l_bit, l_cmp = _lstsq(fl, vl)
+        linear.append(_model(tech, "regfile_read", [0.0, r_bit, cmp_r]))
+        linear.append(_model(tech, "regfile_write", [0.0, w_bit, cmp_w]))
+        linear.append(_model(tech, "regfile_leak", [0.0, l_bit, l_cmp]))
+        # standalone registers (class storage, subclass aladdin_register): linear in width
+        for action in ("read", "write", "leak"):
+            f, v = [], []
+            for (cls, t, _b, _d, width, _), acts in by.items():
+                if cls == "aladdin_register" and t == tech:
+                    f.append([1.0, float(width)])
+                    v.append(acts[action])
+            linear.append(_model(tech, f"register_{action}", _lstsq(f, v)))
+        # MACs: linear in adder and multiplier widths
+        for action in ("compute", "leak"):
+            f, v = [], []
+            for (cls, t, _b, _d, _w, extra), acts in by.items():
+                if cls == "intmac" and t == tech:
+                    widths = dict(p.split("=") for p in extra.split(";"))
+                    f.append([1.0, float(widths["adder_width"]), float(widths["multiplier_width"])])
+                    v.append(acts[action])
+            linear.append(_model(tech, f"mac_{action}", _lstsq(f, v)))
+    # DRAM: energy per bit by type (independent of node)
+    per_bit: dict[str, list[float]] = defaultdict(list)
+    for (cls, _t, _b, _d, width, extra), acts in by.items():
+        if cls == "DRAM":
+            per_bit[extra.split("=")[1]].append(acts["read"] / float(width))
+    for dram_type, values in sorted(per_bit.items()):
+        linear.append(_model("any", f"dram_{dram_type}", [0.0, float(np.median(values)), 0.0]))
+    sram.extend(_ert_anchors(reference, linear, sram))
+    return sram, linear
+
+
+def _model(tech: str, name: str, coef: list[float]) -> dict:
+    coef = list(coef) + [0.0] * (3 - len(coef))
+    return {"technology": tech, "model": name, "c0": coef[0], "c1": coef[1], "c2": coef[2]}
+
+
+def _ert_anchors(reference: Path, linear: list[dict], sram: list[dict]) -> list[dict]:
+    """The SRAM part of the reference designs' smartbuffer_SRAM buffers that lie off the grid
+    (their Accelergy ERT minus the address generators), so the table carries those figures too."""
+    from dse.arch.loader import load_arch  # local: the fit runs offline, after the package loads
+
+    models = {(m["technology"], m["model"]): m for m in linear}
+    on_grid = {(r["technology"], r["n_banks"], r["depth"], r["width"]) for r in sram}
+    ert = defaultdict(dict)
+    for r in _rows(reference / "timeloop" / "ert_summary.csv"):
+        ert[(r["arch"], r["component"].split("[")[0])][r["action"]] = float(r["energy_pJ"])
+    anchors = []
+    cases = sorted((reference / "timeloop" / "cases").iterdir())
+    seen_arch = set()
+    for case in cases:
+        design = case.name.split("__")[0]
+        if design in seen_arch:
+            continue
+        seen_arch.add(design)
+        arch = load_arch(case / "inputs" / "arch.yaml")
+        for lvl in arch.levels:
+            if lvl.component_class != "smartbuffer_SRAM" or lvl.technology is None:
+                continue
+            key = (lvl.technology, 1, lvl.depth, lvl.width)
+            if key in on_grid or (design, lvl.name) not in ert:
+                continue
+            on_grid.add(key)
+            nb = nbits(lvl.depth)
+            add = models[(lvl.technology, "adder_add")]
+            pair = models[(lvl.technology, "adder_leak_pair")]
+            acts = ert[(design, lvl.name)]
+            sub = {"read": acts["read"] - (add["c0"] + add["c1"] * nb),
+                   "write": acts["write"] - (add["c0"] + add["c1"] * nb),
+                   "leak": acts["leak"] - (pair["c0"] + pair["c1"] * nb)}
+            for action, value in sub.items():
+                anchors.append({"technology": lvl.technology, "n_banks": 1, "depth": lvl.depth,
+                                "width": lvl.width, "action": action,
+                                "energy_pJ": round(value, 9), "source": f"ert:{design}"})
+    return anchors
+
+
+def write_tables(sram: list[dict], linear: list[dict]) -> None:
+    DATA.mkdir(exist_ok=True)
+    for path, rows in ((SRAM_CSV, sram), (LINEAR_CSV, linear)):
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    ref = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/reference")
+    write_tables(*fit(ref))
+    print(f"wrote {SRAM_CSV} and {LINEAR_CSV}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking the tables against Accelergy (used by the tests and by the docs/energy.md report)
+
+
+def grid_level(row: dict[str, str]):
+    """A StorageLevel or ComputeLevel for one grid.csv configuration."""
+    from dse.arch.spec import ComputeLevel, StorageLevel
+
+    cls, extra = row["component_class"], row["extra_attributes"]
+    attrs = dict(p.split("=", 1) for p in extra.split(";") if "=" in p)
+    if cls == "intmac":
+        return ComputeLevel(name="mac", component_class="intmac", technology=row["technology"],
+                            attributes={k: int(v) for k, v in attrs.items()
+                                        if k.endswith("_width")})
+    if cls == "aladdin_register":
+        cls, attrs = "storage", {"subclass": "aladdin_register"}
+    depth = int(float(row["depth"])) if row["depth"] else None
+    return StorageLevel(name=cls, component_class=cls, depth=depth, width=int(row["width"]),
+                        word_bits=int(row["datawidth"]), n_banks=int(float(row["n_banks"] or 1)),
+                        technology=row["technology"], attributes=attrs)
+
+
+def grid_errors(reference: Path) -> list[dict]:
+    """Relative error of the builtin estimate for every grid row with a non-negligible energy
+    (leak figures below 1e-4 pJ carry 1-2 significant digits after Accelergy's rounding)."""
+    from dse.arch.energy import compute_energy, storage_energy
+    from dse.arch.spec import ComputeLevel
+
+    out = []
+    cache: dict = {}
+    for r in _rows(reference / "accelergy" / "grid.csv"):
+        ref = float(r["energy_pJ"])
+        key = tuple(r[k] for k in ("component_class", "technology", "depth", "width",
+                                   "datawidth", "n_banks", "extra_attributes"))
+        if key not in cache:
+            lvl = grid_level(r)
+            cache[key] = (compute_energy(lvl, r["technology"]) if isinstance(lvl, ComputeLevel)
+                          else storage_energy(lvl, r["technology"]))
+        est = cache[key][r["action"]]
+        err = abs(est - ref) / ref if ref >= 1e-4 else None
+        out.append({**r, "estimate_pJ": est, "rel_error": err})
+    return out
+
+
+def sram_leave_one_out(reference: Path) -> list[float]:
+    """Interpolation error for SRAM sizes the table has not seen: each interior depth of each
+    (node, banks, width, action) is predicted from the table without it."""
+    from dse.arch.energy import interp_loglog
+
+    series = defaultdict(list)
+    for r in _rows(SRAM_CSV):
+        if r["source"] == "grid":
+            key = (r["technology"], r["n_banks"], r["width"], r["action"])
+            series[key].append((int(r["depth"]), float(r["energy_pJ"])))
+    errors = []
+    for pts in series.values():
+        pts.sort()
+        for i in range(1, len(pts) - 1):
+            depth, ref = pts[i]
+            if ref < 1e-4:
+                continue
+            est = interp_loglog(pts[:i] + pts[i + 1:], depth)
+            errors.append(abs(est - ref) / ref)
+    return errors
