@@ -10,18 +10,23 @@ from dse.arch import load_arch
 from dse.model import LevelMapping, Loop, Mapping
 from dse.problems.models import DigitsCNN
 from dse.problems.problem import conv_problem
+from dse.resilience.engine import FastEngine
 from dse.resilience.mapping_aware import (
     LayerCapture,
     clustered_interval,
+    draw_campaign,
     draw_fault,
+    mapping_resilience,
     naive_layer_output,
+    naive_sdc1,
     patched_outputs,
-    sample_size,
+    run_faults,
     site_scales,
     stratified,
-    wilson,
+    summarize,
 )
 from dse.resilience.sites import Nest, exposures
+from dse.resilience.stats import wilson, z_value
 
 ALL = frozenset({"Weights", "Inputs", "Outputs"})
 
@@ -67,7 +72,7 @@ def test_footprint_deltas_equal_whole_layer_recompute_for_every_site_class():
         ("mac", "MAC"),
     }
     capture = LayerCapture(model, "features.2", images, problem)
-    scales = site_scales(sites, capture.ops)
+    scales = site_scales(sites, capture.ops, 8)
     rng = np.random.default_rng(5)
     multi = 0
     for i, site in enumerate(sites):
@@ -86,11 +91,7 @@ def test_footprint_deltas_equal_whole_layer_recompute_for_every_site_class():
     assert multi > 5  # multicast / reused words were exercised, not only single outputs
 
 
-def test_statistics_sample_size_and_intervals():
-    assert sample_size(0.05, 0.95) == 385  # Leveugle with p = 0.5, infinite population
-    assert sample_size(0.05, 0.95, population=1000) == 278
-    lo, hi = wilson(0, 100, 1.96)
-    assert lo == 0.0 and 0.03 < hi < 0.04
+def test_clustered_and_stratified_intervals():
     # faults that fail on all images or none: the interval is that of 10 faults (9 after the
     # n - 1 of the unbiased variance), not of 1000 independent pairs
     clustered = clustered_interval(np.array([1.0] * 3 + [0.0] * 7), 100, 1.96)
@@ -99,3 +100,38 @@ def test_statistics_sample_size_and_intervals():
     assert independent == pytest.approx(wilson(300, 1000, 1.96), abs=1e-9)
     rate, (lo, hi) = stratified([0.75, 0.25], [0.1, 0.0], [(0.05, 0.15), (0.0, 0.04)])
     assert rate == pytest.approx(0.075) and lo < rate < hi
+
+
+def test_campaign_outcomes_equal_naive_full_reinference_and_summarize():
+    torch.manual_seed(1)
+    model = DigitsCNN().eval()
+    images = torch.randn(8, 1, 8, 8)
+    problem = conv_problem(C=16, M=32, R=3, S=3, P=8, Q=8)
+    arch = load_arch("eyeriss_like")
+    nest = Nest(problem, eyeriss_mapping())
+    sites = exposures(nest, arch, word_bits=16)
+    capture = LayerCapture(model, "features.2", images, problem)
+    faults = draw_campaign(nest, sites, capture.ops, 20, seed=3, fmt="bf16")
+    fast = run_faults(FastEngine(model, images), "features.2", capture, faults)
+    naive = naive_sdc1(model, "features.2", capture, images, faults)
+    assert fast.shape == (len(faults), 8) and np.array_equal(fast, naive)
+    assert fast.any()  # some faults do flip the top-1 of this (untrained) model
+    result = summarize(sites, faults, fast, z_value(0.95), 1000.0)
+    assert sum(s.exposure_share for s in result.per_site) == pytest.approx(1.0)
+    assert result.sdc1_ci[0] <= result.sdc1_rate <= result.sdc1_ci[1]
+    assert result.sdc1_rate == pytest.approx(
+        sum(s.exposure_share * s.sdc1_rate for s in result.per_site)
+    )
+    # the public entry point gives the same numbers from the same seed
+    again = mapping_resilience(
+        problem,
+        arch,
+        eyeriss_mapping(),
+        model,
+        "features.2",
+        images,
+        n_faults=20,
+        seed=3,
+        fmt="bf16",
+    )
+    assert again.to_dict() == result.to_dict()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from statistics import NormalDist
 
 import numpy as np
 import torch
@@ -25,6 +24,8 @@ from dse.arch.spec import Arch
 from dse.errors import InputError
 from dse.model.mapping import Mapping
 from dse.problems.problem import Problem
+from dse.resilience.formats import corrupt
+from dse.resilience.formats import word_bits as format_bits
 from dse.resilience.sites import (
     MAC_SITE,
     Nest,
@@ -45,12 +46,12 @@ from dse.resilience.sites_delta import (
     scale_for,
     tile_element,
 )
+from dse.resilience.stats import sample_size, wilson, z_value
 
 # Raw soft-error rate of on-chip SRAM / latches, FIT (failures per 1e9 device-hours) per Mbit. Field
 # and beam data for planar CMOS at 28-65 nm cluster around 10^2-10^3 FIT/Mbit; we take 1000, the
 # usual round upper-end figure, so FIT numbers are comparable across mappings, not absolute.
 DEFAULT_FIT_PER_MBIT = 1000.0
-CRITICAL = 2  # engine outcome code of an SDC-1 (top-1 changed)
 
 
 @dataclass(frozen=True)
@@ -102,34 +103,6 @@ class ResilienceResult:
                 {**asdict(s), "sdc1_ci": list(s.sdc1_ci)} for s in self.per_site
             ],
         }
-
-
-def z_value(confidence: float) -> float:
-    """Two-sided normal quantile for a confidence level (e.g. 0.95 -> 1.96)."""
-    if not 0.0 < confidence < 1.0:
-        raise InputError(f"confidence must be in (0, 1), got {confidence}", field="confidence")
-    return NormalDist().inv_cdf(0.5 + confidence / 2)
-
-
-def sample_size(margin: float, confidence: float, population: float = math.inf) -> int:
-    """Faults per site class for a given error margin (Leveugle et al., DATE 2009, p = 0.5)."""
-    if not 0.0 < margin < 1.0:
-        raise InputError(f"margin must be in (0, 1), got {margin}", field="margin")
-    t = z_value(confidence)
-    n_inf = t * t * 0.25 / (margin * margin)
-    n = n_inf if math.isinf(population) else population / (1 + (population - 1) / n_inf)
-    return max(1, math.ceil(n))
-
-
-def wilson(k: int, n: int, z: float) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, mid - half), min(1.0, mid + half))
 
 
 def clustered_interval(fractions: np.ndarray, images: int, z: float) -> tuple[float, float]:
@@ -185,8 +158,18 @@ class LayerCapture:
         self.ops = bind_layer(problem, self.module, self.inputs)
 
 
+def word_change(values: np.ndarray, bit: int, bits: int, scale: float, fmt: str) -> np.ndarray:
+    """Change of stored words (one per image) when ``bit`` flips: in the design's fixed point
+    (``fmt="int"``) or in a floating-point format (``fp32`` / ``fp16`` / ``bf16``, through
+    :func:`dse.resilience.formats.corrupt`: the faulty word decoded, minus the clean value)."""
+    if fmt == "int":
+        return flip_delta(values, bit, bits, scale)
+    clean = torch.as_tensor(np.asarray(values, dtype=np.float32))
+    return (corrupt(clean, fmt, [bit]).double() - clean.double()).numpy()
+
+
 def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, scale: float,
-               rng: np.random.Generator) -> MappedFault:
+               rng: np.random.Generator, fmt: str = "int") -> MappedFault:
     """Draw one fault uniformly within a site class (instance, step, resident word, bit) and
     compute, for every image, the output delta it causes."""
     time = int(rng.integers(nest.steps))
@@ -194,23 +177,23 @@ def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, s
     if site.dataspace == MAC_SITE:
         pe = int(rng.integers(nest.pes))
         readers = mac_readers(nest, pe, time)
-        delta = flip_delta(products(nest, ops, readers.steps, readers.pes)[:, 0], bit,
-                           site.bits, scale)
+        delta = word_change(products(nest, ops, readers.steps, readers.pes)[:, 0], bit,
+                            site.bits, scale, fmt)
         positions = output_positions(nest, ops, readers.steps, readers.pes)
         return MappedFault(index, MAC_SITE, pe, time, (), bit, delta, positions,
                            delta[:, None], 1)
     inst = int(rng.integers(site.instances))
     element = tile_element(nest, site.level, site.dataspace, inst, time, rng)
     if site.dataspace == nest.problem.output.name:
-        delta = flip_delta(partial_sum(nest, ops, site.level, inst, element, time), bit,
-                           site.bits, scale)
+        delta = word_change(partial_sum(nest, ops, site.level, inst, element, time), bit,
+                            site.bits, scale, fmt)
         positions = np.array([ops.out_index[element]])
         return MappedFault(index, site.dataspace, inst, time, element, bit, delta, positions,
                            delta[:, None], 1)
     tensor = ops.tensors[site.dataspace]
     inside = all(e < n for e, n in zip(element, tensor.shape[1:], strict=True))
     value = tensor[(slice(None), *element)] if inside else np.zeros(1)  # unused padding row
-    delta = flip_delta(value, bit, site.bits, scale)
+    delta = word_change(value, bit, site.bits, scale, fmt)
     readers = storage_readers(nest, site.level, site.dataspace, inst, element, time)
     positions, deltas = operand_delta(nest, ops, site.dataspace, readers, delta)
     deltas = np.broadcast_to(deltas, (len(ops.outputs), len(positions))).copy()
@@ -218,11 +201,18 @@ def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, s
                        len(readers.outputs))
 
 
-def site_scales(sites: list[SiteExposure], ops: LayerOperands) -> list[float]:
-    """Fixed-point step of each site class's words: its dataspace's range over the campaign's
-    images in its word width."""
+def site_scales(sites: list[SiteExposure], ops: LayerOperands, operand_bits: int) -> list[float]:
+    """Fixed-point step of each site class's words.
+
+    Operands (Weights, Inputs) are stored with their range over the campaign's images spread over
+    the level's word width. Partial sums and products are integer accumulations of the MAC's
+    ``operand_bits``-bit operand codes, so their step is the product of the two operand steps
+    whatever the register width: a high bit of a wide accumulator is worth far more than the
+    largest output (as in an integer MAC array)."""
     peak = ranges(ops)
-    return [scale_for(peak[s.dataspace], s.bits) for s in sites]
+    product = scale_for(peak["Weights"], operand_bits) * scale_for(peak["Inputs"], operand_bits)
+    return [product if s.dataspace in ("Outputs", MAC_SITE)
+            else scale_for(peak[s.dataspace], s.bits) for s in sites]
 
 
 def mapping_resilience(
@@ -241,39 +231,56 @@ def mapping_resilience(
     fit_per_mbit: float = DEFAULT_FIT_PER_MBIT,
     include_mac: bool = True,
     include_backing: bool = False,
+    fmt: str = "int",
     engine=None,
     progress: bool = False,
 ) -> ResilienceResult:
     """SDC-1 rate and FIT of one mapping of one layer.
 
     ``n_faults`` faults per site class, or as many as ``margin`` at ``confidence`` needs
-    (Leveugle). ``engine`` defaults to H4's ``FastEngine(model, images, labels)``; anything with
+    (Leveugle). ``fmt``: how words are stored -- ``"int"`` (default), fixed point in each
+    level's word width, or ``"fp32"`` / ``"fp16"`` / ``"bf16"`` everywhere. ``engine`` defaults
+    to H4's ``FastEngine(model, images, labels)``; anything with
     ``run_output_patches(layer_path, patches)`` works. Same seed, same result.
     """
     from dse.resilience.engine import FastEngine
 
     model.eval()
     z = z_value(confidence)
-    per_site_n = n_faults if n_faults is not None else sample_size(margin, confidence)
+    per_site_n = n_faults if n_faults is not None else sample_size(math.inf, margin, confidence)
     if per_site_n < 1:
         raise InputError(f"n_faults must be >= 1, got {n_faults}", field="n_faults")
     nest = Nest(problem, mapping)
-    sites = exposures(nest, arch, include_backing=include_backing, include_mac=include_mac)
-    total = sum(s.exposure for s in sites)
+    sites = exposures(nest, arch, include_backing=include_backing, include_mac=include_mac,
+                      word_bits=None if fmt == "int" else format_bits(fmt))
     capture = LayerCapture(model, layer_path, images, problem)
-    scales = site_scales(sites, capture.ops)
+    faults = draw_campaign(nest, sites, capture.ops, per_site_n, seed, arch.compute.word_bits, fmt)
     engine = engine or FastEngine(model, images, labels)
-    rng = np.random.default_rng(seed)
-    faults = [draw_fault(nest, site, i, capture.ops, scales[i], rng)
-              for i, site in enumerate(sites) for _ in range(per_site_n)]
     sdc = run_faults(engine, layer_path, capture, faults, progress=progress)
+    return summarize(sites, faults, sdc, z, fit_per_mbit)
+
+
+def draw_campaign(nest: Nest, sites: list[SiteExposure], ops: LayerOperands, per_site: int,
+                  seed: int, operand_bits: int = 8, fmt: str = "int") -> list[MappedFault]:
+    """``per_site`` faults in every site class, reproducibly from ``seed``."""
+    scales = site_scales(sites, ops, operand_bits)
+    rng = np.random.default_rng(seed)
+    return [draw_fault(nest, site, i, ops, scales[i], rng, fmt)
+            for i, site in enumerate(sites) for _ in range(per_site)]
+
+
+def summarize(sites: list[SiteExposure], faults: list[MappedFault], sdc: np.ndarray, z: float,
+              fit_per_mbit: float) -> ResilienceResult:
+    """Per-class SDC-1 rates (mean over faults of the fraction of images that fail) and their
+    exposure-weighted sum; FIT = raw FIT/Mbit × exposed Mbit × SDC-1 rate."""
+    total = sum(s.exposure for s in sites)
     results = []
     for i, site in enumerate(sites):
         mine = np.array([f.site == i for f in faults])
         fractions = sdc[mine].mean(axis=1)
         results.append(SiteResult(
             site.level_name, site.dataspace, site.exposure / total, float(fractions.mean()),
-            clustered_interval(fractions, len(images), z),
+            clustered_interval(fractions, sdc.shape[1], z),
             float(np.mean([f.footprint for f in faults if f.site == i])), int(mine.sum())))
     rate, ci = stratified([r.exposure_share for r in results], [r.sdc1_rate for r in results],
                           [r.sdc1_ci for r in results])
@@ -293,9 +300,9 @@ def patched_outputs(capture: LayerCapture, fault: MappedFault) -> tuple[torch.Te
 def run_faults(engine, layer_path: str, capture: LayerCapture, faults: list[MappedFault], *,
                progress: bool = False) -> np.ndarray:
     """(faults, images) SDC-1 outcomes (top-1 changed), running only the network after the layer."""
-    patches = [patched_outputs(capture, f) for f in faults]
-    codes = engine.run_output_patches(layer_path, patches, progress=progress)
-    return np.asarray(codes) == CRITICAL
+    patches = [(None, *patched_outputs(capture, f)) for f in faults]
+    outcomes = engine.run_output_patches(layer_path, patches, progress=progress)
+    return np.array([o == "critical" for o in outcomes], dtype=bool).reshape(len(faults), -1)
 
 
 def naive_layer_output(capture: LayerCapture, fault: MappedFault, image: int) -> torch.Tensor:

@@ -311,18 +311,20 @@ def footprint(nest: Nest, level: int, ds: str, instance: int, element: Element, 
 
 
 def exposures(
-    nest: Nest, arch: Arch, *, include_backing: bool = False, include_mac: bool = True
+    nest: Nest, arch: Arch, *, include_backing: bool = False, include_mac: bool = True,
+    word_bits: int | None = None,
 ) -> list[SiteExposure]:
     """Exposure of every (level, kept dataspace): bits × utilized instances × tile words × steps.
 
     The outermost level (DRAM) is left out unless ``include_backing``: it is off-chip, usually
-    ECC-protected, and its whole-tensor residency would swamp every on-chip buffer.
+    ECC-protected, and its whole-tensor residency would swamp every on-chip buffer. ``word_bits``
+    stores every word in one width (a floating-point format) instead of each level's own.
     """
     sites = []
     for i, lm in enumerate(nest.mapping.levels):
         if (i == 0 and not include_backing) or arch.levels[i].dummy:
             continue
-        bits = arch.levels[i].word_bits
+        bits = word_bits or arch.levels[i].word_bits
         for ds in sorted(lm.keep):
             words = nest.tile_words(i, ds)
             inst = nest.instances(i)
@@ -332,7 +334,7 @@ def exposures(
                 )
             )
     if include_mac:
-        bits = arch.compute.word_bits
+        bits = word_bits or 2 * arch.compute.word_bits  # a double-width product register
         sites.append(
             SiteExposure(
                 nest.nlev,

@@ -13,7 +13,6 @@ and one scale per dataspace, so flipping bit k changes the stored integer by ±2
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,9 +170,6 @@ def tile_element(
 
 
 def ranges(ops: LayerOperands) -> dict[str, float]:
-    """Largest magnitude of each dataspace over the bound images (one calibration per layer, as a
-    quantized accelerator would have); "MAC" is the largest possible product."""
-    out = {name: float(np.abs(arr).max()) for name, arr in ops.tensors.items()}
-    out["Outputs"] = float(np.abs(ops.outputs).max())
-    out["MAC"] = math.prod(v for k, v in out.items() if k != "Outputs")
-    return out
+    """Largest magnitude of each operand over the bound images (one calibration per layer, as a
+    quantized accelerator would have)."""
+    return {name: float(np.abs(arr).max()) for name, arr in ops.tensors.items()}
