@@ -7,6 +7,7 @@ from dse.arch.ert import apply_ert, read_ert
 from dse.arch.loader import load_arch
 from dse.arch.native import write_native
 from dse.arch.spec import Arch, ComputeLevel, Constraints, StorageLevel
+from dse.arch.variants import make_variant
 
 __all__ = ["Arch", "ComputeLevel", "Constraints", "StorageLevel", "apply_ert", "estimate_energy",
-           "list_designs", "load_arch", "read_ert", "write_native"]
+           "list_designs", "load_arch", "make_variant", "read_ert", "write_native"]
