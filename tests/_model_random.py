@@ -95,6 +95,12 @@ def valid_mapping(problem: Problem, arch: Arch, rng: random.Random) -> Mapping:
 
     for k in range(len(primes)):
         where[k] = rng.choice(slots)
+        lv, kind = where[k]
+        other = {"X": "Y", "Y": "X"}.get(kind)
+        if other and any(where[j] == (lv, other) and primes[j][0] == primes[k][0]
+                         for j in range(len(primes))):
+            where[k] = (0, "T")  # map.yaml cannot put one dim on both axes of a fanout
+            continue
         try:
             analyze(problem, arch, build())
         except InvalidMapping:

@@ -161,6 +161,9 @@ def mapping_directives(mapping: Mapping, problem: Problem) -> list[dict[str, Any
         if lm.spatial:
             x = [lp.dim for lp in reversed(lm.spatial) if lp.axis == "X"]
             y = [lp.dim for lp in reversed(lm.spatial) if lp.axis != "X"]
+            if len(set(x + y)) != len(x + y):
+                raise ValueError(f"{lm.level}: map.yaml cannot express two spatial loops of one "
+                                 "dim")
             rest = [d for d in problem.dimensions if d not in x and d not in y]
             out.append({"target": lm.level, "type": "spatial",
                         "factors": _factors_text(lm.spatial, problem),
