@@ -40,6 +40,11 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True,
                         " 'base' = the design as shipped")
     p.add_argument("--grid", action="append", metavar="K=V1,V2",
                    help="cross every variant with these values of K; repeatable")
+    p.add_argument("--pe", nargs="+", metavar="XxY", help="PE array sizes to sweep (variants)")
+    p.add_argument("--word-bits", nargs="+", type=int, metavar="N", help="word widths to sweep")
+    p.add_argument("--technology", nargs="+", metavar="NODE", help="technology nodes, e.g. 45nm")
+    p.add_argument("--depth", action="append", metavar="LEVEL=N1,N2",
+                   help="buffer depths of one level to sweep; repeatable")
     if models:
         p.add_argument("--model", nargs="+", metavar="NAME", help="models (zoo names)")
     p.add_argument("--input", metavar="SHAPE", help="input shape for --model, e.g. 1x3x224x224")
@@ -105,6 +110,7 @@ def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None
         if not sep:
             raise InputError(f"expected KEY=V1,V2, got {g!r}", field="--grid")
         config.grid[key] = [yaml.safe_load(v) for v in values.split(",")]
+    _shorthand_grid(config, args)
     if models is None and getattr(args, "model", None):
         models = [ModelSpec(m) for m in args.model]
     if models is not None:
@@ -138,6 +144,25 @@ def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None
     if args.out is None and not args.config and args.name:
         config.output = str(Path("runs") / args.name)
     return config
+
+
+def _shorthand_grid(config: SweepConfig, args: argparse.Namespace) -> None:
+    """``--pe/--word-bits/--technology/--depth``: the common variant axes without YAML."""
+    if args.pe:
+        sizes = [parse_shape(pe, field="--pe") for pe in args.pe]
+        if any(len(s) != 2 for s in sizes):
+            raise InputError("expected XxY, e.g. 14x12", field="--pe")
+        config.variants = [{**v, "pe_x": x, "pe_y": y} for v in config.variants or [{}]
+                           for x, y in sizes]
+    if args.word_bits:
+        config.grid["word_bits"] = list(args.word_bits)
+    if args.technology:
+        config.grid["technology"] = list(args.technology)
+    for d in args.depth or ():
+        level, sep, values = d.partition("=")
+        if not sep:
+            raise InputError(f"expected LEVEL=N1,N2, got {d!r}", field="--depth")
+        config.grid[f"depth.{level}"] = [yaml.safe_load(v) for v in values.split(",")]
 
 
 def _setter(config: SweepConfig) -> Any:

@@ -201,7 +201,7 @@ def _load(name: str, options: str, checkpoint: str | None, dataset: str | None,
 def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
     import torch
 
-    from dse.resilience import mapping_resilience
+    from dse.resilience.mapping_aware import mapping_resilience
 
     torch.set_num_threads(1)
     start = time.perf_counter()
