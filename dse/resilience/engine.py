@@ -89,6 +89,17 @@ def _pad(t: torch.Tensor, rows: int) -> torch.Tensor:
     return torch.cat([t, t[:1].expand(rows - t.shape[0], *t.shape[1:])])
 
 
+def _strided(t: torch.Tensor, stride: tuple[int, ...] | None = None) -> torch.Tensor:
+    """``t`` laid out with ``stride`` (default: plain row-major). Kernels choose their algorithm
+    from the strides too (a 1-channel NCHW tensor can pass for channels-last), so every tensor an
+    op sees must be laid out exactly as in the reference run."""
+    if stride is None:
+        stride = torch.empty(t.shape, device="meta").stride()
+    if t.stride() == tuple(stride):
+        return t
+    return torch.empty_strided(t.shape, stride, dtype=t.dtype).copy_(t)
+
+
 def _chunks(n: int, block: int) -> Iterable[slice]:
     return (slice(s, min(s + block, n)) for s in range(0, n, block))
 
@@ -111,7 +122,7 @@ def _patch_rows(patches: Sequence[Patch], n_images: int) -> tuple[list, list]:
 
 def _apply_patches(values: torch.Tensor, rows: Sequence[tuple]) -> torch.Tensor:
     """``values`` (one row per patch row) with each row's elements replaced."""
-    out = values.clone()
+    out = values.clone(memory_format=torch.contiguous_format)
     flat = out.view(out.shape[0], -1)
     for r, (_, pos, v) in enumerate(rows):
         if pos.numel() and (pos.min() < 0 or pos.max() >= flat.shape[1]):
@@ -151,12 +162,16 @@ class NaiveEngine:
                     lambda _m, _i, o, rows=rows: hook(o, rows))
             try:
                 with torch.no_grad():
-                    out = output_tensor(self.model(_pad(self.images[rows], self.block)))
+                    out = output_tensor(self.model(self._input(rows)))
             finally:
                 if handle is not None:
                     handle.remove()
             outs.append(out[: len(rows)])
         return torch.cat(outs)
+
+    def _input(self, rows: torch.Tensor) -> torch.Tensor:
+        """The input chunk of images ``rows``: padded to ``block`` rows, row-major."""
+        return _strided(_pad(self.images[rows], self.block))
 
     def layer_output(self, path: str) -> torch.Tensor:
         """Golden output of layer ``path`` for every image (N, ...); InputError unless the layer
@@ -306,19 +321,22 @@ class FastEngine(NaiveEngine):
         first = next(n for n in self.nodes if n.op == "placeholder")
         chunks: dict[fx.Node, list] = defaultdict(list)
         self.batched: dict[fx.Node, bool] = {}
+        self.strides: dict[fx.Node, tuple[int, ...] | None] = {}
         for sl in _chunks(self.n, self.block):
             env: dict[fx.Node, Any] = {}
             r = sl.stop - sl.start
             for n in self.nodes:
                 if n.op == "placeholder":
-                    env[n] = (_pad(self.images[sl], self.block) if n is first
+                    env[n] = (self._input(torch.arange(sl.start, sl.stop)) if n is first
                               else (n.args[0] if n.args else None))
                 else:
-                    env[n] = self._call(n, env.__getitem__)
+                    with torch.no_grad():
+                        env[n] = self._call(n, env.__getitem__)
                 v = env[n]
                 if n not in self.batched:
                     self.batched[n] = (n in depends and isinstance(v, torch.Tensor)
                                        and v.dim() > 0 and v.shape[0] == self.block)
+                    self.strides[n] = v.stride() if self.batched[n] else None
                 if self.batched[n]:
                     chunks[n].append(v[:r].clone())
                 elif not chunks[n]:
@@ -369,7 +387,9 @@ class FastEngine(NaiveEngine):
         outs = []
         for sl in _chunks(m, self.block):
             def fetch(a, sl=sl):
-                return _pad(full[a][sl], self.block) if self.batched[a] else full[a]
+                if not self.batched[a]:
+                    return full[a]
+                return _strided(_pad(full[a][sl], self.block), self.strides[a])
 
             with torch.no_grad():
                 outs.append(self._call(n, fetch))
@@ -439,7 +459,7 @@ class FastEngine(NaiveEngine):
         w = weight[ch : ch + 1]
         outs = []
         for sl in _chunks(len(imgs), self.block):
-            xb = _pad(x[sl], self.block)
+            xb = _strided(_pad(x[sl], self.block), self.strides[node.all_input_nodes[0]])
             with torch.no_grad():
                 if isinstance(module, nn.Conv2d):
                     y = module._conv_forward(xb, w, bias)

@@ -55,9 +55,13 @@ def tensor_shapes(model: nn.Module, layers: Sequence[str], target: str,
     if target == "weights":
         return {name: tuple(mods[name].weight.shape) for name in layers}
     shapes: dict[str, tuple[int, ...]] = {}
-    hooks = [mods[name].register_forward_hook(
-        lambda _m, _i, o, name=name: shapes.setdefault(name, tuple(o.shape[1:])))
-        for name in layers]
+
+    def grab(name: str):
+        def hook(_m, _i, out) -> None:
+            shapes.setdefault(name, tuple(out.shape[1:]))
+        return hook
+
+    hooks = [mods[name].register_forward_hook(grab(name)) for name in layers]
     try:
         with torch.no_grad():
             model(sample[:2] if len(sample) > 1 else sample.repeat(2, *[1] * (sample.dim() - 1)))

@@ -1,0 +1,158 @@
+"""The fast engine gives the naive engine's outcome for every (fault, image)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _fi_util import activation_faults, fi_cache, weight_faults  # noqa: F401
+from torch import nn
+
+from dse.problems.models import cifar_resnet
+from dse.resilience.data import trained_model
+from dse.resilience.engine import FastEngine, NaiveEngine
+from dse.resilience.faultlist import fault_layers, tensor_shapes
+from dse.resilience.faults import Fault
+from dse.resilience.outcomes import Outcome
+
+CASES = [("fp32", "bitflip", False, 1), ("fp16", "stuck1", False, 1), ("bf16", "stuck0", False, 1),
+         ("int8", "bitflip", False, 1), ("int8", "stuck1", True, 1), ("fp32", "bitflip", False, 2)]
+
+
+def _agree(model: nn.Module, images: torch.Tensor, faults: list[Fault]) -> np.ndarray:
+    naive = NaiveEngine(model, images).run(faults)
+    fast = FastEngine(model, images).run(faults)
+    np.testing.assert_array_equal(fast.codes, naive.codes)
+    np.testing.assert_array_equal(fast.buckets, naive.buckets)
+    return naive.codes
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    torch.manual_seed(0)
+    model = cifar_resnet(20).eval()
+    return model, torch.randn(3, 3, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def digits(fi_cache):  # noqa: F811
+    model, x, _ = trained_model("digits_cnn")
+    return model, x[:8]
+
+
+def test_fast_matches_naive_on_resnet20_weight_faults_in_every_format(resnet):
+    model, images = resnet
+    codes = []
+    for i, (fmt, kind, per_channel, k) in enumerate(CASES):
+        faults = weight_faults(model, 20, fmt, kind, seed=i, per_channel=per_channel, k=k)
+        faults += weight_faults(model, 5, fmt, kind, seed=100 + i, images=len(images), k=k)
+        codes.append(_agree(model, images, faults))
+    seen = np.concatenate([c.ravel() for c in codes])
+    assert {0, 1, 2} <= set(seen.tolist())  # masked, non-critical and critical all occur
+
+
+def test_fast_matches_naive_on_resnet20_activation_faults(resnet):
+    model, images = resnet
+    shapes = tensor_shapes(model, fault_layers(model), "activations", images)
+    for i, (fmt, kind, per_channel, _) in enumerate(CASES[:5]):
+        _agree(model, images, activation_faults(shapes, 14, fmt, kind, i, len(images),
+                                                per_channel))
+
+
+def test_fast_matches_naive_on_trained_digits_cnn(digits):
+    model, images = digits
+    shapes = tensor_shapes(model, fault_layers(model), "activations", images)
+    seen = []
+    for i, (fmt, kind, per_channel, k) in enumerate(CASES):
+        seen.append(_agree(model, images, weight_faults(model, 15, fmt, kind, 10 + i,
+                                                        per_channel=per_channel, k=k)))
+        if k == 1:
+            seen.append(_agree(model, images, activation_faults(shapes, 10, fmt, kind, 20 + i,
+                                                                len(images), per_channel)))
+    assert {0, 1, 2} <= set(np.concatenate([s.ravel() for s in seen]).tolist())
+
+
+def test_transient_weight_fault_touches_only_its_image(resnet):
+    model, images = resnet
+    fault = Fault("layers.8.conv2", (0, 0, 1, 1), (30,), image=1)
+    res = FastEngine(model, images).run([fault])
+    assert res.codes[0, 0] == -1 and res.codes[0, 2] == -1 and res.codes[0, 1] >= 0
+
+
+def test_fast_engine_skips_the_layers_before_the_fault(resnet):
+    model, images = resnet
+    engine = FastEngine(model, images)
+    calls = []
+    handle = model.conv1.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        engine.run([Fault("layers.7.conv1", (3, 5, 1, 1), (30,))])
+    finally:
+        handle.remove()
+    assert calls == []
+
+
+class Branchy(nn.Module):
+    """Two branches, a concat, functional ops and a module used twice: an arbitrary graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.a = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8), nn.ReLU6())
+        self.act = nn.ReLU()
+        self.head = nn.Linear(16 * 4, 5)
+
+    def forward(self, x):
+        x = self.act(self.stem(x))
+        y = torch.cat([self.a(x), self.b(x) * 0.5], dim=1)
+        y = nn.functional.adaptive_max_pool2d(self.act(y) + x.repeat(1, 2, 1, 1), 2)
+        return self.head(y.flatten(1))
+
+
+class Dynamic(Branchy):
+    """Data-dependent control flow: not traceable, so the fast engine falls back."""
+
+    def forward(self, x):
+        if x.sum() > 0:
+            x = x * 1.0
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("cls", [Branchy, Dynamic])
+def test_fast_matches_naive_on_branches_and_untraceable_models(cls):
+    torch.manual_seed(1)
+    model = cls().eval()
+    model.b[1].running_var.uniform_(0.5, 2)
+    images = torch.randn(4, 3, 8, 8)
+    faults = weight_faults(model, 30, "fp32", "bitflip", 3)
+    faults += activation_faults({"a.0": (8, 8, 8), "b.1": (8, 8, 8)}, 20, "fp16", "bitflip", 4,
+                                len(images))
+    codes = _agree(model, images, faults)
+    assert (codes == 0).any() and (codes > 0).any()
+
+
+def test_reused_module_activation_fault_is_refused(resnet):
+    model, images = resnet
+    from dse.errors import InputError
+
+    with pytest.raises(InputError, match="runs 2 times"):
+        NaiveEngine(model, images).run([Fault("layers.0.relu", (0, 0, 0), (30,), "activations")])
+
+
+def test_output_patches_agree_and_golden_values_are_masked(resnet):
+    model, images = resnet
+    naive, fast = NaiveEngine(model, images), FastEngine(model, images)
+    gold = naive.layer_output("layers.5.bn2").reshape(len(images), -1)
+    rng = np.random.default_rng(0)
+    patches = [(1, torch.tensor([7, 9]), gold[1, [7, 9]])]  # same values: masked
+    for i in range(40):
+        pos = torch.as_tensor(rng.choice(gold.shape[1], size=3, replace=False))
+        scale = float(10.0 ** rng.integers(-3, 4))
+        image = None if i % 4 == 0 else int(rng.integers(len(images)))
+        patches.append((image, pos, torch.full((3,), scale) * (1 if i % 2 else -1)))
+    a = naive.run_output_patches("layers.5.bn2", patches)
+    b = fast.run_output_patches("layers.5.bn2", patches)
+    assert a == b
+    assert a[0] == Outcome.MASKED and a[0] == "masked"
+    assert len(a) == 1 + sum(len(images) if p[0] is None else 1 for p in patches[1:])
+    assert "critical" in a and "non_critical" in a
