@@ -12,7 +12,8 @@ what a mapper submits: most draws are invalid, as in Timeloop's own mapper. Meas
 * batched (Mapping objects): ``dse.model.evaluate_batch``, conversion included.
 
 The ratio batched / scalar is printed and written to docs/benchmarks.md (section
-``model_throughput``). Best of ``--repeat`` runs, one process, one core.
+``model_throughput``). Best of ``--repeat`` runs, one process, one core; times are the
+process's CPU time (the shared 2-core machine's other load would otherwise dominate).
 """
 
 from __future__ import annotations
@@ -79,9 +80,9 @@ def random_arrays(problem: Problem, arch: Arch, n: int, rng: np.random.Generator
 def best_of(repeat: int, fn) -> float:
     best = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return best
 
 

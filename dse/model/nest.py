@@ -58,7 +58,7 @@ class NestAnalysis:
     extents: dict[str, dict[str, int]]
     tiles: dict[tuple[str, str], int]
     partitions: dict[tuple[str, str], int]
-    deltas: dict[tuple[str, str], int]
+    deltas: dict[tuple[str, str], int]  # kept pairs (all with analyze(all_deltas=True))
     multicast_groups: dict[tuple[str, str], int]
     instances: dict[str, int]
     resident: dict[str, frozenset[str]]
@@ -87,7 +87,13 @@ def rank_coefficients(problem: Problem) -> dict[str, list[dict[str, int]]]:
 
 def box_extents(ranks: list[dict[str, int]], sizes: dict[str, int]) -> list[int]:
     """Bounding-box extent of every rank when each dim ranges over ``sizes[dim]`` values."""
-    return [1 + sum(c * (sizes.get(d, 1) - 1) for d, c in coef.items()) for coef in ranks]
+    out = []
+    for coef in ranks:
+        extent = 1
+        for d, c in coef.items():
+            extent += c * (sizes.get(d, 1) - 1)
+        out.append(extent)
+    return out
 
 
 def overlap_delta(extents: list[int], move: list[int]) -> int:
@@ -217,11 +223,13 @@ def check_capacity(arch: Arch, analysis: NestAnalysis) -> None:
                                  level=lvl.name)
 
 
-def analyze(problem: Problem, arch: Arch, mapping: Mapping, *, check: bool = True) -> NestAnalysis:
+def analyze(problem: Problem, arch: Arch, mapping: Mapping, *, check: bool = True,
+            all_deltas: bool = False) -> NestAnalysis:
     """Tiles, residency, deltas, multicast groups and partitions of ``mapping``.
 
     With ``check`` (default) an invalid mapping (levels, factor products, fanout, capacity)
-    raises :class:`InvalidMapping` naming the level.
+    raises :class:`InvalidMapping` naming the level. Deltas are computed for the level ×
+    dataspace pairs the mapping keeps (the only ones the counts use), or all with ``all_deltas``.
     """
     if check:
         check_structure(problem, arch, mapping)
@@ -243,8 +251,12 @@ def analyze(problem: Problem, arch: Arch, mapping: Mapping, *, check: bool = Tru
     spatial_below = [dict.fromkeys(dims, 1) for _ in range(n)]
     for i in range(n - 1, -1, -1):
         lm = mapping.levels[i]
-        spatial_below[i] = {d: below[i + 1][d] * lm.spatial_factor(d) for d in dims}
-        below[i] = {d: spatial_below[i][d] * lm.temporal_factor(d) for d in dims}
+        sp = spatial_below[i] = dict(below[i + 1])
+        for lp in lm.spatial:
+            sp[lp.dim] *= lp.factor
+        tm = below[i] = dict(sp)
+        for lp in lm.temporal:
+            tm[lp.dim] *= lp.factor
 
     instances: dict[str, int] = {}
     used = 1
@@ -257,8 +269,14 @@ def analyze(problem: Problem, arch: Arch, mapping: Mapping, *, check: bool = Tru
     partitions: dict[tuple[str, str], int] = {}
     deltas: dict[tuple[str, str], int] = {}
     groups: dict[tuple[str, str], int] = {}
+    temporal = [(k, lp) for k, lp in enumerate(loops) if not lp.spatial]
+    above = [sum(1 for _, lp in temporal if lp.level_index < i) for i in range(n)]
+    spatial = [[(lp.dim, lp.factor, inner[k][lp.dim]) for k, lp in enumerate(loops)
+                if lp.level_index == i and lp.spatial] for i in range(n)]
     for ds in problem.dataspaces:
         rk = ranks[ds.name]
+        steps = [(lp.factor, [c.get(lp.dim, 0) * inner[k][lp.dim] for c in rk])
+                 for k, lp in temporal]
         part = 0
         for i, name in enumerate(names):
             ext = box_extents(rk, below[i])
@@ -269,12 +287,10 @@ def analyze(problem: Problem, arch: Arch, mapping: Mapping, *, check: bool = Tru
             else:
                 part = part * tile // math.prod(box_extents(rk, spatial_below[i - 1]))
             partitions[(name, ds.name)] = part
-            steps = [(lp.factor, [c.get(lp.dim, 0) * inner[k][lp.dim] for c in rk])
-                     for k, lp in enumerate(loops) if lp.level_index < i and not lp.spatial]
-            deltas[(name, ds.name)] = tile_deltas(ext, steps[::-1])
-            sp = [(lp.dim, lp.factor, inner[k][lp.dim]) for k, lp in enumerate(loops)
-                  if lp.level_index == i and lp.spatial]
-            groups[(name, ds.name)] = distinct_offsets(rk, sp) if sp else 1
+            if all_deltas or ds.name in mapping.levels[i].keep:
+                deltas[(name, ds.name)] = tile_deltas(ext, steps[above[i] - 1::-1]
+                                                      if above[i] else [])
+            groups[(name, ds.name)] = distinct_offsets(rk, spatial[i]) if spatial[i] else 1
 
     analysis = NestAnalysis(
         levels=names, loops=loops,
