@@ -21,10 +21,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from dse.arch.spec import Arch
 from dse.errors import InvalidMapping
 from dse.mapper.mapspace import MapSpace, Point, S, T, divisors, order_signature
-from dse.model import evaluate
+from dse.model import MappingArrays, evaluate, evaluate_arrays
 from dse.model.mapping import Mapping
 from dse.model.stats import Stats
 from dse.problems.problem import Problem
@@ -115,27 +117,45 @@ class _Evaluator:
         return sig
 
     def run(self, points: Iterable[Point], prechecked: bool = False) -> list[_Found]:
-        out = []
+        """Evaluate the points not seen before (equivalent orders count as seen); returns the
+        valid ones. Without an extra metric the whole batch goes through the model's vectorized
+        path; with one, each mapping's full Stats are needed, so the scalar path."""
+        fresh = []
         for p in points:
             self.visited += 1
             k = self.key(p)
             if k in self.seen:
                 continue
             self.seen.add(k)
-            if not prechecked and self.space.problem_with(p) is not None:
-                continue
-            self.evaluated += 1
+            if prechecked or self.space.problem_with(p) is None:
+                fresh.append(p)
+        self.evaluated += len(fresh)
+        out = self._vectorized(fresh) if self.extra is None else self._scalar(fresh)
+        self.valid += len(out)
+        for f in out:
+            self._record(f)
+        return out
+
+    def _vectorized(self, points: list[Point]) -> list[_Found]:
+        if not points:
+            return []
+        res = evaluate_arrays(self.space.problem, self.space.arch, to_arrays(self.space, points))
+        score = self.objective.score
+        return [_Found(score(float(e), int(c)), float(e), int(c), p)
+                for p, e, c, ok in zip(points, res.energy_pJ, res.cycles, res.valid, strict=True)
+                if ok]
+
+    def _scalar(self, points: list[Point]) -> list[_Found]:
+        out = []
+        for p in points:
             mapping = self.space.to_mapping(p)
             try:
                 st = evaluate(self.space.problem, self.space.arch, mapping)
             except InvalidMapping:
                 continue
-            self.valid += 1
             extra = self.extra(mapping, st) if self.extra else None
-            f = _Found(self.objective.score(st.energy_pJ, st.cycles, extra), st.energy_pJ,
-                       st.cycles, p)
-            self._record(f)
-            out.append(f)
+            out.append(_Found(self.objective.score(st.energy_pJ, st.cycles, extra),
+                              st.energy_pJ, st.cycles, p))
         return out
 
     def _record(self, f: _Found) -> None:
@@ -149,6 +169,26 @@ class _Evaluator:
 
 
 # ---- neighbourhood -------------------------------------------------------------------------
+
+def to_arrays(space: MapSpace, points: Sequence[Point]) -> MappingArrays:
+    """The model's array form of a batch of points (no Mapping objects on the hot path)."""
+    b, n_l, n_d = len(points), space.nlev, len(space.dims)
+    index = {d: k for k, d in enumerate(space.dims)}
+    ds_index = {name: s for s, name in enumerate(space.ds_names)}
+    f = np.array([p.factors for p in points], dtype=np.int64).reshape(b, n_l, 2, n_d)
+    on_x = np.array([[[a == "X" for a in row] for row in p.axes] for p in points], dtype=bool)
+    spatial = f[:, :, S, :]
+    order = np.tile(np.arange(n_d, dtype=np.int64), (b, n_l, 1))
+    keep = np.zeros((b, n_l, len(space.ds_names)), dtype=bool)
+    for i, p in enumerate(points):
+        for lv, (o, kept) in enumerate(zip(p.orders, p.keeps, strict=True)):
+            rest = [index[d] for d in space.dims if d not in o]
+            order[i, lv, [index[d] for d in o] + rest] = np.arange(n_d)
+            for name in kept:
+                keep[i, lv, ds_index[name]] = True
+    return MappingArrays(f[:, :, T, :].copy(), np.where(on_x, spatial, 1),
+                         np.where(on_x, 1, spatial), order, keep)
+
 
 def _with(p: Point, **kw) -> Point:
     return Point(kw.get("factors", p.factors), kw.get("axes", p.axes), kw.get("orders", p.orders),
