@@ -446,10 +446,12 @@ class MapSpace:
                 return f"level {self.arch.levels[i].name}: too many temporal loops"
         return self.fanout_problem(p.factors, p.axes) or self.capacity_problem(p.factors, p.keeps)
 
-    def quick_ok(self, p: Point) -> bool:
+    def quick_ok(self, p: Point, capacity: bool = True) -> bool:
         """Fast validity for points built by the search's edits (which keep factor products
-        and list every non-unit loop): capacity first, the most common failure."""
-        if not all(self._level_fits(p.factors, p.keeps, i) for i in range(self.nlev)):
+        and list every non-unit loop). ``capacity=False`` leaves the capacity check to the
+        model's vectorized path, which does it for a batch faster than Python per point."""
+        if capacity and not all(self._level_fits(p.factors, p.keeps, i)
+                                for i in range(self.nlev)):
             return False
         for slot, f in enumerate(p.factors):
             for (lo, hi), v in zip(self.bounds[slot], f, strict=True):

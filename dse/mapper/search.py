@@ -342,7 +342,7 @@ MOVES = ((move_factor, 6), (swap_factors, 3), (move_whole, 1), (reorder, 3), (fl
 
 
 def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
-               seen: Callable[[Point], bool]) -> list[Point]:
+               seen: Callable[[Point], bool], capacity: bool = True) -> list[Point]:
     """Up to ``n`` valid, not yet seen single (sometimes double) edits of ``p``."""
     funcs = [f for f, w in MOVES for _ in range(w)]
     out: list[Point] = []
@@ -352,7 +352,7 @@ def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
         q = rng.choice(funcs)(space, p, rng)
         if q is not None and rng.random() < 0.3:
             q = rng.choice(funcs)(space, q, rng)
-        if q is None or q in out or seen(q) or not space.quick_ok(q):
+        if q is None or q in out or seen(q) or not space.quick_ok(q, capacity=capacity):
             continue
         out.append(q)
     return out
@@ -394,7 +394,8 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
         if max_evals is not None and ev.evaluated >= max_evals:
             break
         best_before = ev.best.score
-        batches = [neighbours(space, c.point, rng, 8, ev.is_seen) for c in current]
+        batches = [neighbours(space, c.point, rng, 8, ev.is_seen, ev.extra is not None)
+                   for c in current]
         flat = [q for b in batches for q in b]
         if not flat and all(s >= patience for s in stuck):
             break
@@ -450,7 +451,7 @@ def all_neighbours(space: MapSpace, p: Point) -> list[Point]:
             if v > 1:
                 flip = "Y" if p.axes[i][k] == "X" else "X"
                 out.append(_with(p, axes=_set_axis(p.axes, i, k, flip)))
-    return [q for q in out if space.quick_ok(q)]
+    return [q for q in out if space.quick_ok(q, capacity=False)]
 
 
 def _fix_order(space: MapSpace, i: int, order: tuple[str, ...], factors) -> tuple[str, ...]:
@@ -477,7 +478,10 @@ def _polish(space: MapSpace, ev: _Evaluator, deadline: float,
     while ev.best is not None and time.monotonic() < deadline:
         before = ev.best.score
         cands = [q for q in all_neighbours(space, ev.best.point) if not ev.is_seen(q)]
-        tick(len(ev.run(cands, prechecked=True)))
+        for start in range(0, len(cands), 256):
+            if time.monotonic() >= deadline:
+                return
+            tick(len(ev.run(cands[start:start + 256], prechecked=True)))
         if not ev.best.score < before * (1 - 1e-12):
             return
 
@@ -505,11 +509,10 @@ _SHARED: dict = {}
 
 
 def _worker(args: tuple) -> tuple:
-    part, parts, mode, seed, time_limit, victory, max_evals = args
+    part, parts, mode, seed, deadline, victory, max_evals = args
     problem, arch, objective, extra = _SHARED["job"]
     space = MapSpace(problem, arch)
     ev = _Evaluator(space, objective, extra)
-    deadline = time.monotonic() + (time_limit if time_limit else 1e9)
     tick = _SHARED.get("tick") or (lambda n: None)
     if mode == "exhaustive":
         _exhaustive(space, ev, deadline, part, parts, tick)
@@ -554,7 +557,8 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
     mode, sizes = choose_mode(space, search, time_limit)
     if mode == "random":
         victory = max(victory, 1)
-    jobs = [(w, workers, mode, seed, time_limit, victory, max_evals) for w in range(workers)]
+    deadline = _deadline(t0, time_limit)
+    jobs = [(w, workers, mode, seed, deadline, victory, max_evals) for w in range(workers)]
     _SHARED["job"] = (problem, arch, obj, extra_metric)
     try:
         if workers > 1:
@@ -579,6 +583,16 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
         visited=sum(r[2] for r in results), valid=sum(r[3] for r in results),
         evaluated=sum(r[4] for r in results), wall_s=time.monotonic() - t0,
         best_score=best.score, search=mode, space=sizes)
+
+
+def _deadline(t0: float, time_limit: float | None) -> float:
+    """When the workers must stop so that the whole call ends within ``time_limit``: a share
+    is kept for process start-up and for merging (monotonic time is system-wide, so forked
+    workers can share the absolute value)."""
+    if not time_limit:
+        return math.inf
+    spent = time.monotonic() - t0
+    return t0 + max(time_limit * 0.92 - 0.05, spent + time_limit * 0.5)
 
 
 def _run_pool(jobs: list[tuple], progress: Callable[[int], None] | None) -> list[tuple]:
