@@ -1,0 +1,119 @@
+"""Fault-injection throughput: naive re-inference vs pytorchfi vs dse's FastEngine, one thread.
+
+ResNet-20 for CIFAR (random init, seed 0), 100 random 3x32x32 images, single fp32 bit flips drawn
+uniformly over every conv weight and bit (pytorchfi's weight injection takes 4-D conv indices).
+All three classify each (fault, image) against their own golden run; the script reports the
+injections per second of each and how many of the fault x image outcomes agree.
+
+    python bench/fi.py [--faults 1000] [--images 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section  # noqa: E402
+
+from dse.problems.models import cifar_resnet  # noqa: E402
+from dse.resilience.engine import FastEngine, NaiveEngine  # noqa: E402
+from dse.resilience.faults import Fault, faulty_weight  # noqa: E402
+from dse.resilience.outcomes import classify  # noqa: E402
+
+
+def draw(model: nn.Module, n: int, seed: int) -> list[Fault]:
+    """Faults uniform over (conv weight element, bit)."""
+    rng = np.random.default_rng(seed)
+    convs = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    sizes = np.array([m.weight.numel() for _, m in convs])
+    picks = rng.choice(int(sizes.sum()) * 32, size=n, replace=False)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    faults = []
+    for p in picks:
+        elem, bit = divmod(int(p), 32)
+        li = int(np.searchsorted(offsets, elem, side="right") - 1)
+        name, m = convs[li]
+        index = np.unravel_index(elem - offsets[li], m.weight.shape)
+        faults.append(Fault(name, tuple(int(i) for i in index), (bit,)))
+    return faults
+
+
+def run_pytorchfi(model: nn.Module, images: torch.Tensor, faults: list[Fault]) -> np.ndarray:
+    """pytorchfi's weight injection (a corrupted deep copy per fault), full inference each."""
+    from pytorchfi.core import fault_injection
+
+    pfi = fault_injection(copy.deepcopy(model), len(images), input_shape=list(images.shape[1:]),
+                          layer_types=[nn.Conv2d], use_cuda=False)
+    layer_no = {name: i for i, (name, _) in enumerate(
+        (n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d))}
+    with torch.no_grad():
+        golden = pfi.original_model(images)
+    codes = np.empty((len(faults), len(images)), dtype=np.int8)
+    for f, fault in enumerate(faults):
+        value = float(faulty_weight(model.get_submodule(fault.layer), fault)[fault.index])
+        k, c, h, w = fault.index
+        corrupted = pfi.declare_weight_fi(layer_num=[layer_no[fault.layer]], k=[k], dim1=[c],
+                                          dim2=[h], dim3=[w], value=[value])
+        with torch.no_grad():
+            out = corrupted(images)
+        codes[f] = classify(golden, out)[0]
+    return codes
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--faults", type=int, default=1000)
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = cifar_resnet(20).eval()
+    images = torch.randn(args.images, 3, 32, 32)
+    faults = draw(model, args.faults, seed=0)
+    total = args.faults * args.images
+
+    fast, t_fast = timed(lambda: FastEngine(model, images).run(faults, progress=True))
+    naive, t_naive = timed(lambda: NaiveEngine(model, images).run(faults, progress=True))
+    pfi, t_pfi = timed(lambda: run_pytorchfi(model, images, faults))
+
+    rows = [("naive re-inference (dse NaiveEngine)", t_naive, naive.codes),
+            ("pytorchfi 0.x weight FI", t_pfi, pfi),
+            ("dse FastEngine", t_fast, fast.codes)]
+    counts = np.bincount(naive.codes.ravel(), minlength=4)
+    lines = [
+        f"ResNet-20 (CIFAR, random init), {args.images} images, {args.faults} single fp32 "
+        "weight bit flips (uniform over conv weights x 32 bits), 1 thread.",
+        "",
+        "| injector | wall s | faults/s | x pytorchfi | outcomes equal to naive |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, t, codes in rows:
+        agree = int((codes == naive.codes).sum())
+        lines.append(f"| {name} | {t:.1f} | {args.faults / t:.1f} | {t_pfi / t:.1f} | "
+                     f"{agree}/{total} |")
+    lines += ["", f"Outcomes (naive): masked {counts[0]}, non-critical {counts[1]}, "
+              f"critical {counts[2]}, INF/NaN {counts[3]}.", "",
+              f"Command: `python bench/fi.py --faults {args.faults} --images {args.images}`"]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("fi", "## Fault injection (bench/fi.py)\n\n" + text)
+
+
+if __name__ == "__main__":
+    main()
