@@ -95,3 +95,19 @@ def test_native_spec_with_an_ert_beside_it_uses_that_ert(reference_dir: Path) ->
     assert arch.energy_source == "ERT file"
     assert arch.level("shared_glb").energy["read"] == pytest.approx(18.183829)
     assert load_arch("eyeriss_like").energy_source == "builtin"
+
+
+@pytest.mark.skipif(not GRID.is_file(), reason=f"Accelergy grid not found at {GRID}")
+def test_shipped_tables_are_what_the_fit_produces_from_the_reference() -> None:
+    from dse.arch.energy import LINEAR_CSV, SRAM_CSV
+    from dse.arch.energy_fit import fit
+
+    sram_rows, linear_rows = fit(SHARED / "reference")
+    shipped_sram = list(csv.DictReader(open(SRAM_CSV)))
+    shipped_linear = list(csv.DictReader(open(LINEAR_CSV)))
+    assert len(shipped_sram) == len(sram_rows) and len(shipped_linear) == len(linear_rows)
+    for got, want in zip(shipped_linear, linear_rows, strict=True):
+        assert got["model"] == want["model"]
+        assert float(got["c1"]) == pytest.approx(want["c1"], rel=1e-9, abs=1e-12)
+    for got, want in zip(shipped_sram, sram_rows, strict=True):
+        assert float(got["energy_pJ"]) == pytest.approx(want["energy_pJ"], rel=1e-9)

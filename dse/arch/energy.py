@@ -26,15 +26,23 @@ import math
 import re
 from collections import defaultdict
 from functools import cache
+from pathlib import Path
 
-from dse.arch.energy_fit import LINEAR_CSV, SRAM_CSV, nbits
 from dse.arch.spec import Arch, ComputeLevel, StorageLevel
 from dse.errors import InputError
 
+DATA = Path(__file__).resolve().parent / "data"
+SRAM_CSV = DATA / "sram_energy.csv"
+LINEAR_CSV = DATA / "linear_models.csv"
 ACTIONS = ("read", "write", "update", "leak")
 DEFAULT_DRAM = "LPDDR4"
 DUMMY_TABLE = {"read": 1.0, "write": 1.0, "update": 1.0, "leak": 0.0}  # Accelergy's dummy table
 RF_MIN_DEPTH, RF_MIN_WIDTH, RF_DEPTH_EXP = 64, 32, 1.56 / 2
+
+
+def nbits(depth: float) -> int:
+    """Address bits of a ``depth``-entry memory, as the component classes compute them."""
+    return max(1, math.ceil(math.log2(depth))) if depth >= 1 else 1
 
 
 @cache
@@ -103,15 +111,17 @@ def interp_loglog(points: list[tuple[float, float]], x: float) -> float:
     return max(0.0, y0 + (x - x0) / (x1 - x0) * (y1 - y0))
 
 
-def sram(tech: str, banks: int, depth: float, width: float, action: str) -> float:
+def sram(tech: str, banks: int, depth: float, width: float, action: str,
+         table: dict | None = None) -> float:
     """CACTI SRAM energy per access from the table: log-log in depth within each tabulated
-    width, then log-log across widths; banks between tabulated counts likewise."""
-    table = _sram_table()
+    width, then log-log across widths; banks between tabulated counts likewise. ``table``
+    replaces the shipped one (used to measure predictions without some of its rows)."""
+    table = table if table is not None else _sram_table()
     bank_counts = sorted({b for (t, b, a) in table if t == tech and a == action})
     if not bank_counts:
         raise InputError(f"no SRAM figures for {tech}", field="technology")
     if banks not in bank_counts:
-        pts = [(b, sram(tech, b, depth, width, action)) for b in bank_counts]
+        pts = [(b, sram(tech, b, depth, width, action, table)) for b in bank_counts]
         return interp_loglog(pts, banks)
     widths = table[(tech, banks, action)]
     pts = [(w, interp_loglog(widths[w], depth)) for w in sorted(widths)]
