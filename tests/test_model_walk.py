@@ -119,7 +119,7 @@ def test_closed_form_deltas_equal_the_literal_extrapolated_walk(problem):
     checked = partial = 0
     for _ in range(40):
         mapping = random_mapping(problem, arch, rng, outer_bias=0.2)
-        nest = analyze(problem, arch, mapping, check=False)
+        nest = analyze(problem, arch, mapping, check=False, all_deltas=True)
         for i, name in enumerate(nest.levels):
             for ds in problem.dataspaces:
                 assert nest.deltas[(name, ds.name)] == walk_deltas(problem, arch, mapping, i,

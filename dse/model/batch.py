@@ -7,8 +7,8 @@ first), D problem dims (``Problem.dimensions`` order) and S dataspaces (``Proble
 
 * ``temporal[b, l, d]``  temporal factor of dim d at level l (1 = no loop);
 * ``spatial_x[b, l, d]``, ``spatial_y[b, l, d]``  spatial factors on X / Y of level l's fanout;
-* ``order[b, l, d]``  position of dim d among level l's temporal loops, 0 = outermost (a
-  permutation of 0..D-1 per level; positions of unit factors do not matter);
+* ``order[b, l, d]``  rank of dim d among level l's temporal loops, smaller = outer (distinct
+  per level; e.g. a permutation of 0..D-1; ranks of unit factors do not matter);
 * ``keep[b, l, s]``  whether level l keeps dataspace s.
 
 The numbers are the scalar model's (:mod:`dse.model.evaluate`), bit for bit: same closed forms,
@@ -81,41 +81,54 @@ def mappings_to_arrays(problem: Problem, arch: Arch, mappings: Sequence[Mapping]
     dims = {d: i for i, d in enumerate(problem.dimensions)}
     dss = {ds.name: i for i, ds in enumerate(problem.dataspaces)}
     names = [lvl.name for lvl in arch.levels]
-    b, n_l, n_d = len(mappings), len(names), len(dims)
-    temporal = np.ones((b, n_l, n_d), dtype=np.int64)
-    sx = np.ones_like(temporal)
-    sy = np.ones_like(temporal)
-    order = np.tile(np.arange(n_d, dtype=np.int64), (b, n_l, 1))
-    keep = np.zeros((b, n_l, len(dss)), dtype=bool)
+    b, n_l, n_d, n_s = len(mappings), len(names), len(dims), len(dss)
+    # flat-index / value lists, written into the arrays once at the end (item writes are slow)
+    t_at, t_val, x_at, x_val, y_at, y_val, o_at, o_val, k_at = ([] for _ in range(9))
     fallback: list[int] = []
     for i, m in enumerate(mappings):
         if [lm.level for lm in m.levels] != names:
             fallback.append(i)
             continue
+        marks = (len(t_at), len(x_at), len(y_at), len(o_at), len(k_at))
         ok = True
         for l_idx, lm in enumerate(m.levels):
-            loops = [lp for lp in lm.temporal if lp.factor > 1]
-            seen = [lp.dim for lp in loops]
+            base = (i * n_l + l_idx) * n_d
+            seen = [lp.dim for lp in lm.temporal if lp.factor > 1]
             if len(set(seen)) != len(seen) or any(d not in dims for d in seen):
                 ok = False
                 break
-            rest = [d for d in problem.dimensions if d not in seen]
-            for pos, d in enumerate(seen + rest):
-                order[i, l_idx, dims[d]] = pos
-            for lp in loops:
-                temporal[i, l_idx, dims[lp.dim]] = lp.factor
+            for pos, lp in enumerate(lp for lp in lm.temporal if lp.factor > 1):
+                t_at.append(base + dims[lp.dim])
+                t_val.append(lp.factor)
+                o_at.append(base + dims[lp.dim])
+                o_val.append(pos)
             for lp in lm.spatial:
                 if lp.dim not in dims or lp.axis not in ("X", "Y"):
                     ok = False
                     break
-                target = sx if lp.axis == "X" else sy
-                target[i, l_idx, dims[lp.dim]] *= lp.factor
-            for d in lm.keep:
-                if d in dss:
-                    keep[i, l_idx, dss[d]] = True
+                (x_at if lp.axis == "X" else y_at).append(base + dims[lp.dim])
+                (x_val if lp.axis == "X" else y_val).append(lp.factor)
+            k_at.extend((i * n_l + l_idx) * n_s + dss[d] for d in lm.keep if d in dss)
+            if not ok:
+                break
         if not ok:
             fallback.append(i)
-    return MappingArrays(temporal, sx, sy, order, keep), fallback
+            for lst, mark in zip((t_at, x_at, y_at, o_at, k_at), marks, strict=True):
+                del lst[mark:]
+            del t_val[marks[0]:], x_val[marks[1]:], y_val[marks[2]:], o_val[marks[3]:]
+    temporal = np.ones(b * n_l * n_d, dtype=np.int64)
+    temporal[t_at] = t_val
+    sx = np.ones_like(temporal)
+    np.multiply.at(sx, x_at, np.array(x_val, dtype=np.int64))
+    sy = np.ones_like(temporal)
+    np.multiply.at(sy, y_at, np.array(y_val, dtype=np.int64))
+    order = np.tile(np.arange(n_d, 2 * n_d, dtype=np.int64), b * n_l)
+    order[o_at] = o_val
+    keep = np.zeros(b * n_l * n_s, dtype=bool)
+    keep[k_at] = True
+    shape = (b, n_l, n_d)
+    return MappingArrays(temporal.reshape(shape), sx.reshape(shape), sy.reshape(shape),
+                         order.reshape(shape), keep.reshape(b, n_l, n_s)), fallback
 
 
 def arrays_to_mapping(problem: Problem, arch: Arch, arrays: MappingArrays, index: int) -> Mapping:
@@ -335,7 +348,7 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
             f"{ctx.names[0]}: the outermost level must keep {ds.name}"))
 
     # --- from here on only dims of size > 1 (unit dims are all-1 in a valid mapping)
-    n_full = n_d
+    span = int(a.order.max()) + 1 if a.order.size else 1  # sort-key width per level
     act = ctx.active
     temporal, order = a.temporal[:, :, act], a.order[:, :, act]
     sxy, below, sbelow = sxy[:, :, act], below[:, :, act], sbelow[:, :, act]
@@ -380,10 +393,10 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
         keep = a.keep
 
     # --- temporal loops, innermost first, non-unit ones compacted to the front
-    key = ((n_l - 1 - np.arange(n_l))[None, :, None] * n_full + (n_full - 1 - order)
+    key = ((n_l - 1 - np.arange(n_l))[None, :, None] * span + (span - 1 - order)
            ).reshape(n_b, -1)
     nonunit = (temporal > 1).reshape(n_b, -1)
-    key = np.where(nonunit, key, key + n_l * n_full)
+    key = np.where(nonunit, key, key + n_l * span)
     idx = np.argsort(key, axis=1, kind="stable")
     n_k = int(nonunit.sum(axis=1).max()) if n_b else 0
     idx = idx[:, :n_k]
