@@ -26,6 +26,7 @@ from dse.model.mapping import Mapping
 from dse.problems.problem import Problem
 from dse.resilience.formats import corrupt
 from dse.resilience.formats import word_bits as format_bits
+from dse.resilience.outcomes import CODES, classify
 from dse.resilience.sites import (
     MAC_SITE,
     Nest,
@@ -299,10 +300,16 @@ def patched_outputs(capture: LayerCapture, fault: MappedFault) -> tuple[torch.Te
 
 def run_faults(engine, layer_path: str, capture: LayerCapture, faults: list[MappedFault], *,
                progress: bool = False) -> np.ndarray:
-    """(faults, images) SDC-1 outcomes (top-1 changed), running only the network after the layer."""
-    patches = [(None, *patched_outputs(capture, f)) for f in faults]
-    outcomes = engine.run_output_patches(layer_path, patches, progress=progress)
-    return np.array([o == "critical" for o in outcomes], dtype=bool).reshape(len(faults), -1)
+    """(faults, images) SDC-1 outcomes (top-1 changed), running only the network after the layer.
+    A fault that changes no output on any image (nothing read the word after it struck, or every
+    cofactor was 0) is masked without running anything."""
+    sdc = np.zeros((len(faults), len(capture.outputs)), dtype=bool)
+    live = [i for i, f in enumerate(faults) if np.any(f.deltas != 0)]
+    if live:
+        patches = [(None, *patched_outputs(capture, faults[i])) for i in live]
+        outcomes = engine.run_output_patches(layer_path, patches, progress=progress)
+        sdc[live] = np.array([o == "critical" for o in outcomes]).reshape(len(live), -1)
+    return sdc
 
 
 def naive_layer_output(capture: LayerCapture, fault: MappedFault, image: int) -> torch.Tensor:
@@ -312,11 +319,11 @@ def naive_layer_output(capture: LayerCapture, fault: MappedFault, image: int) ->
     word's change to its one output."""
     module, ops = capture.module, capture.ops
     x = capture.inputs[image : image + 1].double()
-    w = module.weight.detach().double().clone()
+    w = module.weight.detach().double().clone(memory_format=torch.contiguous_format)
     if isinstance(module, nn.Conv2d):
         pad_h, pad_w = module.padding
         x = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h))
-    x = x.clone()
+    x = x.clone(memory_format=torch.contiguous_format)
     change = float(fault.word_delta[image if len(fault.word_delta) > 1 else 0])
     if fault.dataspace == "Weights":
         w.view(-1)[int(ops.index["Weights"][fault.element])] += change
@@ -344,10 +351,11 @@ def naive_layer_output(capture: LayerCapture, fault: MappedFault, image: int) ->
 def naive_sdc1(model: nn.Module, layer_path: str, capture: LayerCapture, images: torch.Tensor,
                faults: list[MappedFault]) -> np.ndarray:
     """(faults, images) SDC-1 by full re-inference: for every fault and image, the whole layer is
-    recomputed and the whole network run again."""
+    recomputed and the whole network run again; classified like the engines do (a NaN / inf
+    output is a detected error, not an SDC)."""
     module = dict(model.named_modules())[layer_path]
     with torch.no_grad():
-        golden = model(images).argmax(1)
+        golden = model(images)
     out = np.zeros((len(faults), len(images)), dtype=bool)
     for i, f in enumerate(faults):
         for b in range(len(images)):
@@ -355,7 +363,8 @@ def naive_sdc1(model: nn.Module, layer_path: str, capture: LayerCapture, images:
             handle = module.register_forward_hook(lambda _m, _i, _o, p=patched: p)
             try:
                 with torch.no_grad():
-                    out[i, b] = model(images[b : b + 1]).argmax(1).item() != golden[b].item()
+                    code, _ = classify(golden[b : b + 1], model(images[b : b + 1]))
+                out[i, b] = CODES[int(code[0])] == "critical"
             finally:
                 handle.remove()
     return out

@@ -1,0 +1,247 @@
+"""Mapping-aware fault campaigns: throughput against full re-inference, and the docs experiment.
+
+    python bench/resilience.py throughput   # -> docs/benchmarks.md, section "resilience"
+    python bench/resilience.py mappings     # -> docs/resilience.md tables + docs/resilience_*.png
+
+``throughput``: the same drawn faults (every one struck during each of 64 test images) are
+classified twice: by the campaign (footprint deltas on the layer output, FastEngine for the rest
+of the network) and naively (for each fault and image: recompute the whole layer with the
+corrupted operand, applied on the footprint, and run the whole network). Outcomes must be
+identical; the ratio is (fault, image) pairs per second.
+
+``mappings``: two mappings of one layer with EDP within 5% and different SDC-1 rates. Mappings are
+sampled from the layer's mapspace; the 60 best distinct EDPs are screened with a small campaign
+(seed 5, images 0-63); the pair within 5% EDP whose screening intervals are furthest apart is then
+measured again on fresh images (64-191) with a fresh seed and 15x more faults, which is what the
+docs report (the screening numbers are biased by the selection; the confirmation is not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section  # noqa: E402
+
+from dse.arch import load_arch  # noqa: E402
+from dse.mapper import MapSpace  # noqa: E402
+from dse.model import evaluate  # noqa: E402
+from dse.problems.problem import Problem, conv_problem  # noqa: E402
+from dse.resilience.data import trained_model  # noqa: E402
+from dse.resilience.engine import FastEngine  # noqa: E402
+from dse.resilience.mapping_aware import (  # noqa: E402
+    LayerCapture,
+    draw_campaign,
+    mapping_resilience,
+    naive_sdc1,
+    run_faults,
+)
+from dse.resilience.sites import Nest, exposures  # noqa: E402
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def layer_problem(model: torch.nn.Module, layer: str, images: torch.Tensor) -> Problem:
+    """The conv problem of one Conv2d layer for one image (shape read from a forward pass)."""
+    conv = dict(model.named_modules())[layer]
+    seen = {}
+    handle = conv.register_forward_hook(lambda _m, _i, o: seen.setdefault("y", o))
+    with torch.no_grad():
+        model(images[:1])
+    handle.remove()
+    _, m, q, p = seen["y"].shape
+    g = conv.groups
+    return conv_problem(C=conv.in_channels // g, M=m // g, R=conv.kernel_size[1],
+                        S=conv.kernel_size[0], P=p, Q=q, G=g, Wstride=conv.stride[1],
+                        Hstride=conv.stride[0], Wdilation=conv.dilation[1],
+                        Hdilation=conv.dilation[0])
+
+
+def sampled_mappings(problem: Problem, arch, count: int, seed: int) -> list[tuple]:
+    """(EDP, energy pJ, cycles, mapping) of ``count`` mapspace samples, valid ones, best first,
+    one per distinct EDP."""
+    space, rng, rows, seen = MapSpace(problem, arch), random.Random(seed), [], set()
+    for _ in range(count):
+        point = space.sample(rng)
+        if point is None:
+            continue
+        mapping = space.to_mapping(point)
+        stats = evaluate(problem, arch, mapping)
+        key = round(stats.edp, 12)
+        if key not in seen:
+            seen.add(key)
+            rows.append((stats.edp, stats.energy_pJ, stats.cycles, mapping))
+    return sorted(rows, key=lambda r: r[0])
+
+
+def _campaign(model, layer, images, problem, nest, sites, per_site):
+    """The timed fast path: capture the layer, build the engine, draw faults, classify."""
+    capture = LayerCapture(model, layer, images, problem)
+    engine = FastEngine(model, images)
+    faults = draw_campaign(nest, sites, capture.ops, per_site, 1, fmt="bf16")
+    return capture, faults, run_faults(engine, layer, capture, faults)
+
+
+def throughput(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    lines = ["Mapping-aware campaign vs naive full re-inference (same faults, bf16 words, every "
+             "fault on each of 64 test images; naive = for each (fault, image): recompute the "
+             "whole layer with the corrupted operand, run the whole network).", "",
+             "| model | layer | design | faults | (fault, image) pairs | campaign pairs/s | "
+             "naive pairs/s | speed-up | identical outcomes |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, layer in (("digits_cnn", "features.2"), ("digits_resnet20", "layers.3.conv2"),
+                        ("digits_resnet20", "layers.8.conv1")):
+        model, x, _ = trained_model(name)
+        images = x[: args.images]
+        arch = load_arch(args.arch)
+        problem = layer_problem(model, layer, images)
+        mapping = sampled_mappings(problem, arch, 200, 0)[0][3]
+        nest = Nest(problem, mapping)
+        sites = exposures(nest, arch, word_bits=16)
+        _campaign(model, layer, images, problem, nest, sites, 1)  # warm-up: fx, allocators
+        t0 = time.perf_counter()
+        capture, faults, fast = _campaign(model, layer, images, problem, nest, sites,
+                                          args.per_site)
+        t_fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        naive = naive_sdc1(model, layer, capture, images, faults)
+        t_naive = time.perf_counter() - t0
+        pairs = fast.size
+        same = bool(np.array_equal(fast, naive))
+        print(f"{name}:{layer} pairs={pairs} campaign {t_fast:.2f}s naive {t_naive:.2f}s "
+              f"x{t_naive / t_fast:.1f} identical={same}")
+        lines.append(f"| {name} | {layer} | {args.arch} | {len(faults)} | {pairs} | "
+                     f"{pairs / t_fast:,.0f} | {pairs / t_naive:,.0f} | "
+                     f"{t_naive / t_fast:.1f}x | {same} |")
+    lines += ["", "Command: `python bench/resilience.py throughput` (campaign time includes "
+              "capturing the layer, building the engine's golden cache and drawing the faults)."]
+    write_section("resilience", "## Mapping-aware resilience campaign\n\n" + "\n".join(lines))
+
+
+def mappings(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    model, x, y = trained_model("digits_cnn")
+    arch = load_arch(args.arch)
+    problem = layer_problem(model, args.layer, x[:1])
+    rows = sampled_mappings(problem, arch, 600, 0)[:60]
+    screen_imgs, screen_labels = x[:64], y[:64]
+    engine = FastEngine(model, screen_imgs, screen_labels)
+    screened = [mapping_resilience(problem, arch, r[3], model, args.layer, screen_imgs,
+                                   screen_labels, n_faults=40, seed=5, fmt=args.fmt,
+                                   engine=engine) for r in rows]
+    best = None
+    for i, a in enumerate(screened):
+        for j, b in enumerate(screened):
+            close = abs(rows[i][0] - rows[j][0]) <= 0.05 * min(rows[i][0], rows[j][0])
+            gap = a.sdc1_ci[0] - b.sdc1_ci[1]
+            if i != j and close and (best is None or gap > best[0]):
+                best = (gap, i, j)
+    _, hi, lo = best
+    imgs, labels = x[64:192], y[64:192]
+    engine = FastEngine(model, imgs, labels)
+    out = {}
+    for tag, k in (("A", hi), ("B", lo)):
+        res = mapping_resilience(problem, arch, rows[k][3], model, args.layer, imgs, labels,
+                                 n_faults=args.confirm, seed=11, fmt=args.fmt, engine=engine)
+        out[tag] = {"edp": rows[k][0], "energy_pJ": rows[k][1], "cycles": rows[k][2],
+                    "mapping": _describe(rows[k][3]), **res.to_dict()}
+        print(tag, json.dumps({k2: out[tag][k2] for k2 in ("edp", "sdc1_rate", "sdc1_ci")}))
+    (DOCS / "resilience_pair.json").write_text(json.dumps(out, indent=1) + "\n")
+    _figure(out, DOCS / "resilience_footprints.png")
+    write_section("pair", _pair_table(out, args), doc=DOCS / "resilience.md")
+
+
+def _describe(mapping) -> list[str]:
+    """One line per level: temporal loops outer->inner, spatial loops, kept dataspaces."""
+    lines = []
+    for lm in mapping.levels:
+        temporal = " ".join(f"{lp.dim}{lp.factor}" for lp in lm.temporal if lp.factor > 1)
+        spatial = " ".join(f"{lp.dim}{lp.factor}{lp.axis}" for lp in lm.spatial if lp.factor > 1)
+        if temporal or spatial or lm.keep:
+            keep = ",".join(sorted(lm.keep))
+            lines.append(f"{lm.level}: t[{temporal}] s[{spatial}] keeps[{keep}]")
+    return lines
+
+
+def _pair_table(out: dict, args: argparse.Namespace) -> str:
+    a, b = out["A"], out["B"]
+    lines = [f"Layer `digits_cnn:{args.layer}` on `{args.arch}`, words stored as {args.fmt}, "
+             f"{a['n_faults']} faults per mapping, each on 128 test images.", "",
+             "| | EDP (J·cycles) | energy (pJ) | cycles | SDC-1 rate | 95% interval | FIT |",
+             "|---|---|---|---|---|---|---|"]
+    for tag, r in (("A", a), ("B", b)):
+        lo, hi = r["sdc1_ci"]
+        lines.append(f"| {tag} | {r['edp']:.4g} | {r['energy_pJ']:.4g} | {r['cycles']} | "
+                     f"{r['sdc1_rate']:.4f} | [{lo:.4f}, {hi:.4f}] | {r['fit']:.3g} |")
+    lines += ["", "| site | share A | share B | mean footprint A | mean footprint B | "
+              "SDC-1 A | SDC-1 B |", "|---|---|---|---|---|---|---|"]
+    for sa, sb in zip(a["per_site"], b["per_site"], strict=True):
+        lines.append(f"| {sa['level']} {sa['dataspace']} | {sa['exposure_share']:.3f} | "
+                     f"{sb['exposure_share']:.3f} | {sa['mean_footprint']:.1f} | "
+                     f"{sb['mean_footprint']:.1f} | {sa['sdc1_rate']:.4f} | "
+                     f"{sb['sdc1_rate']:.4f} |")
+    lines += ["", "Mapping A:", "", *(f"    {m}" for m in a["mapping"]), "", "Mapping B:", "",
+              *(f"    {m}" for m in b["mapping"]), "",
+              "Command: `python bench/resilience.py mappings` (about two minutes)."]
+    return "\n".join(lines)
+
+
+def _figure(out: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sites = [f"{s['level']}\n{s['dataspace']}" for s in out["A"]["per_site"]]
+    xs = np.arange(len(sites))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    for ax, key, title in ((axes[0], "exposure_share", "exposure share"),
+                           (axes[1], "mean_footprint", "mean footprint (outputs per fault)"),
+                           (axes[2], "sdc1_rate", "SDC-1 rate given a fault there")):
+        for off, tag in ((-0.2, "A"), (0.2, "B")):
+            vals = [s[key] for s in out[tag]["per_site"]]
+            ax.bar(xs + off, vals, 0.4, label=f"mapping {tag}")
+            if key == "sdc1_rate":
+                lo = [v - s["sdc1_ci"][0] for v, s in zip(vals, out[tag]["per_site"], strict=True)]
+                hi = [s["sdc1_ci"][1] - v for v, s in zip(vals, out[tag]["per_site"], strict=True)]
+                ax.errorbar(xs + off, vals, yerr=[lo, hi], fmt="none", ecolor="k", lw=0.8)
+        ax.set_xticks(xs, sites, fontsize=7)
+        ax.set_title(title)
+    axes[0].legend()
+    a, b = out["A"], out["B"]
+    fig.suptitle(f"EDP {a['edp']:.3g} vs {b['edp']:.3g}: SDC-1 {a['sdc1_rate']:.4f} "
+                 f"[{a['sdc1_ci'][0]:.4f}, {a['sdc1_ci'][1]:.4f}] vs {b['sdc1_rate']:.4f} "
+                 f"[{b['sdc1_ci'][0]:.4f}, {b['sdc1_ci'][1]:.4f}]")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("throughput")
+    t.add_argument("--arch", default="eyeriss_like")
+    t.add_argument("--images", type=int, default=64)
+    t.add_argument("--per-site", type=int, default=20)
+    t.set_defaults(func=throughput)
+    m = sub.add_parser("mappings")
+    m.add_argument("--arch", default="eyeriss_like")
+    m.add_argument("--layer", default="features.0")
+    m.add_argument("--fmt", default="bf16")
+    m.add_argument("--confirm", type=int, default=600)
+    m.set_defaults(func=mappings)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
