@@ -130,3 +130,22 @@ def test_bad_native_input_names_file_and_field(tmp_path: Path, bad: str, field: 
     with pytest.raises(InputError) as err:
         load_arch(_write(tmp_path, bad))
     assert "native.yaml" in str(err.value) and field in str(err.value)
+
+
+def test_v02_style_instances_and_entries_attributes(tmp_path: Path) -> None:
+    text = """
+architecture:
+  subtree:
+  - name: sys
+    local:
+    - {name: DRAM, class: DRAM, attributes: {word-bits: 16, block-size: 4}}
+    - name: RF
+      class: regfile
+      attributes: {instances: 256, meshX: 16, entries: 64, word-bits: 16, block-size: 2}
+    - {name: mac, class: intmac, attributes: {instances: 256, meshX: 16, word-bits: 16}}
+"""
+    arch = load_arch(_write(tmp_path, text))
+    rf = arch.level("RF")
+    assert (rf.instances, rf.mesh_x, rf.mesh_y) == (256, 16, 16)
+    assert (rf.width, rf.depth, rf.capacity_words) == (32, 32, 64)
+    assert arch.level("DRAM").width == 64 and arch.compute.word_bits == 16

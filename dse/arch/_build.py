@@ -24,7 +24,8 @@ BOOKKEEPING = {
     "version": None, "global_cycle_seconds": None, "enabled": None,
 }
 CONSUMED = {
-    "depth", "entries", "width", "block_size", "datawidth", "word_bits", "n_banks", "num_banks",
+    "depth", "entries", "width", "memory_width", "block_size", "instances", "datawidth",
+    "word_bits", "n_banks", "num_banks",
     "read_bandwidth", "write_bandwidth", "multiple_buffering", "technology", "meshX", "meshY",
 }
 TIMELOOPFE_DEFAULT_BANKS = 2  # timeloopfe writes n_banks: 2 for storage that does not set it
@@ -92,11 +93,14 @@ def make_storage(name: str, cls: str, attrs: dict[str, Any], *, instances: int, 
     ``dummy_storage``, which holds no data)."""
     dummy = cls == "dummy_storage"
     word_bits = _int(_number(attrs, ("datawidth", "word_bits"), file=file, field=field), 8)
-    depth = _number(attrs, ("depth", "entries"), file=file, field=field, allow_zero=dummy)
-    width = _number(attrs, ("width",), file=file, field=field)
+    depth = _number(attrs, ("depth",), file=file, field=field, allow_zero=dummy)
+    width = _number(attrs, ("width", "memory_width"), file=file, field=field)
+    block = _number(attrs, ("block_size",), file=file, field=field)
     if width is None:
-        block = _number(attrs, ("block_size",), file=file, field=field)
         width = word_bits * block if block is not None else word_bits
+    entries = _number(attrs, ("entries",), file=file, field=field)
+    if depth is None and entries is not None:  # older specs: capacity in words, not vectors
+        depth = max(1, int(entries) // max(1, int(width) // word_bits))
     if cls not in ("DRAM",) and depth is None and not dummy:
         raise InputError("missing required attribute 'depth'", file=file, field=f"{field}.depth")
     banks = _number(attrs, ("n_banks", "num_banks"), file=file, field=field)

@@ -114,6 +114,10 @@ def apply_target(c: Constraints, target: dict[str, Any], *, file: str | None, fi
         raise InputError(f"unknown constraint type {kind!r}", file=file, field=f"{field}.type")
 
 
+# v0.4 constraint kinds that only tune the mapper's search or sparse modelling: accepted, unused.
+V04_IGNORED = {"max_overbooked_proportion", "sparse_optimizations", "version", "name"}
+
+
 def apply_v04(c: Constraints, block: dict[str, Any] | None, *, spatial_ok: bool,
               file: str | None, field: str) -> None:
     """Merge a v0.4 inline ``constraints:`` block (temporal / spatial / dataspace) into ``c``."""
@@ -126,6 +130,8 @@ def apply_v04(c: Constraints, block: dict[str, Any] | None, *, spatial_ok: bool,
             apply_target(c, {"type": "bypass", **norm_keys(sub)}, file=file, field=f"{field}.{key}")
         elif key in ("utilization", "min_utilization"):
             c.min_utilization = float(sub.get("min", 0.0) if isinstance(sub, dict) else sub)
+        elif key in V04_IGNORED:
+            continue
         else:
             raise InputError(f"unknown constraint kind {key!r}", file=file, field=f"{field}.{key}")
 

@@ -85,6 +85,11 @@ def _leaf(leaf: dict[str, Any], count: int, mesh_x: int | None, inherited: dict[
         attrs["subclass"] = leaf["subclass"]
     if leaf.get("enabled") is False or _build.is_network(cls):
         return
+    if "instances" in attrs and n == 1:  # v0.2 style: the count as an attribute
+        n = int(attrs["instances"]) if isinstance(attrs["instances"], int) else 0
+        if n <= 0:
+            raise InputError(f"must be a positive integer, got {attrs['instances']!r}",
+                             file=file, field=f"{field}.instances")
     instances = count * n
     mx, my = _build.check_mesh(instances, attrs.get("meshX", mesh_x),
                                attrs.get("meshY"), file=file, field=field)
