@@ -48,6 +48,16 @@ def test_batch_equals_scalar_on_random_mappings(design):
     assert n_valid >= 4 * 20
 
 
+def test_batch_equals_scalar_with_exact_walk():
+    arch = load_arch("eyeriss_like")
+    rng = random.Random(13)
+    for problem in LAYERS:
+        mappings = [valid_mapping(problem, arch, rng) for _ in range(10)]
+        batch = evaluate_batch(problem, arch, mappings, extrapolate=False)
+        for i, m in enumerate(mappings):
+            assert batch.energy_pJ[i] == evaluate(problem, arch, m, extrapolate=False).energy_pJ
+
+
 def test_array_form_round_trips_to_the_same_numbers():
     arch = load_arch(list_designs()[0])
     problem = LAYERS[0]

@@ -172,3 +172,6 @@ def test_two_iteration_extrapolation_is_reproduced_e4():
         lm.spatial = []
         _set_temporal(mapping, lm.level, plan[lm.level])
     assert _counts(evaluate(problem, arch, mapping), "ifmap_spad", "Inputs")[2] == 3612672
+    # the same run with TIMELOOP_DISABLE_TEMPORAL_EXTRAPOLATION=1: 58 fills a sweep
+    exact = evaluate(problem, arch, mapping, extrapolate=False)
+    assert _counts(exact, "ifmap_spad", "Inputs")[2] == 2494464

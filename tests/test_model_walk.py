@@ -46,7 +46,8 @@ def _subtract(new, old) -> int:
     return volume // (nhi[r] - nlo[r]) * (nhi[r] - nlo[r] - overlap)
 
 
-def walk_deltas(problem: Problem, arch: Arch, mapping, level: int, ds: str) -> int:
+def walk_deltas(problem: Problem, arch: Arch, mapping, level: int, ds: str,
+                extrapolate: bool = True) -> int:
     loops = flatten(arch, mapping)
     size = dict.fromkeys(problem.dimensions, 1)
     for lp in loops:
@@ -84,10 +85,15 @@ def walk_deltas(problem: Problem, arch: Arch, mapping, level: int, ds: str) -> i
             visit(weight)
             return
         k, lp = above[pos]
-        index[k] = 0
-        run(pos + 1, weight)
-        index[k] = 1
-        run(pos + 1, weight * (lp.factor - 1))
+        if extrapolate:  # iterations 0 and 1, the second standing for the other n - 1
+            index[k] = 0
+            run(pos + 1, weight)
+            index[k] = 1
+            run(pos + 1, weight * (lp.factor - 1))
+        else:
+            for it in range(lp.factor):
+                index[k] = it
+                run(pos + 1, weight)
         index[k] = 0
 
     run(0, 1)
@@ -112,18 +118,20 @@ PROBLEMS = [
 ]
 
 
+@pytest.mark.parametrize("extrapolate", [True, False], ids=["extrapolated", "exact"])
 @pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: "x".join(map(str, p.instance.values())))
-def test_closed_form_deltas_equal_the_literal_extrapolated_walk(problem):
+def test_closed_form_deltas_equal_the_literal_walk(problem, extrapolate):
     arch = _toy_arch()
     rng = random.Random(7)
     checked = partial = 0
     for _ in range(40):
         mapping = random_mapping(problem, arch, rng, outer_bias=0.2)
-        nest = analyze(problem, arch, mapping, check=False, all_deltas=True)
+        nest = analyze(problem, arch, mapping, check=False, all_deltas=True,
+                       extrapolate=extrapolate)
         for i, name in enumerate(nest.levels):
             for ds in problem.dataspaces:
-                assert nest.deltas[(name, ds.name)] == walk_deltas(problem, arch, mapping, i,
-                                                                   ds.name), (mapping, name, ds)
+                want = walk_deltas(problem, arch, mapping, i, ds.name, extrapolate)
+                assert nest.deltas[(name, ds.name)] == want, (mapping, name, ds)
                 checked += 1
                 partial += nest.deltas[(name, ds.name)] % nest.tiles[(name, ds.name)] != 0
     assert checked == 40 * 4 * 3

@@ -148,13 +148,14 @@ def arrays_to_mapping(problem: Problem, arch: Arch, arrays: MappingArrays, index
     return Mapping(levels)
 
 
-def evaluate_batch(problem: Problem, arch: Arch, mappings: Sequence[Mapping]) -> BatchResult:
+def evaluate_batch(problem: Problem, arch: Arch, mappings: Sequence[Mapping], *,
+                   extrapolate: bool = True) -> BatchResult:
     """Evaluate many mappings of one layer; equal to :func:`dse.model.evaluate` on each."""
     arrays, fallback = mappings_to_arrays(problem, arch, mappings)
-    result = evaluate_arrays(problem, arch, arrays)
+    result = evaluate_arrays(problem, arch, arrays, extrapolate=extrapolate)
     for i in fallback:
         try:
-            st = evaluate(problem, arch, mappings[i])
+            st = evaluate(problem, arch, mappings[i], extrapolate=extrapolate)
         except InvalidMapping as exc:
             result.valid[i], result.reason[i] = False, str(exc)
             result.energy_pJ[i], result.cycles[i], result.utilization[i] = np.nan, 0, 0.0
@@ -165,9 +166,11 @@ def evaluate_batch(problem: Problem, arch: Arch, mappings: Sequence[Mapping]) ->
     return result
 
 
-def evaluate_arrays(problem: Problem, arch: Arch, arrays: MappingArrays) -> BatchResult:
+def evaluate_arrays(problem: Problem, arch: Arch, arrays: MappingArrays, *,
+                    extrapolate: bool = True) -> BatchResult:
     """Evaluate a batch given in array form (the mapper's entry point)."""
     ctx = _Context(problem, arch)
+    ctx.extrapolate = extrapolate
     parts = [_evaluate_chunk(ctx, arrays.take(slice(i, i + CHUNK)))
              for i in range(0, len(arrays), CHUNK)]
     if not parts:
@@ -211,6 +214,7 @@ class _Context:
                            _ratio(lvl.attributes.get("shared_bandwidth")))
                           for lvl in arch.levels]
         self.mac_energy = problem.macs * mac_energy_per_compute(arch)
+        self.extrapolate = True
 
 
 def _ratio(bandwidth: object) -> tuple[int, int] | None:
@@ -427,7 +431,8 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     deltas, groups = [], []
     for s in range(len(coefs)):
         step = coefs[s].T[loop_dim] * stride[:, :, None]  # (B, K+1, R)
-        z = step - (np.cumsum(step, axis=1) - step)
+        rewind = step if ctx.extrapolate else step * (n - 1)[:, :, None]
+        z = step - (np.cumsum(rewind, axis=1) - rewind)
         key = _row_keys(z)
         first = step[rows[:, None], start]  # (B, L, R)
         if key is None:

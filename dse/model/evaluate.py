@@ -93,9 +93,14 @@ def mac_energy_per_compute(arch: Arch) -> float:
     return 0.0
 
 
-def evaluate(problem: Problem, arch: Arch, mapping: Mapping) -> Stats:
-    """Timeloop-model's numbers for one mapping; raises InvalidMapping naming the level."""
-    nest = analyze(problem, arch, mapping)
+def evaluate(problem: Problem, arch: Arch, mapping: Mapping, *, extrapolate: bool = True
+             ) -> Stats:
+    """Timeloop-model's numbers for one mapping; raises InvalidMapping naming the level.
+
+    ``extrapolate=False`` counts deltas with the exact loop walk, i.e. what Timeloop reports with
+    ``TIMELOOP_DISABLE_TEMPORAL_EXTRAPOLATION=1`` (the default, True, is Timeloop's default).
+    """
+    nest = analyze(problem, arch, mapping, extrapolate=extrapolate)
     counts = access_counts(problem, nest)
     levels: list[LevelStats] = []
     cycles = nest.compute_cycles

@@ -115,7 +115,8 @@ def overlap_delta(extents: list[int], move: list[int]) -> int:
     return volume // extents[r] * shift
 
 
-def tile_deltas(extents: list[int], steps: list[tuple[int, list[int]]]) -> int:
+def tile_deltas(extents: list[int], steps: list[tuple[int, list[int]]],
+                extrapolate: bool = True) -> int:
     """Points a tile receives over Timeloop's extrapolated walk of the loops above it.
 
     ``steps`` lists (bound, translation of the tile when that loop advances by one) for the
@@ -123,6 +124,12 @@ def tile_deltas(extents: list[int], steps: list[tuple[int, list[int]]]) -> int:
     brings the whole tile; a call that advances loop j (inner loops back to 0) has weight
     ``(n_j - 1) * prod(n_i, i > j)`` and translation ``M_j = step_j - sum(step_i, i < j)``; it
     brings the new part if ``M_j`` equals ``M_1`` (the stride Timeloop remembers), else the tile.
+
+    Timeloop only evaluates iterations 0 and 1 of each loop, so the inner loops it rewinds stand
+    at index 1. With ``extrapolate=False`` the walk is the exact one (inner loops rewind from
+    ``n_i - 1``: ``M_j = step_j - sum((n_i - 1) * step_i)``), which is what Timeloop prints with
+    ``TIMELOOP_DISABLE_TEMPORAL_EXTRAPOLATION=1``; the rest of the argument is unchanged because
+    every other step of the exact walk is again a step of the innermost loop.
     """
     volume = math.prod(extents)
     if not steps:
@@ -137,7 +144,8 @@ def tile_deltas(extents: list[int], steps: list[tuple[int, list[int]]]) -> int:
         move = [s - a for s, a in zip(step, acc, strict=True)]
         delta = overlap_delta(extents, move) if move == first else volume
         total += (n - 1) * outer[j + 1] * delta
-        acc = [a + s for a, s in zip(acc, step, strict=True)]
+        rewind = 1 if extrapolate else n - 1
+        acc = [a + rewind * s for a, s in zip(acc, step, strict=True)]
     return total
 
 
@@ -224,12 +232,14 @@ def check_capacity(arch: Arch, analysis: NestAnalysis) -> None:
 
 
 def analyze(problem: Problem, arch: Arch, mapping: Mapping, *, check: bool = True,
-            all_deltas: bool = False) -> NestAnalysis:
+            all_deltas: bool = False, extrapolate: bool = True) -> NestAnalysis:
     """Tiles, residency, deltas, multicast groups and partitions of ``mapping``.
 
     With ``check`` (default) an invalid mapping (levels, factor products, fanout, capacity)
     raises :class:`InvalidMapping` naming the level. Deltas are computed for the level ×
-    dataspace pairs the mapping keeps (the only ones the counts use), or all with ``all_deltas``.
+    dataspace pairs the mapping keeps (the only ones the counts use), or all with ``all_deltas``;
+    ``extrapolate=False`` counts them with the exact walk instead of Timeloop's default
+    two-iteration extrapolation (see :func:`tile_deltas`).
     """
     if check:
         check_structure(problem, arch, mapping)
@@ -289,7 +299,7 @@ def analyze(problem: Problem, arch: Arch, mapping: Mapping, *, check: bool = Tru
             partitions[(name, ds.name)] = part
             if all_deltas or ds.name in mapping.levels[i].keep:
                 deltas[(name, ds.name)] = tile_deltas(ext, steps[above[i] - 1::-1]
-                                                      if above[i] else [])
+                                                      if above[i] else [], extrapolate)
             groups[(name, ds.name)] = distinct_offsets(rk, spatial[i]) if spatial[i] else 1
 
     analysis = NestAnalysis(
