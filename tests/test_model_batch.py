@@ -58,6 +58,21 @@ def test_batch_equals_scalar_with_exact_walk():
             assert batch.energy_pJ[i] == evaluate(problem, arch, m, extrapolate=False).energy_pJ
 
 
+def test_rank_by_rank_comparison_equals_the_integer_keys(monkeypatch):
+    """The fallback for problems whose translations could overflow one int64 key."""
+    import dse.model.batch as batch_module
+
+    arch = load_arch("nvdla_like")
+    rng = random.Random(17)
+    problem = LAYERS[3]
+    mappings = [valid_mapping(problem, arch, rng) for _ in range(20)]
+    keyed = evaluate_batch(problem, arch, mappings)
+    monkeypatch.setattr(batch_module, "_key_radix", lambda coef, sizes: None)
+    ranked = evaluate_batch(problem, arch, mappings)
+    np.testing.assert_array_equal(keyed.energy_pJ, ranked.energy_pJ)
+    np.testing.assert_array_equal(keyed.cycles, ranked.cycles)
+
+
 def test_array_form_round_trips_to_the_same_numbers():
     arch = load_arch(list_designs()[0])
     problem = LAYERS[0]

@@ -200,6 +200,7 @@ class _Context:
                                or [0], dtype=np.int64)
         self.coef_active = [c[:, self.active] for c in self.coef]
         self.separable = all(((c != 0).sum(axis=0) <= 1).all() for c in self.coef_active)
+        self.key_radix = [_key_radix(c, self.instance[self.active]) for c in self.coef_active]
         self.read_write = [ds.read_write for ds in problem.dataspaces]
         self.names = [lvl.name for lvl in arch.levels]
         self.fanout = [arch.fanout_xy(i) for i in range(len(arch.levels))]
@@ -215,6 +216,24 @@ class _Context:
                           for lvl in arch.levels]
         self.mac_energy = problem.macs * mac_energy_per_compute(arch)
         self.extrapolate = True
+
+
+def _key_radix(coef: np.ndarray, sizes: np.ndarray) -> np.ndarray | None:
+    """Per-dim weights turning a rank-space translation into one exact int64 key.
+
+    A translation's rank r component is bounded by ``span_r = sum_d |coef[r, d]| * 2 * size_d``
+    (strides of nested loops over one dim at least double, and rewinds sum to under the size),
+    so balanced digits of radix ``2 * span_r + 1`` make ``sum_r v_r * R_r`` injective. None when
+    the key could overflow (then translations are compared rank by rank).
+    """
+    span = (np.abs(coef) * 2 * sizes[None, :]).sum(axis=1) + 1
+    radix = 2 * span + 1
+    if float(np.prod(radix.astype(float))) >= 2.0**62:
+        return None
+    weights = np.ones(len(radix), dtype=np.int64)
+    for r in range(len(radix) - 2, -1, -1):
+        weights[r] = weights[r + 1] * radix[r + 1]
+    return (coef * weights[:, None]).sum(axis=0)
 
 
 def _ratio(bandwidth: object) -> tuple[int, int] | None:
@@ -295,18 +314,6 @@ def _project(sizes: np.ndarray, coef: np.ndarray) -> np.ndarray:
     for r, d in zip(*np.nonzero(coef), strict=True):
         out[:, :, r] += coef[r, d] * (sizes[:, :, d] - 1)
     return out
-
-
-def _row_keys(z: np.ndarray) -> np.ndarray:
-    """One exact int64 key per rank vector of ``z`` (B, K, R), or None if it could overflow."""
-    span = np.abs(z).max(axis=(0, 1)) + 1 if z.size else np.ones(z.shape[2], dtype=np.int64)
-    radix = 2 * span + 1
-    if float(np.prod(radix.astype(float))) >= 2.0**62:
-        return None
-    key = np.zeros(z.shape[:2], dtype=np.int64)
-    for r in range(z.shape[2]):
-        key = key * radix[r] + (z[:, :, r] + span[r])
-    return key
 
 
 def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
@@ -429,17 +436,23 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     seg = positions[:, None, :] >= start[:, :, None]  # (B, L, K+1)
     n_above = np.take_along_axis(suffix, start, axis=1)
     deltas, groups = [], []
+    start_dim = np.take_along_axis(loop_dim, start, axis=1)
+    start_stride = np.take_along_axis(stride, start, axis=1)
     for s in range(len(coefs)):
-        step = coefs[s].T[loop_dim] * stride[:, :, None]  # (B, K+1, R)
-        rewind = step if ctx.extrapolate else step * (n - 1)[:, :, None]
-        z = step - (np.cumsum(rewind, axis=1) - rewind)
-        key = _row_keys(z)
-        first = step[rows[:, None], start]  # (B, L, R)
-        if key is None:
-            same = (z[:, None, :, :] == z[rows[:, None], start][:, :, None, :]).all(axis=3)
-        else:
+        first = coefs[s].T[start_dim] * start_stride[:, :, None]  # (B, L, R)
+        radix = ctx.key_radix[s]
+        if radix is not None:
+            # translations as exact mixed-radix integers (injective under the span bound)
+            step = radix[loop_dim] * stride
+            rewind = step if ctx.extrapolate else step * (n - 1)
+            key = step - (np.cumsum(rewind, axis=1) - rewind)
             same = key[:, None, :] == np.take_along_axis(key, start, axis=1)[:, :, None]
-        w = np.where(same & seg, weight[:, None, :], 0).sum(axis=2)
+        else:
+            step = coefs[s].T[loop_dim] * stride[:, :, None]  # (B, K+1, R)
+            rewind = step if ctx.extrapolate else step * (n - 1)[:, :, None]
+            z = step - (np.cumsum(rewind, axis=1) - rewind)
+            same = (z[:, None, :, :] == z[rows[:, None], start][:, :, None, :]).all(axis=3)
+        w = np.einsum("blk,bk->bl", (same & seg).astype(np.int64), weight)
         ext, tile = extents[s], tiles[s]
         moved = first != 0
         n_moved = moved.sum(axis=2)
