@@ -26,6 +26,9 @@ def register(subparsers: Any) -> None:
                    help="Timeloop map.yaml (innermost-first permutations)")
     p.add_argument("--ert", type=Path, metavar="ERT.yaml",
                    help="Accelergy ERT to take the energies from (default: the design's)")
+    p.add_argument("--exact-walk", action="store_true",
+                   help="count tile deltas with the exact loop walk instead of Timeloop's default "
+                        "two-iteration extrapolation (= TIMELOOP_DISABLE_TEMPORAL_EXTRAPOLATION=1)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ert:
         arch = apply_ert(arch, read_ert(args.ert))
     mapping = read_mapping(args.mapping, arch, problem)
-    stats = evaluate(problem, arch, mapping)
+    stats = evaluate(problem, arch, mapping, extrapolate=not args.exact_walk)
     if args.json:
         print_json(stats_document(stats))
     else:
