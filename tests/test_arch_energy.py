@@ -111,3 +111,17 @@ def test_shipped_tables_are_what_the_fit_produces_from_the_reference() -> None:
         assert float(got["c1"]) == pytest.approx(want["c1"], rel=1e-9, abs=1e-12)
     for got, want in zip(shipped_sram, sram_rows, strict=True):
         assert float(got["energy_pJ"]) == pytest.approx(want["energy_pJ"], rel=1e-9)
+
+
+@needs_shared
+@pytest.mark.parametrize("design", ["eyeriss_like", "nvdla_like", "simple_weight_stationary"])
+def test_builtin_area_matches_the_reference_art(design: str) -> None:
+    from dse.arch.ert import read_art
+
+    arch = builtin_energy(load_arch(design, energy="none"))
+    case = next((REFERENCE / "cases").glob(f"{design}__*"))
+    art = read_art(next((case / "mapper").glob("*ART.yaml")))
+    assert len(art) >= 7
+    for name, ref in art.items():
+        node = arch.compute if name == arch.compute.name else arch.level(name)
+        assert node.area_um2 == pytest.approx(ref, rel=0.01, abs=1e-6), name

@@ -132,35 +132,40 @@ def _lin(tech: str, model: str) -> tuple[float, float, float]:
     return _linear()[(tech, model)]
 
 
-def adder(tech: str, bits: int) -> tuple[float, float]:
-    """(energy per add, leakage of the pair) of the address generators."""
+def adder(tech: str, bits: int) -> tuple[float, float, float]:
+    """(energy per add, leakage of the pair, area of the pair) of the address generators."""
     a0, a1, _ = _lin(tech, "adder_add")
     l0, l1, _ = _lin(tech, "adder_leak_pair")
-    return a0 + a1 * bits, max(0.0, l0 + l1 * bits)
+    s0, s1, _ = _lin(tech, "adder_area_pair")
+    return a0 + a1 * bits, max(0.0, l0 + l1 * bits), max(0.0, s0 + s1 * bits)
 
 
 def regfile(tech: str, depth: float, width: float) -> dict[str, float]:
     _, r_bit, cmp_r = _lin(tech, "regfile_read")
     _, w_bit, cmp_w = _lin(tech, "regfile_write")
     _, l_bit, l_cmp = _lin(tech, "regfile_leak")
+    _, a_bit, a_cmp = _lin(tech, "regfile_area")
     write = max(0.0, width * w_bit + depth * cmp_w)
     return {"read": width * r_bit + depth * cmp_r, "write": write, "update": write,
-            "leak": max(0.0, depth * (width * l_bit + l_cmp))}
+            "leak": max(0.0, depth * (width * l_bit + l_cmp)),
+            "area": max(0.0, depth * (width * a_bit + a_cmp))}
 
 
 def storage_energy(lvl: StorageLevel, tech: str | None) -> dict[str, float]:
-    """Per-action energy of one storage level at node ``tech`` (e.g. ``"45nm"``)."""
+    """Per-action energy (pJ) of one storage level at node ``tech`` (e.g. ``"45nm"``), plus
+    ``"area"`` (µm² per instance, Accelergy's ART figure)."""
     cls = lvl.component_class
     sub = lvl.attributes.get("subclass")
     if cls == "dummy_storage":
-        return dict(DUMMY_TABLE) if tech is None else {a: 0.0 for a in ACTIONS}
+        return ({**DUMMY_TABLE, "area": 1.0} if tech is None
+                else {a: 0.0 for a in (*ACTIONS, "area")})
     if cls == "DRAM":
         kind = str(lvl.attributes.get("type", DEFAULT_DRAM))
         if ("any", f"dram_{kind}") not in _linear():
             raise InputError(f"no DRAM energy for type {kind!r}", field=f"{lvl.name}.type")
         per_bit = _lin("any", f"dram_{kind}")[1]
         return {"read": per_bit * lvl.width, "write": per_bit * lvl.width,
-                "update": per_bit * lvl.width, "leak": 0.0}
+                "update": per_bit * lvl.width, "leak": 0.0, "area": 0.0}
     if tech is None:
         raise InputError("no technology node to estimate energy", field=f"{lvl.name}.technology")
     nm = node_nm(tech, field=f"{lvl.name}.technology")
@@ -171,11 +176,12 @@ def storage_energy(lvl: StorageLevel, tech: str | None) -> dict[str, float]:
     def one(t: str) -> dict[str, float]:
         if cls in ("SRAM", "smartbuffer_SRAM"):
             banks = lvl.n_banks if cls == "SRAM" else 1
-            out = {a: sram(t, banks, depth, lvl.width, a) for a in ("read", "write", "leak")}
+            out = {a: sram(t, banks, depth, lvl.width, a)
+                   for a in ("read", "write", "leak", "area")}
             if cls == "smartbuffer_SRAM":
-                add, leak = adder(t, nbits(depth))
+                add, leak, area = adder(t, nbits(depth))
                 out = {"read": out["read"] + add, "write": out["write"] + add,
-                       "leak": out["leak"] + leak}
+                       "leak": out["leak"] + leak, "area": out["area"] + area}
             out["update"] = out["write"]
             return out
         if cls == "regfile":
@@ -184,21 +190,24 @@ def storage_energy(lvl: StorageLevel, tech: str | None) -> dict[str, float]:
             md, mw = max(RF_MIN_DEPTH, depth), max(RF_MIN_WIDTH, lvl.width)
             base = regfile(t, md, mw)
             dyn = (lvl.width / mw) * (depth / md) ** RF_DEPTH_EXP
-            area = (lvl.width / mw) * (depth / md)
-            add, leak = adder(t, nbits(depth))
+            scale = (lvl.width / mw) * (depth / md)
+            add, leak, area = adder(t, nbits(depth))
             write = base["write"] * dyn + add
+            # Accelergy applies the class's area_scale to the whole buffer and again to its
+            # storage (visible in the grid), hence scale² for the registers.
             return {"read": base["read"] * dyn + add, "write": write, "update": write,
-                    "leak": base["leak"] * area + leak}
+                    "leak": base["leak"] * scale + leak,
+                    "area": base["area"] * scale ** 2 + area * scale}
         if cls == "storage" and sub in ("aladdin_register", "register", None):
             vals = {a: max(0.0, sum(c * x for c, x in zip(_lin(t, f"register_{a}"),
                                                           (1.0, lvl.width, 0.0), strict=True)))
-                    for a in ("read", "write", "leak")}
+                    for a in ("read", "write", "leak", "area")}
             vals["update"] = vals["write"]
             return vals
         raise InputError(f"no builtin energy model for class {cls!r}"
                          + (f" (subclass {sub!r})" if sub else ""), field=f"{lvl.name}.class")
 
-    return {a: at_node(nm, lambda t, a=a: one(t)[a]) for a in ACTIONS}
+    return {a: at_node(nm, lambda t, a=a: one(t)[a]) for a in (*ACTIONS, "area")}
 
 
 def compute_energy(c: ComputeLevel, tech: str | None) -> dict[str, float]:
@@ -213,7 +222,7 @@ def compute_energy(c: ComputeLevel, tech: str | None) -> dict[str, float]:
         c0, ca, cm = _lin(t, f"mac_{action}")
         return max(0.0, c0 + ca * aw + cm * mw)
 
-    return {a: at_node(nm, lambda t, a=a: one(t, a)) for a in ("compute", "leak")}
+    return {a: at_node(nm, lambda t, a=a: one(t, a)) for a in ("compute", "leak", "area")}
 
 
 def builtin_energy(arch: Arch) -> Arch:
@@ -222,9 +231,12 @@ def builtin_energy(arch: Arch) -> Arch:
     for lvl in out.levels:
         tech = lvl.technology or (None if lvl.dummy or lvl.component_class == "DRAM"
                                   else out.technology)
-        lvl.energy = {a: round(v, 6) for a, v in storage_energy(lvl, tech).items()}
+        energy = storage_energy(lvl, tech)
+        lvl.area_um2 = round(energy.pop("area"), 6)
+        lvl.energy = {a: round(v, 6) for a, v in energy.items()}
     c = out.compute
     energy = compute_energy(c, c.technology or out.technology)
+    c.area_um2 = round(energy.pop("area"), 6)
     c.energy = {a: round(v, 6) for a, v in energy.items()}
     out.energy_source = "builtin"
     return out

@@ -48,18 +48,19 @@ def fit(reference: Path) -> tuple[list[dict], list[dict]]:
         key = (r["component_class"], r["technology"], r["n_banks"], r["depth"], r["width"],
                r["extra_attributes"] if r["component_class"] in ("DRAM", "intmac") else "")
         by[key][r["action"]] = float(r["energy_pJ"])
+        by[key]["area"] = float(r["area_um2"])
     techs = sorted({k[1] for k in by})
     sram: list[dict] = []
     linear: list[dict] = []
     for (cls, tech, banks, depth, width, _), acts in sorted(by.items()):
         if cls == "SRAM":
-            for action in ACTIONS:
+            for action in (*ACTIONS, "area"):
                 sram.append({"technology": tech, "n_banks": int(float(banks)),
                              "depth": int(float(depth)), "width": int(float(width)),
                              "action": action, "energy_pJ": acts[action], "source": "grid"})
     for tech in techs:
         # address generators: smartbuffer_SRAM minus its SRAM (banks 1: n_banks is not passed on)
-        feats, add, leak2 = [], [], []
+        feats, add, leak2, area2 = [], [], [], []
         for (cls, t, banks, depth, width, _), acts in by.items():
             if cls != "smartbuffer_SRAM" or t != tech or float(banks) != 1:
                 continue
@@ -67,10 +68,12 @@ def fit(reference: Path) -> tuple[list[dict], list[dict]]:
             feats.append([1.0, nbits(float(depth))])
             add.append(acts["read"] - base["read"])
             leak2.append(acts["leak"] - base["leak"])
+            area2.append(acts["area"] - base["area"])
         linear.append(_model(tech, "adder_add", _lstsq(feats, add)))
         linear.append(_model(tech, "adder_leak_pair", _lstsq(feats, leak2)))
+        linear.append(_model(tech, "adder_area_pair", _lstsq(feats, area2)))
         # register files: width·r + depth·c (read), width·w + depth·c (write), leak per entry
-        fr, vr, fw, vw, fl, vl = [], [], [], [], [], []
+        fr, vr, fw, vw, fl, vl, va = [], [], [], [], [], [], []
         for (cls, t, _b, depth, width, _), acts in by.items():
             if cls != "regfile" or t != tech:
                 continue
@@ -81,14 +84,16 @@ def fit(reference: Path) -> tuple[list[dict], list[dict]]:
             vw.append(acts["write"])
             fl.append([d * w, d])
             vl.append(acts["leak"])
+            va.append(acts["area"])
         r_bit, cmp_r = _lstsq(fr, vr)
         w_bit, cmp_w = _lstsq(fw, vw)
         l_bit, l_cmp = _lstsq(fl, vl)
         linear.append(_model(tech, "regfile_read", [0.0, r_bit, cmp_r]))
         linear.append(_model(tech, "regfile_write", [0.0, w_bit, cmp_w]))
         linear.append(_model(tech, "regfile_leak", [0.0, l_bit, l_cmp]))
+        linear.append(_model(tech, "regfile_area", [0.0, *_lstsq(fl, va)]))
         # standalone registers (class storage, subclass aladdin_register): linear in width
-        for action in ("read", "write", "leak"):
+        for action in ("read", "write", "leak", "area"):
             f, v = [], []
             for (cls, t, _b, _d, width, _), acts in by.items():
                 if cls == "aladdin_register" and t == tech:
@@ -96,7 +101,7 @@ def fit(reference: Path) -> tuple[list[dict], list[dict]]:
                     v.append(acts[action])
             linear.append(_model(tech, f"register_{action}", _lstsq(f, v)))
         # MACs: linear in adder and multiplier widths
-        for action in ("compute", "leak"):
+        for action in ("compute", "leak", "area"):
             f, v = [], []
             for (cls, t, _b, _d, _w, extra), acts in by.items():
                 if cls == "intmac" and t == tech:
@@ -132,6 +137,8 @@ def _ert_anchors(reference: Path, linear: list[dict], sram: list[dict]) -> list[
             (r["depth"], r["energy_pJ"]))
     grid_table = {k: {w: sorted(v) for w, v in ws.items()} for k, ws in grid_table.items()}
     on_grid = {(r["technology"], r["n_banks"], r["depth"], r["width"]) for r in sram}
+    from dse.arch.ert import read_art
+
     ert = defaultdict(dict)
     for r in _rows(reference / "timeloop" / "ert_summary.csv"):
         ert[(r["arch"], r["component"].split("[")[0])][r["action"]] = float(r["energy_pJ"])
@@ -143,7 +150,9 @@ def _ert_anchors(reference: Path, linear: list[dict], sram: list[dict]) -> list[
         if design in seen_arch:
             continue
         seen_arch.add(design)
-        arch = load_arch(case / "inputs" / "arch.yaml")
+        arch = load_arch(case / "inputs" / "arch.yaml", energy="none")
+        arts = sorted((case / "mapper").glob("*ART.yaml"))
+        art = read_art(arts[0]) if arts else {}
         for lvl in arch.levels:
             if lvl.component_class != "smartbuffer_SRAM" or lvl.technology is None:
                 continue
@@ -158,6 +167,9 @@ def _ert_anchors(reference: Path, linear: list[dict], sram: list[dict]) -> list[
             sub = {"read": acts["read"] - (add["c0"] + add["c1"] * nb),
                    "write": acts["write"] - (add["c0"] + add["c1"] * nb),
                    "leak": acts["leak"] - (pair["c0"] + pair["c1"] * nb)}
+            if lvl.name in art:
+                area = models[(lvl.technology, "adder_area_pair")]
+                sub["area"] = art[lvl.name] - (area["c0"] + area["c1"] * nb)
             misses = [abs(sram_energy(lvl.technology, 1, lvl.depth, lvl.width, a, grid_table)
                           - v) / v for a, v in sub.items() if a != "leak"]
             if max(misses) <= ANCHOR_TOLERANCE:
@@ -204,23 +216,29 @@ def grid_level(row: dict[str, str]):
 
 def grid_errors(reference: Path) -> list[dict]:
     """Relative error of the builtin estimate for every grid row with a non-negligible energy
-    (leak figures below 1e-4 pJ carry 1-2 significant digits after Accelergy's rounding)."""
+    (leak figures below 1e-4 pJ carry 1-2 significant digits after Accelergy's rounding), and
+    of the area (µm²) of every grid configuration (as action ``"area"``)."""
     from dse.arch.energy import compute_energy, storage_energy
     from dse.arch.spec import ComputeLevel
 
     out = []
     cache: dict = {}
     for r in _rows(reference / "accelergy" / "grid.csv"):
-        ref = float(r["energy_pJ"])
         key = tuple(r[k] for k in ("component_class", "technology", "depth", "width",
                                    "datawidth", "n_banks", "extra_attributes"))
-        if key not in cache:
+        fresh = key not in cache
+        if fresh:
             lvl = grid_level(r)
             cache[key] = (compute_energy(lvl, r["technology"]) if isinstance(lvl, ComputeLevel)
                           else storage_energy(lvl, r["technology"]))
-        est = cache[key][r["action"]]
-        err = abs(est - ref) / ref if ref >= 1e-4 else None
-        out.append({**r, "estimate_pJ": est, "rel_error": err})
+        checks = [(r["action"], float(r["energy_pJ"]))]
+        if fresh:  # one area check per configuration
+            checks.append(("area", float(r["area_um2"])))
+        for action, ref in checks:
+            est = cache[key][action]
+            err = abs(est - ref) / ref if ref >= 1e-4 else None
+            out.append({**r, "action": action, "reference": ref, "estimate": est,
+                        "rel_error": err})
     return out
 
 
@@ -279,10 +297,11 @@ def report(reference: Path) -> str:
     """docs/energy.md: how the builtin estimator is built and how far it is from Accelergy."""
     from dse.arch.designs import list_designs
     from dse.arch.energy import builtin_energy
+    from dse.arch.ert import read_art
     from dse.arch.loader import load_arch
 
     lines = [
-        "# Energy tables: builtin estimator vs Accelergy", "",
+        "# Energy and area tables: builtin estimator vs Accelergy", "",
         "Generated by `python -m dse.arch.energy_fit ../shared/reference --report docs/energy.md`"
         " (the same command with no `--report` rebuilds `dse/arch/data/*.csv`).", "",
         "dse prices every action with Accelergy when it is installed and configured (see",
@@ -305,7 +324,8 @@ def report(reference: Path) -> str:
         "All errors are relative, |builtin - Accelergy| / Accelergy. Leak figures under 1e-4 pJ",
         "are skipped in the statistics: Accelergy rounds to 6 decimals, leaving 1-2 digits.", "",
         "## Shipped designs vs the reference ERT (`ert_summary.csv`)", "",
-        "| design | component-actions | max error |", "|---|---|---|",
+        "| design | component-actions | max energy error | components | max area error (ART) |",
+        "|---|---|---|---|---|",
     ]
     ert = _rows(reference / "timeloop" / "ert_summary.csv")
     for design in list_designs():
@@ -316,11 +336,18 @@ def report(reference: Path) -> str:
             node = arch.compute if name == arch.compute.name else arch.level(name)
             ref, est = float(r["energy_pJ"]), node.energy[r["action"]]
             errs.append(abs(est - ref) / ref if ref >= 1e-4 else 0.0)
-        lines.append(f"| {design} | {len(errs)} | {max(errs):.2e} |")
+        case = next((reference / "timeloop" / "cases").glob(f"{design}__*"))
+        art = read_art(next((case / "mapper").glob("*ART.yaml")))
+        area_errs = []
+        for name, ref in art.items():
+            node = arch.compute if name == arch.compute.name else arch.level(name)
+            area_errs.append(abs(node.area_um2 - ref) / ref if ref > 0 else node.area_um2)
+        lines.append(f"| {design} | {len(errs)} | {max(errs):.2e} | {len(area_errs)} | "
+                     f"{max(area_errs):.2e} |")
     rows = grid_errors(reference)
     errs = [r["rel_error"] for r in rows if r["rel_error"] is not None]
     lines += ["", "## The Accelergy grid (`grid.csv`, 10,048 rows)", "",
-              f"All rows with energy >= 1e-4 pJ: n = {len(errs)}, median "
+              f"All energies >= 1e-4 pJ and all areas > 0: n = {len(errs)}, median "
               f"{np.median(errs):.2e}, max {max(errs):.2e} (bounds: median <= 3%, max <= 10%).",
               "", "| class | action | n | median | p90 | max |", "|---|---|---|---|---|---|"]
     groups: dict = defaultdict(list)
@@ -340,7 +367,8 @@ def report(reference: Path) -> str:
               f"more than {ANCHOR_TOLERANCE:.1%} are carried in the table from their Accelergy",
               "ERT (rows with source `ert:<design>` in `dse/arch/data/sram_energy.csv`). From",
               "the grid alone they would have been:", "",
-              "| node | depth x width | action | Accelergy (SRAM part) | grid only | error |",
+              "| node | depth x width | action | Accelergy (SRAM part; pJ or µm²) | grid only "
+              "| error |",
               "|---|---|---|---|---|---|"]
     for r in anchors_from_grid_only():
         err = "–" if r["rel_error"] is None else f"{r['rel_error']:.1%}"

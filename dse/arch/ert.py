@@ -1,4 +1,4 @@
-"""Accelergy energy reference tables (ERT): read them and attach them to an Arch.
+"""Accelergy energy and area reference tables (ERT, ART): read them and attach them to an Arch.
 
 Accelergy names components by their path in the native tree (``system_top_level.DRAM[1..1]``)
 and gives energy per action for one access of ``width`` bits; dse keys tables by the bare level
@@ -63,4 +63,30 @@ def apply_ert(arch: Arch, ert: dict[str, dict[str, float]], *, source: str = "ER
     if missing:
         raise InputError(f"ERT has no entry for {missing}", field=missing[0])
     out.energy_source = source
+    return out
+
+
+def read_art(path: str | Path) -> dict[str, float]:
+    """Read an Accelergy ART YAML into ``{component: area in µm² per instance}``."""
+    doc = load_yaml(path)
+    root = doc.get("ART", doc) if isinstance(doc, dict) else None
+    tables = root.get("tables") if isinstance(root, dict) else None
+    if not isinstance(tables, list):
+        raise InputError("no 'ART: tables:' list found", file=path, field="ART.tables")
+    out: dict[str, float] = {}
+    for i, table in enumerate(tables):
+        try:
+            out[component_key(str(table["name"]))] = float(table["area"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError("table needs a name and a numeric area", file=path,
+                             field=f"ART.tables[{i}]") from None
+    return out
+
+
+def apply_art(arch: Arch, art: dict[str, float]) -> Arch:
+    """A copy of ``arch`` with the ART's per-instance areas on the components it lists."""
+    out = copy.deepcopy(arch)
+    for node in [*out.levels, out.compute]:
+        if node.name in art:
+            node.area_um2 = art[node.name]
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 from dse.arch._yaml import load_yaml
 from dse.arch.designs import arch_from_design, design_path, is_design, list_designs
 from dse.arch.energy import builtin_energy, estimate_energy
-from dse.arch.ert import apply_ert, read_ert
+from dse.arch.ert import apply_art, apply_ert, read_art, read_ert
 from dse.arch.native import arch_from_native, is_native
 from dse.arch.spec import Arch
 from dse.arch.v04 import is_v04, load_v04
@@ -28,9 +28,9 @@ def load_arch(name_or_path: str | Path, *, energy: str | Path = "auto") -> Arch:
     """Load a design: a name from ``designs/``, a v0.4 ``arch.yaml`` (``components/`` beside it),
     a native Timeloop tree YAML, or a dse design file, with energies attached.
 
-    ``energy``: ``"auto"`` (an Accelergy ``*ERT.yaml`` beside a native spec if there is exactly
-    one, as Timeloop would use; otherwise :func:`estimate_energy`), ``"builtin"``, ``"none"``
-    (structure only), or the path of an ERT file.
+    ``energy``: ``"auto"`` (an Accelergy ``*ERT.yaml`` (and ``*ART.yaml``) beside a native spec
+    if there is exactly one, as Timeloop would use; otherwise :func:`estimate_energy`),
+    ``"builtin"``, ``"none"`` (structure only), or the path of an ERT file.
     """
     arch, path = _load_structure(name_or_path)
     return _attach_energy(arch, path, energy)
@@ -46,7 +46,9 @@ def _attach_energy(arch: Arch, path: Path, energy: str | Path) -> Arch:
         return apply_ert(arch, read_ert(energy))
     erts = sorted(path.parent.glob("*ERT.yaml")) if path.name != "design.yaml" else []
     if len(erts) == 1:
-        return apply_ert(arch, read_ert(erts[0]))
+        arch = apply_ert(arch, read_ert(erts[0]))
+        arts = sorted(path.parent.glob("*ART.yaml"))
+        return apply_art(arch, read_art(arts[0])) if len(arts) == 1 else arch
     return estimate_energy(arch)
 
 
