@@ -329,13 +329,17 @@ class MapSpace:
     def nonunit(self, factors: Sequence[Sequence[int]], i: int) -> tuple[str, ...]:
         return tuple(d for d, v in zip(self.dims, factors[2 * i + T], strict=False) if v > 1)
 
-    def iter_points(self, pruned: bool = True) -> Iterator[Point]:
+    def iter_points(self, pruned: bool = True, part: int = 0, parts: int = 1
+                    ) -> Iterator[Point]:
         """Every point (exhaustive). ``pruned``: capacity failures cut while factors are built
         and one order per equivalence class; else every factorization and every order (the
-        model rejects what does not fit), to check that pruning loses nothing."""
+        model rejects what does not fit), to check that pruning loses nothing. ``part`` of
+        ``parts``: only every parts-th factorization, so workers split the enumeration too."""
+        n = -1
         for keeps in itertools.product(*self.keep_options):
             for factors in self.iter_factorizations(keeps, check_capacity=pruned):
-                if self._util_low(factors):
+                n += 1
+                if n % parts != part or self._util_low(factors):
                     continue
                 axes_opts = self.axis_choices(factors)
                 if not axes_opts:
@@ -512,7 +516,7 @@ class MapSpace:
         splits = math.prod(len(self.dims) + 1 for i in range(self.nlev) if self.fanout[i] > 1)
         keeps = math.prod(len(o) for o in self.keep_options)
         raw = fact * perms * splits * keeps
-        if fact <= 200_000:
+        if fact <= 30_000:
             pruned = sum(self._point_count(f, k) for k in itertools.product(*self.keep_options)
                          for f in self.iter_factorizations(k))
             exact = True

@@ -486,13 +486,28 @@ def _polish(space: MapSpace, ev: _Evaluator, deadline: float,
             return
 
 
+def _random(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float,
+            victory: int, max_evals: int | None, tick: Callable[[int], None]) -> None:
+    """Timeloop-style random sampling: independent points until ``victory`` evaluations bring
+    no better mapping, the deadline, or ``max_evals``."""
+    since_best = 0
+    while time.monotonic() < deadline and since_best < victory:
+        if max_evals is not None and ev.evaluated >= max_evals:
+            break
+        before = ev.best.score if ev.best else math.inf
+        batch = [q for q in (space.sample(rng, greedy=rng.random()) for _ in range(64)) if q]
+        if not batch:
+            break
+        tick(len(ev.run(batch, prechecked=True)))
+        improved = ev.best is not None and ev.best.score < before * (1 - 1e-12)
+        since_best = 0 if improved else since_best + len(batch)
+
+
 def _exhaustive(space: MapSpace, ev: _Evaluator, deadline: float, part: int, parts: int,
                 tick: Callable[[int], None]) -> bool:
     """Every pruned point (this worker's share); False if the deadline cut it short."""
     batch = []
-    for n, p in enumerate(space.iter_points(pruned=True)):
-        if n % parts != part:
-            continue
+    for p in space.iter_points(pruned=True, part=part, parts=parts):
         batch.append(p)
         if len(batch) == 256:
             tick(len(ev.run(batch, prechecked=True)))
@@ -516,22 +531,24 @@ def _worker(args: tuple) -> tuple:
     tick = _SHARED.get("tick") or (lambda n: None)
     if mode == "exhaustive":
         _exhaustive(space, ev, deadline, part, parts, tick)
+    elif mode == "random":
+        _random(space, ev, random.Random(seed * 7919 + part), deadline, victory, max_evals, tick)
     else:
         _hybrid(space, ev, random.Random(seed * 7919 + part), deadline, victory, max_evals, tick)
         _polish(space, ev, deadline, tick)
     return ev.best, ev.pareto, ev.visited, ev.valid, ev.evaluated
 
 
-def choose_mode(space: MapSpace, search: str, time_limit: float | None,
-                rate: float = 1500.0) -> tuple[str, dict[str, float]]:
+def choose_mode(space: MapSpace, search: str, time_limit: float | None, workers: int,
+                rate: float = 2500.0) -> tuple[str, dict[str, float]]:
     """``auto``: exhaustive when the exact pruned size fits in the time (at ``rate`` mappings
-    per second), else hybrid."""
-    if search in ("random", "hybrid"):
+    per second and worker, what enumeration + the vectorized model sustain here), else hybrid."""
+    if search in ("random", "hybrid", "exhaustive"):
         return search, {}
+    if search != "auto":
+        raise ValueError(f"unknown search {search!r} (auto, exhaustive, random, hybrid)")
     sizes = space.size_report(samples=200)
-    if search == "exhaustive":
-        return "exhaustive", sizes
-    budget = rate * (time_limit if time_limit else 20.0)
+    budget = rate * workers * (time_limit if time_limit else 20.0)
     fits = sizes["exact"] and sizes["pruned"] <= budget
     return ("exhaustive" if fits else "hybrid"), sizes
 
@@ -554,7 +571,7 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
     obj = make_objective(objective)
     space = MapSpace(problem, arch)
     explain_empty(space)
-    mode, sizes = choose_mode(space, search, time_limit)
+    mode, sizes = choose_mode(space, search, time_limit, workers)
     if mode == "random":
         victory = max(victory, 1)
     deadline = _deadline(t0, time_limit)
