@@ -144,9 +144,39 @@ def _stack(dataset, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items])
 
 
+_CIFAR = {"cifar10": ("cifar-10-batches-py", "test_batch", "labels"),
+          "cifar100": ("cifar-100-python", "test", "fine_labels")}
+
+
+def _read_cifar(root: Path, kind: str, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CIFAR test batch from torchvision's on-disk layout (python pickles of uint8 rows).
+    Read directly rather than through torchvision's class, whose whole-file checksum would
+    refuse a subset or a re-pickled copy."""
+    import pickle
+
+    folder, name, key = _CIFAR[kind]
+    path = root / folder / name if (root / folder).is_dir() else root / name
+    if not path.is_file():
+        raise InputError(f"no {kind} test batch ({folder}/{name})", file=root, field="data")
+    try:
+        with open(path, "rb") as fh:
+            entry = pickle.load(fh, encoding="latin1")
+        data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(entry[key], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"not a {kind} batch ({type(exc).__name__})", file=path,
+                         field="data") from None
+    if limit is not None:
+        data, labels = data[:limit], labels[:limit]
+    if len(data) == 0:
+        raise InputError("the dataset has no images", file=path, field="data")
+    return torch.from_numpy(data.astype(np.float32) / 255.0), torch.from_numpy(labels)
+
+
 def load_dataset(kind: str, root: str | Path | None = None, *, limit: int | None = None,
                  size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Test images and labels of a dataset on disk (first ``limit``). ``cifar10`` / ``cifar100``:
+    """Test images and labels of a dataset on disk (first ``limit``), scaled to [0, 1] with no
+    normalization (wrap the model if it expects one). ``cifar10`` / ``cifar100``:
     torchvision's ``cifar-10-batches-py`` / ``cifar-100-python`` under ``root``; ``gtsrb``:
     torchvision's ``gtsrb/GTSRB/Final_Test`` layout, resized to ``size``; ``imagefolder``: one
     folder per class, resized to ``size``. ``digits`` needs no root."""
@@ -159,16 +189,13 @@ def load_dataset(kind: str, root: str | Path | None = None, *, limit: int | None
     if root is None or not Path(root).is_dir():
         raise InputError(f"{kind} needs an existing data directory (nothing is downloaded)",
                          file=root, field="data")
+    if kind in ("cifar10", "cifar100"):
+        return _read_cifar(Path(root), kind, limit)
     from torchvision import datasets, transforms
 
-    tensor = transforms.ToTensor()
-    resized = transforms.Compose([transforms.Resize((size, size)), tensor])
+    resized = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor()])
     try:
-        if kind == "cifar10":
-            ds = datasets.CIFAR10(str(root), train=False, download=False, transform=tensor)
-        elif kind == "cifar100":
-            ds = datasets.CIFAR100(str(root), train=False, download=False, transform=tensor)
-        elif kind == "gtsrb":
+        if kind == "gtsrb":
             ds = datasets.GTSRB(str(root), split="test", download=False, transform=resized)
         else:
             ds = datasets.ImageFolder(str(root), transform=resized)

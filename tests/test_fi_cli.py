@@ -1,0 +1,68 @@
+"""`dse inject`: JSON summary, output files, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _fi_util import fi_cache  # noqa: F401
+
+from dse.cli import main
+from dse.resilience import faultlist
+
+
+def test_inject_writes_list_summary_plot_and_json(tmp_path, capsys, fi_cache):  # noqa: F811
+    out = tmp_path / "run"
+    code = main(["inject", "--model", "digits_cnn", "--target", "weights", "--format", "fp32",
+                 "--fault", "bitflip", "--margin", "0.1", "--confidence", "0.95", "--bits",
+                 "29-31", "--images", "50", "--out", str(out), "--json"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"faults", "images", "masked", "non_critical", "critical", "sdc1_rate",
+                        "sdc1_ci", "wall_s"}
+    rows = faultlist.load(out / "results.csv")
+    assert doc["faults"] == len(rows) > 0 and doc["images"] == 50
+    assert doc["masked"] + doc["non_critical"] + doc["critical"] <= 50 * len(rows)
+    assert doc["critical"] == sum(r.counts[3] for r in rows) > 0
+    assert doc["sdc1_ci"][0] <= doc["sdc1_rate"] <= doc["sdc1_ci"][1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["per_bit"]) == {"29", "30", "31"}
+    assert (out / "sdc1.png").read_bytes()[:4] == b"\x89PNG"
+    # replaying the written list in the naive engine gives the same counts
+    code = main(["inject", "--faults", str(out / "faultlist.csv"), "--engine", "naive",
+                 "--images", "50", "--out", str(tmp_path / "replay"), "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["critical"] == doc["critical"]
+
+
+def test_activation_campaign_runs(tmp_path, capsys, fi_cache):  # noqa: F811
+    code = main(["inject", "--target", "activations", "--format", "fp16", "--fault", "stuck1",
+                 "--n-faults", "30", "--images", "20", "--out", str(tmp_path), "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["faults"] == 30
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--bits", "33"], "bit 33"),
+    (["--bits", "x"], "malformed bit list"),
+    (["--model", "nonet"], "nonet"),
+    (["--checkpoint", "missing.pt"], "checkpoint"),
+])
+def test_bad_flags_are_one_line_exit_2(tmp_path, capsys, fi_cache, argv, match):  # noqa: F811
+    code = main(["inject", "--n-faults", "3", "--out", str(tmp_path), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_fault_list_keeps_existing_results(tmp_path, capsys, fi_cache):  # noqa: F811
+    out = tmp_path / "run"
+    assert main(["inject", "--n-faults", "5", "--images", "10", "--out", str(out)]) == 0
+    before = (out / "results.csv").read_text()
+    bad = tmp_path / "bad.csv"
+    bad.write_text(",".join(faultlist.COLUMNS) + '\n0,classifier.9,"(0, 0)",3,,,,\n')
+    capsys.readouterr()
+    assert main(["inject", "--faults", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown layer" in err and str(bad) in err
+    assert (out / "results.csv").read_text() == before
+    other = ["inject", "--n-faults", "6", "--images", "10", "--out", str(out)]
+    assert main(other) == 2 and "different campaign" in capsys.readouterr().err
+    assert (out / "results.csv").read_text() == before
