@@ -24,7 +24,7 @@ Timeloop v3.0.3 for dense tensors:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from dse.arch.spec import Arch
 from dse.errors import InvalidMapping
@@ -64,7 +64,6 @@ class NestAnalysis:
     resident: dict[str, frozenset[str]]
     compute_cycles: int
     mac_instances: int
-    extra: dict[str, object] = field(default_factory=dict)
 
     def keepers(self, dataspace: str) -> list[str]:
         """Levels that hold ``dataspace``, outermost first."""
