@@ -30,20 +30,19 @@ def test_designs_lists_the_shipped_designs() -> None:
     assert "14x12" in done.stdout
 
 
-def test_show_prints_levels_fanouts_constraints_and_energies() -> None:
-    done = dse("show", "eyeriss_like")
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+def test_show_prints_levels_fanouts_constraints_and_energies(
+        capsys: pytest.CaptureFixture) -> None:
+    assert main(["designs", "show", "eyeriss_like"]) == 0
+    out = capsys.readouterr().out
     assert "inter_PE_column_spatial" in out and "14x1" in out and "1x12" in out
     assert "keep Inputs,Outputs; bypass Weights" in out
     assert "18.1838" in out  # shared_glb read energy, pJ per access
     assert "energies: builtin" in out
 
 
-def test_show_json_round_trips_the_arch_fields() -> None:
-    done = dse("show", "nvdla_like", "--json", "--variant", "pe_y=4")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
+def test_show_json_round_trips_the_arch_fields(capsys: pytest.CaptureFixture) -> None:
+    assert main(["designs", "show", "nvdla_like", "--json", "--variant", "pe_y=4"]) == 0
+    data = json.loads(capsys.readouterr().out)
     assert data["compute"]["instances"] == 32
     glb = next(lvl for lvl in data["levels"] if lvl["name"] == "cbuf")
     assert glb["depth"] == 8192 and glb["capacity_words"] == 8192 * 8
@@ -52,8 +51,7 @@ def test_show_json_round_trips_the_arch_fields() -> None:
 
 def test_native_writes_a_file_timeloop_reads(tmp_path: Path) -> None:
     out = tmp_path / "eyeriss.yaml"
-    done = dse("native", "eyeriss_like", "-o", str(out))
-    assert done.returncode == 0, done.stderr
+    assert main(["designs", "native", "eyeriss_like", "-o", str(out)]) == 0
     text = out.read_text()
     assert "ifmap_spad[1..168]" in text and "architecture_constraints" in text
 
