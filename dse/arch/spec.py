@@ -17,8 +17,11 @@ class Constraints:
     """Dataflow constraints Timeloop attaches to one level (all optional).
 
     ``factors`` maps a dim to ``(op, value)`` with op one of ``"="``, ``"<="``, ``">="``.
-    ``permutation`` lists dims outermost first (dims not listed are free, placed inside them);
-    ``split`` is Timeloop's X/Y split index for spatial permutations.
+    ``permutation`` lists dims outermost first (Timeloop's strings are innermost first and are
+    reversed on load). Timeloop pins the listed dims at the innermost positions in that order;
+    dims not listed are free and sit outside them.
+    ``split`` is Timeloop's X/Y split index for spatial permutations, counted from the innermost
+    end (the innermost ``split`` dims are X, the rest Y; see ``dse.arch.constraints.spatial_axes``).
     """
 
     temporal_factors: dict[str, tuple[str, int]] = field(default_factory=dict)

@@ -81,7 +81,11 @@ def _check_constraints(arch: Arch) -> None:
 
 
 def _rescale_words(arch: Arch, word_bits: int) -> None:
+    """Levels scale with the outermost level's word; the MAC's multiplier becomes ``word_bits``
+    (its adder keeps its ratio). The design's own word width is a no-op."""
     base = arch.levels[0].word_bits
+    if word_bits == base:
+        return
     for lvl in arch.levels:
         if lvl.dummy:
             continue
