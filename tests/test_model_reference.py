@@ -33,12 +33,15 @@ def load_problem(path: Path) -> Problem:
 
 
 @cache
-def _case(case: str, run: str = "model"):
+def _case(case: str, run: str = "model", spec: str = "native"):
+    """(root, problem, arch, mapping, file prefix) of one run; ``spec`` picks the native
+    timeloop_input.yaml of the run or the v0.4 inputs/arch.yaml (with components/)."""
     root = REFERENCE / "cases" / case
     prefix = "timeloop-model" if run == "model" else "timeloop-mapper"
     problem = load_problem(root / "inputs" / "problem.yaml")
-    arch = apply_ert(load_arch(root / run / "timeloop_input.yaml"),
-                     read_ert(root / run / f"{prefix}.ERT.yaml"))
+    arch_file = (root / run / "timeloop_input.yaml" if spec == "native"
+                 else root / "inputs" / "arch.yaml")
+    arch = apply_ert(load_arch(arch_file), read_ert(root / run / f"{prefix}.ERT.yaml"))
     mapping_file = root / run / ("mapping.yaml" if run == "model" else f"{prefix}.map.yaml")
     return root, problem, arch, read_mapping(mapping_file, arch, problem), prefix
 
@@ -51,8 +54,9 @@ def _table(name: str) -> list[dict[str, str]]:
 
 @needs_shared
 @pytest.mark.parametrize("case", CASES)
-def test_energy_cycles_and_counts_equal_timeloop(case):
-    root, problem, arch, mapping, _ = _case(case)
+@pytest.mark.parametrize("spec", ["native", "v04"])
+def test_energy_cycles_and_counts_equal_timeloop(case, spec):
+    root, problem, arch, mapping, _ = _case(case, "model", spec)
     stats = evaluate(problem, arch, mapping)
     summary = next(r for r in _table("summary.csv") if r["case"] == case and r["tool"] == "model")
     assert stats.energy_pJ == pytest.approx(float(summary["energy_pJ"]), rel=5e-3)
