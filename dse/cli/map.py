@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from dse.cli._common import print_json
+from dse.cli.evaluate import stats_document
 from dse.errors import InputError
 
 
@@ -60,35 +60,31 @@ def parse_objective(text: str) -> str | dict[str, float | str]:
     return out
 
 
-def stats_fields(stats: Any) -> dict[str, Any]:
-    """The model's result as plain JSON fields."""
-    return {"energy_pJ": stats.energy_pJ, "cycles": stats.cycles,
-            "utilization": stats.utilization, "macs": stats.macs, "edp": stats.edp,
-            "levels": [asdict(ls) for ls in stats.levels]}
-
-
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from dse.arch import apply_ert, load_arch, read_ert
-    from dse.mapper import search
-    from dse.model import write_mapping
-    from dse.problems import read_problem
-
     if args.time_limit is not None and args.time_limit <= 0:
         raise InputError("must be positive", field="--time-limit")
     if args.workers < 1:
         raise InputError("must be at least 1", field="--workers")
     objective = parse_objective(args.objective)
+
+    from tqdm import tqdm
+
+    from dse.arch import apply_ert, load_arch, read_ert
+    from dse.mapper import MapSpace, search
+    from dse.mapper.search import explain_empty
+    from dse.model import write_mapping
+    from dse.problems import read_problem
+
     arch = load_arch(args.arch)
     if args.ert:
         arch = apply_ert(arch, read_ert(args.ert))
     problem = read_problem(args.problem)
+    explain_empty(MapSpace(problem, arch))  # before the progress bar: errors stay one line
     with tqdm(desc="mapping", unit=" maps", leave=False) as bar:
         result = search(problem, arch, objective=objective, search=args.search,
                         time_limit=args.time_limit, seed=args.seed, victory=args.victory,
                         workers=args.workers, progress=bar.update)
-    doc = stats_fields(result.best_stats) | {
+    doc = stats_document(result.best_stats) | {
         "wall_s": result.wall_s, "visited": result.visited, "valid": result.valid,
         "evaluated": result.evaluated, "search": result.search,
         "pareto": [[s.energy_pJ, s.cycles] for _, s in result.pareto]}

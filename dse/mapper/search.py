@@ -660,7 +660,7 @@ def explain_empty(space: MapSpace) -> None:
         if not space.dim_options(k):
             fixed = [(space.arch.levels[s // 2].name, "temporal" if s % 2 == T else "spatial",
                       lo, hi) for s, b in enumerate(space.bounds) for lo, hi in [b[k]]
-                     if lo > 1 or hi < space.sizes[k]]
+                     if lo > 1 or 1 < hi < space.sizes[k]]
             text = ", ".join(f"{n} {kind} {d}" + (f"={lo}" if lo == hi else f" in [{lo},{hi}]")
                              for n, kind, lo, hi in fixed)
             raise InvalidMapping(f"dim {d}={space.sizes[k]} cannot be factored under the "
