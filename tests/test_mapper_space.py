@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from pathlib import Path
 
@@ -166,3 +167,21 @@ def test_buffer_too_small_for_any_tile_names_the_level() -> None:
     arch.levels[3].depth = 1  # reg keeps Weights and Outputs: 2 words at least
     with pytest.raises(InvalidMapping, match=r"^reg: .*capacity 1"):
         search(conv_problem(C=2, M=2), arch, workers=1, time_limit=5)
+
+
+def test_min_utilization_and_max_temporal_loops_restrict_every_point() -> None:
+    buffer = Constraints(max_temporal_loops=1)
+    arch = tiny_arch(buffer_depth=64, buffer=buffer)
+    arch.levels[3].constraints.min_utilization = 1.0  # all 4 PEs busy
+    problem = conv_problem(C=4, M=4, P=4)
+    space = MapSpace(problem, arch)
+    points = list(space.iter_points())
+    assert points
+    for p in points:
+        assert math.prod(math.prod(p.factors[2 * i + 1]) for i in range(space.nlev)) == 4
+        assert len(p.orders[1]) <= 1
+    free = MapSpace(problem, tiny_arch(buffer_depth=64))
+    assert len(points) < sum(1 for _ in free.iter_points())
+    result = search(problem, arch, search="hybrid", workers=1, max_evals=200, time_limit=30)
+    assert result.best_stats.utilization == 1.0
+    assert space.problem_with(space.from_mapping(result.best)) is None
