@@ -106,3 +106,44 @@ def test_expression_evaluator_allows_arithmetic_only() -> None:
     for bad in ("__import__('os')", "depth.__class__", "[1, 2]", "lambda: 1", "open('x')"):
         with pytest.raises(ExpressionError):
             evaluate(bad, scope)
+
+
+V04_MINIMAL = """
+architecture:
+  version: 0.4
+  nodes:
+  - !Container {name: system, attributes: {technology: "45nm"}}
+  - !Component {name: DRAM, class: DRAM, attributes: {width: 64, datawidth: 8}}
+  - !Component
+    name: buf
+    class: SRAM
+    attributes: {depth: "buf_kb * 1024 * 8 // 64", width: 64, datawidth: 8, n_banks: 4}
+  - !Container {name: PE, spatial: {meshX: 4, meshY: 2}}
+  - !Component
+    name: rf
+    class: regfile
+    spatial: {meshX: 2}
+    attributes: {depth: 16, width: 8, datawidth: 8}
+  - !Component {name: alu, class: my_mac, attributes: {width: 8}}
+variables: {buf_kb: 32}
+"""
+
+
+def test_v04_compound_mac_by_position_and_leaf_fanout(tmp_path: Path) -> None:
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "my_mac.yaml").write_text(
+        "compound_components:\n  version: 0.4\n  classes:\n"
+        "  - {name: my_mac, attributes: {width: must_specify}, subcomponents: [], actions: []}\n")
+    path = tmp_path / "arch.yaml"
+    path.write_text(V04_MINIMAL)
+    arch = load_arch(path)
+    assert [lvl.name for lvl in arch.levels] == ["DRAM", "buf", "inter_PE_spatial", "rf"]
+    assert arch.level("buf").depth == 4096 and arch.level("buf").n_banks == 4
+    assert arch.level("inter_PE_spatial").instances == 1
+    rf = arch.level("rf")
+    assert (rf.instances, rf.mesh_x, rf.mesh_y) == (16, 8, 2)
+    assert arch.compute.name == "alu" and arch.compute.instances == 16
+    assert arch.compute.technology == "45nm" and arch.level("DRAM").technology == "45nm"
+    path.write_text(V04_MINIMAL.replace("attributes: {width: 8}", "attributes: {}"))
+    with pytest.raises(InputError, match="alu.attributes.width"):
+        load_arch(path)

@@ -16,6 +16,8 @@ from dse.errors import InputError
 
 # Components Timeloop treats as the arithmetic (everything else in the tree is storage).
 COMPUTE_CLASSES = {"intmac", "fpmac", "mac", "compute", "lmac", "aladdin_multiplier"}
+STORAGE_CLASSES = {"DRAM", "SRAM", "regfile", "storage", "dummy_storage", "smartbuffer_SRAM",
+                   "smartbuffer_RF", "smartbuffer_metadata", "regfile_metadata", "buffer"}
 NETWORK_CLASSES = {"XY_NoC", "Legacy", "ReductionTree", "SimpleMulticast", "network"}
 # Attribute values timeloopfe writes when the user said nothing; dropped when at the default.
 BOOKKEEPING = {

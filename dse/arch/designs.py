@@ -145,7 +145,7 @@ def arch_from_design(doc: dict[str, Any], *, file: str, name: str | None = None)
     flat = _Flattener(file=file, classes={c: {} for c in BUILTIN_CLASSES}, variables={},
                       dims=tuple(doc.get("dims") or CONV_DIMS),
                       dataspaces=tuple(doc.get("dataspaces") or CONV_DATASPACES))
-    flat.walk(design_nodes(doc, file), "levels")
+    flat.run(design_nodes(doc, file), "levels")
     return _build.finish(str(doc.get("name") or name or Path(file).parent.name), flat.levels,
                          flat.compute, file=file)
 

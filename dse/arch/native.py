@@ -136,12 +136,11 @@ def native_dict(arch: Arch, *, keys: str = "hyphen") -> dict[str, Any]:
     """The native tree (flat, timeloopfe-style) plus ``architecture_constraints``."""
     local: list[dict[str, Any]] = [_storage_node(lvl) for lvl in arch.levels]
     local.append(_compute_node(arch.compute))
-    tech = arch.technology
     doc: dict[str, Any] = {
         "architecture": {
             "version": "0.4",
             "subtree": [{"name": "system_top_level",
-                         "attributes": {"technology": tech or "SET ME"}, "local": local}],
+                         "attributes": {"technology": "SET ME"}, "local": local}],
         },
     }
     targets = [t for lvl in arch.levels for t in native_targets(lvl.name, lvl.constraints)]
@@ -174,7 +173,8 @@ def _storage_node(lvl: StorageLevel) -> dict[str, Any]:
         if getattr(lvl, key) is not None:
             attrs[key] = _plain(getattr(lvl, key))
     attrs["multiple_buffering"] = _plain(lvl.multiple_buffering)
-    attrs["technology"] = lvl.technology if lvl.technology else -1
+    if lvl.technology or lvl.dummy:  # no node: inherit the top level's, as timeloopfe writes it
+        attrs["technology"] = lvl.technology if lvl.technology else -1
     attrs["meshX"], attrs["meshY"] = lvl.mesh_x, lvl.mesh_y
     extra = dict(lvl.attributes)
     node: dict[str, Any] = {"name": f"{lvl.name}[1..{lvl.instances}]",
@@ -191,7 +191,8 @@ def _compute_node(c: ComputeLevel) -> dict[str, Any]:
     attrs = dict(c.attributes)
     if "multiplier_width" not in attrs:
         attrs["datawidth"] = c.word_bits
-    attrs["technology"] = c.technology if c.technology else -1
+    if c.technology:
+        attrs["technology"] = c.technology
     attrs["meshX"], attrs["meshY"] = c.mesh_x, c.mesh_y
     return {"name": f"{c.name}[1..{c.instances}]", "class": c.component_class,
             "attributes": attrs, "required_actions": ["compute"]}

@@ -29,6 +29,8 @@ PRIMITIVE_CLASSES = {
     "DRAM", "SRAM", "storage", "dummy_storage", "compute", "aladdin_register", "aladdin_adder",
     "aladdin_multiplier", "aladdin_comparator", "aladdin_counter", "intadder", "intmultiplier",
     "register", "wire", "crossbar",
+    # compound classes dse's builtin estimator models itself (no components/ file needed)
+    "smartbuffer_SRAM", "smartbuffer_RF", "regfile", "intmac",
 }
 # Attributes the compound classes leave "must_specify" that come from the environment.
 ENVIRONMENT = {"technology", "global_cycle_seconds"}
@@ -72,6 +74,15 @@ def read_variables(directory: Path, doc: dict[str, Any]) -> dict[str, Any]:
     return scope
 
 
+def _components(nodes: Any):
+    """Every !Component in document order (through !Parallel / !Hierarchical)."""
+    for node in nodes if isinstance(nodes, list) else []:
+        if isinstance(node, dict) and node.get(TAG_KEY) == "Component":
+            yield node
+        elif isinstance(node, dict):
+            yield from _components(node.get("nodes"))
+
+
 def load_v04(path: str | Path, name: str | None = None, *,
              dims: tuple[str, ...] = CONV_DIMS,
              dataspaces: tuple[str, ...] = CONV_DATASPACES) -> Arch:
@@ -84,7 +95,7 @@ def load_v04(path: str | Path, name: str | None = None, *,
     variables = read_variables(path.parent, doc)
     flat = _Flattener(file=str(path), classes=classes, variables=variables, dims=dims,
                       dataspaces=dataspaces)
-    flat.walk(doc["architecture"]["nodes"], "architecture.nodes")
+    flat.run(doc["architecture"]["nodes"], "architecture.nodes")
     return _build.finish(name or path.stem, flat.levels, flat.compute, file=str(path))
 
 
@@ -100,6 +111,13 @@ class _Flattener:
     inherited: dict[str, Any] = field(default_factory=dict)
     levels: list[StorageLevel] = field(default_factory=list)
     compute: ComputeLevel | None = None
+    last_leaf: int | None = None  # id() of the innermost component: the MAC unless it has a depth
+
+    def run(self, nodes: Any, where: str) -> None:
+        """Flatten a whole node list (the innermost component is the compute unit)."""
+        leaves = list(_components(nodes))
+        self.last_leaf = id(leaves[-1]) if leaves else None
+        self.walk(nodes, where)
 
     def walk(self, nodes: Any, where: str) -> None:
         if not isinstance(nodes, list):
@@ -159,9 +177,10 @@ class _Flattener:
                 temporal_factors={d: ("=", 1) for d in self.dims},
                 temporal_permutation=tuple(reversed(self.dims)),
                 bypass=self.dataspaces))
-        apply_v04(dummy.constraints, {"spatial": (node.get("constraints") or {}).get("spatial")}
-                  if (node.get("constraints") or {}).get("spatial") else None,
-                  spatial_ok=True, file=self.file, field=f"{where}.constraints")
+        spatial = (node.get("constraints") or {}).get("spatial")
+        if spatial:
+            apply_v04(dummy.constraints, {"spatial": spatial}, spatial_ok=True, file=self.file,
+                      field=f"{where}.constraints")
         pin_unit_factors(dummy.constraints)
         self.levels.append(dummy)
         self.instances *= mx * my
@@ -208,7 +227,8 @@ class _Flattener:
                              field=where)
         kw = dict(instances=self.instances, mesh_x=self.mesh[0], mesh_y=self.mesh[1],
                   file=self.file, field=where)
-        if _build.is_compute(cls):
+        innermost = id(node) == self.last_leaf and "depth" not in attrs
+        if _build.is_compute(cls) or (innermost and cls not in _build.STORAGE_CLASSES):
             self.compute = _build.make_compute(name, cls, attrs, **kw)
             return
         level = _build.make_storage(name, cls, attrs, **kw)
