@@ -156,3 +156,21 @@ def test_output_patches_agree_and_golden_values_are_masked(resnet):
     assert a[0] == Outcome.MASKED and a[0] == "masked"
     assert len(a) == 1 + sum(len(images) if p[0] is None else 1 for p in patches[1:])
     assert "critical" in a and "non_critical" in a
+
+
+def test_fast_matches_naive_on_torchvision_mobilenet_v2_and_deeplabv3():
+    from torchvision.models import mobilenet_v2
+    from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
+
+    torch.manual_seed(0)
+    nets = [(mobilenet_v2(num_classes=10), torch.randn(3, 3, 32, 32)),
+            (deeplabv3_mobilenet_v3_large(num_classes=4, weights=None, weights_backbone=None),
+             torch.randn(2, 3, 48, 48))]
+    for i, (model, images) in enumerate(nets):
+        model.eval()
+        assert FastEngine(model, images).graph is not None  # traced, not the fallback
+        shapes = tensor_shapes(model, fault_layers(model)[:8], "activations", images)
+        faults = weight_faults(model, 16, "fp32", "bitflip", i)
+        faults += activation_faults(shapes, 8, "bf16", "bitflip", i, len(images))
+        codes = _agree(model, images, faults)
+        assert (codes == 0).any() and (codes > 0).any()

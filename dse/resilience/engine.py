@@ -7,7 +7,9 @@ and return the same :class:`EngineResult`.
 different batch size, so a row's result can change in the last bit with the batch it is computed
 in (measured here: a batch of 1 and small Linear batches differ from a batch of 100). Both engines
 therefore run every operation on exactly ``block`` rows, padding the last chunk with copies of its
-first row. Rows never interact (eval mode), so a row's result depends only on its own values.
+first row, and hand it operands laid out with the strides the reference run had (kernels also
+choose by strides: a 1-channel NCHW tensor can pass for channels-last). Rows never interact (eval
+mode), so a row's result then depends only on its own values.
 
 **NaiveEngine** corrupts the model (weights in place, or a forward hook that replaces output
 elements), re-runs the whole network on every image, and restores it.
@@ -23,12 +25,12 @@ Further savings, all exact:
 
 - a weight fault recomputes only the faulty layer's output (for Conv2d / Linear only the one output
   channel the weight feeds, with the same op on the cached layer input -- used only for layers where
-  a check at start-up shows the one-channel op is bit-identical to the full layer, else the full
-  layer is recomputed);
+  a check at first use shows the one-channel op is bit-identical to the full layer, else the full
+  layer is recomputed; a delta added to the golden output would not be bit-identical);
 - many faults of one layer run together: their (fault, image) rows are stacked along the batch dim;
-- a row stops as soon as it is masked: after every node, rows whose live values (the computed
-  downstream nodes still to be read) are all bit-identical to golden are classified masked and
-  dropped. The first check is on the faulty layer's own output.
+- a (fault, image) row whose faulty layer output is bit-identical to golden is masked and never
+  runs further. (Looking again after later nodes -- ReLUs, pools -- was measured on ResNet-20: the
+  comparisons cost more than the few rows they drop, so it is not done.)
 
 If the model cannot be traced, or the faulty layer is called more than once per forward, the fast
 engine falls back to the naive path for those faults (still exact, not faster).
@@ -54,8 +56,6 @@ from dse.resilience.faults import Fault, faulty_activation, faulty_weight, layer
 from dse.resilience.outcomes import CODES, NOT_RUN, classify, rows_identical
 
 Patch = tuple  # (image | None, positions LongTensor (K,), values Tensor (K,) or (N, K))
-_MASKING = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
-            nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.Dropout)
 
 
 @dataclass
@@ -341,7 +341,9 @@ class FastEngine(NaiveEngine):
                     chunks[n].append(v[:r].clone())
                 elif not chunks[n]:
                     chunks[n].append(v)
-        self.cache = {n: torch.cat(c) if self.batched[n] else c[0] for n, c in chunks.items()}
+        self.cache = {n: _strided(torch.cat(c), self.strides[n]) if self.batched[n] else c[0]
+                      for n, c in chunks.items()}
+        self._all = torch.arange(self.n)
         out = next(n for n in self.nodes if n.op == "output")
         if not rows_identical(output_tensor(self.cache[out]), self.golden).all():
             self.graph = None  # the traced graph does not reproduce eager bits: stay naive
@@ -368,98 +370,99 @@ class FastEngine(NaiveEngine):
         node = self._node_of(path)
         return self.cache[node] if node is not None else super().layer_output(path)
 
-    def _masks(self, n: fx.Node) -> bool:
-        """Whether to look for masked rows after node ``n``: after clipping and pooling, where
-        differences vanish; other nodes rarely mask, and each look costs a pass over the rows."""
-        return n.op == "call_module" and isinstance(self._mods[n.target], _MASKING)
-
     def _node_of(self, path: str) -> fx.Node | None:
         calls = self._calls.get(path, []) if self.graph is not None else []
         return calls[0] if len(calls) == 1 else None
 
     # -- running rows ----------------------------------------------------------------------------
-    def _run_rows(self, n: fx.Node, env: dict, imgs: torch.Tensor) -> Any:
-        """Node ``n`` for the rows whose images are ``imgs``: downstream inputs from ``env``,
-        the rest from the golden cache; in chunks of exactly ``block`` rows."""
-        m = len(imgs)
-        full = {a: (env[a] if a in env else self.cache[a][imgs] if self.batched[a]
-                    else self.cache[a]) for a in n.all_input_nodes}
+    def _gold_chunk(self, a: fx.Node, imgs: torch.Tensor) -> torch.Tensor:
+        """Golden output of node ``a`` for ``imgs`` as one padded chunk laid out as in eager."""
+        if len(imgs) == self.n == self.block and torch.equal(imgs, self._all):
+            return self.cache[a]
+        return _strided(_pad(self.cache[a][imgs], self.block), self.strides[a])
+
+    def _run_chunks(self, n: fx.Node, env: dict, chunks: list[torch.Tensor]) -> list:
+        """Node ``n`` on each chunk of rows (image ids ``chunks[j]``): inputs downstream of the
+        fault from ``env`` (lists of padded chunks), the rest from the golden cache."""
         outs = []
-        for sl in _chunks(m, self.block):
-            def fetch(a, sl=sl):
-                if not self.batched[a]:
-                    return full[a]
-                return _strided(_pad(full[a][sl], self.block), self.strides[a])
+        for j, imgs in enumerate(chunks):
+            def fetch(a, j=j, imgs=imgs):
+                if a in env:
+                    return env[a][j]
+                return self._gold_chunk(a, imgs) if self.batched[a] else self.cache[a]
 
             with torch.no_grad():
                 outs.append(self._call(n, fetch))
-        if n.op == "output":
-            return torch.cat([output_tensor(o)[: sl.stop - sl.start] for o, sl in
-                              zip(outs, _chunks(m, self.block), strict=True)])
-        if self.batched[n]:
-            return torch.cat([o[: sl.stop - sl.start] for o, sl in
-                              zip(outs, _chunks(m, self.block), strict=True)])
-        return outs[0]
+        return outs
 
-    def _propagate(self, start: fx.Node, imgs: torch.Tensor,
-                   values: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def _split(self, values: torch.Tensor, node: fx.Node) -> list[torch.Tensor]:
+        return [_strided(_pad(values[sl], self.block), self.strides[node])
+                for sl in _chunks(len(values), self.block)]
+
+    def _run_rows(self, n: fx.Node, imgs: torch.Tensor) -> torch.Tensor:
+        """Node ``n`` on golden inputs for images ``imgs`` (rows stacked, padding dropped)."""
+        chunks = [imgs[sl] for sl in _chunks(len(imgs), self.block)]
+        outs = self._run_chunks(n, {}, chunks)
+        return torch.cat([o[: len(c)] for o, c in zip(outs, chunks, strict=True)])
+
+    def _propagate(self, start: fx.Node, imgs: torch.Tensor, values: torch.Tensor, *,
+                   check_start: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Outcome of rows whose ``start`` node output is ``values`` (golden elsewhere)."""
         plan = self._plans.get(start) or self._plans.setdefault(start, _Plan(self.nodes, start))
         m = len(imgs)
         codes = np.zeros(m, dtype=np.int8)  # 0 = masked, kept for rows dropped early
         buckets = np.full(m, -1, dtype=np.int8)
-        alive = torch.arange(m)
-        env: dict[fx.Node, Any] = {start: values}
-        live = {start}
-        for k in range(-1, len(plan.order)):
-            if k >= 0:
-                n = plan.order[k]
-                env[n] = self._run_rows(n, env, imgs[alive])
-                if n.op == "output":
-                    c, b = classify(self.golden[imgs[alive]], env[n])
-                    codes[alive.numpy()], buckets[alive.numpy()] = c, b
-                    break
-                live = {a for a in live | {n} if plan.last_use[a] > k}
-                env = {a: env[a] for a in live}
-            if (k < 0 or self._masks(plan.order[k])) and all(self.batched[a] for a in live):
-                same = torch.ones(len(alive), dtype=torch.bool)
-                for a in live:
-                    same &= rows_identical(env[a], self.cache[a][imgs[alive]])
-                if same.any():
-                    keep = (~same).nonzero().flatten()
-                    alive = alive[keep]
-                    if len(alive) == 0:
-                        break
-                    env = {a: env[a][keep] for a in live}
+        if check_start:  # rows whose layer output is golden are masked: never run them
+            alive = (~rows_identical(values, self.cache[start][imgs])).nonzero().flatten()
+        else:
+            alive = torch.arange(m)
+        rows = [alive[sl] for sl in _chunks(len(alive), self.block)]  # row ids per chunk
+        chunks = [imgs[r] for r in rows]
+        env: dict[fx.Node, list] = {start: self._split(values[alive], start)}
+        for k, n in enumerate(plan.order):
+            if not rows:
+                break
+            out = self._run_chunks(n, env, chunks)
+            if n.op == "output":
+                for r, c, o in zip(rows, chunks, out, strict=True):
+                    codes[r.numpy()], buckets[r.numpy()] = classify(
+                        self.golden[c], output_tensor(o)[: len(c)])
+                break
+            env[n] = out
+            env = {a: v for a, v in env.items() if plan.last_use[a] > k}
         return codes, buckets
 
     # -- faults ----------------------------------------------------------------------------------
-    def _faulty_start(self, node: fx.Node, fault: Fault, imgs: torch.Tensor) -> torch.Tensor:
-        """The faulty layer's output for ``imgs`` under weight fault ``fault``, computed exactly as
-        a full re-inference would compute it."""
+    def _faulty_start(self, node: fx.Node, fault: Fault,
+                      imgs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images whose faulty layer output differs from golden, that output), computed exactly
+        as a full re-inference computes it."""
         module = layer_module(self.model, fault.layer)
         faulty = faulty_weight(module, fault)
-        golden = self.cache[node][imgs]
         if self._channel_exact(node, module):
             ch = fault.index[0]
-            return golden.index_copy(1, torch.tensor([ch]),
-                                     self._one_channel(node, module, faulty, ch, imgs))
+            new = self._one_channel(node, module, faulty, ch, imgs)
+            changed = ~rows_identical(new, self.cache[node][imgs, ch : ch + 1])
+            imgs = imgs[changed]
+            return imgs, self.cache[node][imgs].index_copy(1, torch.tensor([ch]), new[changed])
         saved = module.weight.data
         module.weight.data = faulty
         try:
-            return self._run_rows(node, {}, imgs)
+            values = self._run_rows(node, imgs)
         finally:
             module.weight.data = saved
+        changed = ~rows_identical(values, self.cache[node][imgs])
+        return imgs[changed], values[changed]
 
     def _one_channel(self, node: fx.Node, module: nn.Module, weight: torch.Tensor, ch: int,
                      imgs: torch.Tensor) -> torch.Tensor:
         """Output channel ``ch`` of a Conv2d / Linear with ``weight``, from the cached input."""
-        x = self.cache[node.all_input_nodes[0]][imgs]
+        src = node.all_input_nodes[0]
         bias = None if module.bias is None else module.bias.detach()[ch : ch + 1]
         w = weight[ch : ch + 1]
         outs = []
         for sl in _chunks(len(imgs), self.block):
-            xb = _strided(_pad(x[sl], self.block), self.strides[node.all_input_nodes[0]])
+            xb = self._gold_chunk(src, imgs[sl])
             with torch.no_grad():
                 if isinstance(module, nn.Conv2d):
                     y = module._conv_forward(xb, w, bias)
@@ -470,19 +473,22 @@ class FastEngine(NaiveEngine):
 
     def _channel_exact(self, node: fx.Node, module: nn.Module) -> bool:
         """Whether recomputing one output channel reproduces the full layer's bits (checked on
-        every channel of the golden run's first chunk, once per layer)."""
+        the first, a middle and the last channel of the golden run, once per layer; the kernel
+        choice depends on shapes, not on which channel)."""
         key = node.target
         if key not in self._channel_ok:
             ok = (isinstance(module, (nn.Conv2d, nn.Linear)) and len(node.all_input_nodes) == 1
                   and not node.kwargs and self.batched[node.all_input_nodes[0]]
                   and module.weight.dim() >= 2
-                  and (isinstance(module, nn.Linear) or module.padding_mode == "zeros"))
+                  and (isinstance(module, nn.Linear)
+                       or (module.padding_mode == "zeros" and module.groups == 1)))
             if ok:
                 imgs = torch.arange(min(self.n, self.block))
                 w = module.weight.detach()
                 gold = self.cache[node][imgs]
-                ok = all(rows_identical(self._one_channel(node, module, w, c, imgs)[:, 0],
-                                        gold[:, c]).all() for c in range(w.shape[0]))
+                chans = sorted({0, w.shape[0] // 2, w.shape[0] - 1})
+                ok = all(rows_identical(self._one_channel(node, module, w, c, imgs),
+                                        gold[:, c : c + 1]).all() for c in chans)
             self._channel_ok[key] = bool(ok)
         return self._channel_ok[key]
 
@@ -493,6 +499,7 @@ class FastEngine(NaiveEngine):
         by_layer: dict[tuple[str, str], list[int]] = defaultdict(list)
         for f, fault in enumerate(faults):
             by_layer[(fault.target, fault.layer)].append(f)
+            codes[f, self._images_of(fault)] = 0  # masked unless found otherwise below
         bar = tqdm(total=len(faults), disable=not progress, unit="fault")
         for (target, layer), members in by_layer.items():
             layer_module(self.model, layer)
@@ -506,18 +513,22 @@ class FastEngine(NaiveEngine):
             rows = 0
             for f in [*members, None]:
                 if f is not None:
-                    fault = faults[f]
-                    imgs = torch.as_tensor(self._images_of(fault))
+                    imgs = torch.as_tensor(self._images_of(faults[f]))
                     if target == "weights":
-                        vals = self._faulty_start(node, fault, imgs)
+                        imgs, vals = self._faulty_start(node, faults[f], imgs)
                     else:
-                        prows, _ = _patch_rows(self.fault_patches(fault), self.n)
+                        prows, _ = _patch_rows(self.fault_patches(faults[f]), self.n)
                         vals = _apply_patches(self.cache[node][imgs], prows)
-                    group.append((f, imgs, vals))
-                    rows += len(imgs)
+                        same = rows_identical(vals, self.cache[node][imgs])
+                        imgs, vals = imgs[~same], vals[~same]
+                    if len(imgs):
+                        group.append((f, imgs, vals))
+                        rows += len(imgs)
+                    else:
+                        bar.update(1)
                 if group and (f is None or rows >= self.max_rows):
-                    imgs = torch.cat([g[1] for g in group])
-                    c, b = self._propagate(node, imgs, torch.cat([g[2] for g in group]))
+                    c, b = self._propagate(node, torch.cat([g[1] for g in group]),
+                                           torch.cat([g[2] for g in group]), check_start=False)
                     at = 0
                     for g_f, g_imgs, _ in group:
                         sl = slice(at, at + len(g_imgs))
@@ -537,7 +548,7 @@ class FastEngine(NaiveEngine):
         rows, _ = _patch_rows(patches, self.n)
         codes = np.empty(len(rows), dtype=np.int8)
         buckets = np.empty(len(rows), dtype=np.int8)
-        step = max(1, self.max_rows)
+        step = self.max_rows
         for s in tqdm(range(0, len(rows), step), disable=not progress, unit="chunk"):
             part = rows[s : s + step]
             imgs = torch.tensor([r[0] for r in part])
