@@ -14,16 +14,7 @@ from dse.cli import main
 CASE = CASES[0] if CASES else ""
 
 
-def _have_read_problem() -> bool:
-    try:
-        from dse.problems import read_problem  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-pytestmark = [needs_shared, pytest.mark.skipif(not _have_read_problem(),
-                                               reason="dse.problems.read_problem not available")]
+pytestmark = needs_shared
 
 
 def _args(case: str, mapping=None) -> list[str]:

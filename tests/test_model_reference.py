@@ -9,27 +9,17 @@ runs on edited mappings) pin the loop-order rules the 20 cases alone cannot tell
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from functools import cache
-from pathlib import Path
 
 import pytest
-import yaml
 from conftest import CASES, REFERENCE, needs_shared
 
 from dse.arch import apply_ert, load_arch, read_ert
 from dse.model import analyze, evaluate, parse_stats_txt, read_map_txt, read_mapping
 from dse.model.mapfile import read_stats_fields
 from dse.model.mapping import Loop
-from dse.problems.problem import Problem, conv_problem
-
-
-def load_problem(path: Path) -> Problem:
-    try:
-        from dse.problems import read_problem
-    except ImportError:  # the problems package's reader has not landed yet
-        inst = yaml.safe_load(path.read_text())["problem"]["instance"]
-        return conv_problem(**{k: int(v) for k, v in inst.items()})
-    return read_problem(path)
+from dse.problems import read_problem
 
 
 @cache
@@ -38,7 +28,7 @@ def _case(case: str, run: str = "model", spec: str = "native"):
     timeloop_input.yaml of the run or the v0.4 inputs/arch.yaml (with components/)."""
     root = REFERENCE / "cases" / case
     prefix = "timeloop-model" if run == "model" else "timeloop-mapper"
-    problem = load_problem(root / "inputs" / "problem.yaml")
+    problem = read_problem(root / "inputs" / "problem.yaml")
     arch_file = (root / run / "timeloop_input.yaml" if spec == "native"
                  else root / "inputs" / "arch.yaml")
     arch = apply_ert(load_arch(arch_file), read_ert(root / run / f"{prefix}.ERT.yaml"))
@@ -153,8 +143,8 @@ def test_dilation_one_window_steps_reuse_columns_e2():
     if EYERISS_ASPP not in CASES:
         pytest.skip(f"{EYERISS_ASPP} not in the reference set")
     _, problem, arch, mapping, _ = _case(EYERISS_ASPP)
-    problem = conv_problem(**problem.instance, **{**problem.coefficients, "Wdilation": 1,
-                                                  "Hdilation": 1})
+    problem = replace(problem, coefficients={**problem.coefficients, "Wdilation": 1,
+                                             "Hdilation": 1})
     stats = evaluate(problem, arch, mapping)
     assert _counts(stats, "DRAM", "Inputs")[0] == 7884800
     assert _counts(stats, "shared_glb", "Inputs")[0] == 80289792
