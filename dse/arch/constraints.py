@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from dse.arch._yaml import norm_key, norm_keys
+from dse.arch._yaml import norm_keys
 from dse.arch.spec import Constraints
 from dse.errors import InputError
 
@@ -216,6 +216,6 @@ def canonical(c: Constraints, unit_dims: Iterable[str] = ()) -> dict[str, Any]:
     }
 
 
-__all__ = ["apply_target", "apply_v04", "canonical", "native_targets", "norm_key",
+__all__ = ["apply_target", "apply_v04", "canonical", "native_targets",
            "parse_factors", "parse_permutation", "pin_unit_factors", "spatial_axes",
            "timeloop_permutation"]

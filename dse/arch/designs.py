@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from dse.arch import _build
-from dse.arch._yaml import TAG_KEY, load_yaml
+from dse.arch._yaml import TAG_KEY
 from dse.arch.spec import Arch
-from dse.arch.v04 import CONV_DATASPACES, CONV_DIMS, _Flattener
+from dse.arch.v04 import CONV_DATASPACES, CONV_DIMS, Flattener
 from dse.errors import InputError
 
 FORMAT_KEY = "dse_design"
@@ -142,18 +142,9 @@ def arch_from_design(doc: dict[str, Any], *, file: str, name: str | None = None)
     if doc.get(FORMAT_KEY) != 1:
         raise InputError(f"unsupported {FORMAT_KEY} version {doc.get(FORMAT_KEY)!r} (expected 1)",
                          file=file, field=FORMAT_KEY)
-    flat = _Flattener(file=file, classes={c: {} for c in BUILTIN_CLASSES}, variables={},
+    flat = Flattener(file=file, classes={c: {} for c in BUILTIN_CLASSES}, variables={},
                       dims=tuple(doc.get("dims") or CONV_DIMS),
                       dataspaces=tuple(doc.get("dataspaces") or CONV_DATASPACES))
     flat.run(design_nodes(doc, file), "levels")
     return _build.finish(str(doc.get("name") or name or Path(file).parent.name), flat.levels,
                          flat.compute, file=file)
-
-
-def load_design(path: str | Path) -> Arch:
-    path = Path(path)
-    doc = load_yaml(path)
-    if not is_design(doc):
-        raise InputError(f"not a dse design (no '{FORMAT_KEY}:' key)", file=path,
-                         field=FORMAT_KEY)
-    return arch_from_design(doc, file=str(path))

@@ -23,7 +23,7 @@ def component_key(accelergy_name: str) -> str:
 
 
 def read_ert(path: str | Path) -> dict[str, dict[str, float]]:
-    """Read an Accelergy ERT YAML (``ERT: {tables: [...]}`` or the older flat form) into
+    """Read an Accelergy ERT YAML (``ERT: {tables: [...]}``, or the ``tables`` block alone) into
     ``{component: {action: pJ}}``. With several argument variants of one action the first
     (Accelergy's default arguments) is kept."""
     doc = load_yaml(path)

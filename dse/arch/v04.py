@@ -93,14 +93,14 @@ def load_v04(path: str | Path, name: str | None = None, *,
         raise InputError("no 'architecture: nodes:' list found", file=path, field="architecture")
     classes = read_components(path.parent / "components")
     variables = read_variables(path.parent, doc)
-    flat = _Flattener(file=str(path), classes=classes, variables=variables, dims=dims,
+    flat = Flattener(file=str(path), classes=classes, variables=variables, dims=dims,
                       dataspaces=dataspaces)
     flat.run(doc["architecture"]["nodes"], "architecture.nodes")
     return _build.finish(name or path.stem, flat.levels, flat.compute, file=str(path))
 
 
 @dataclass
-class _Flattener:
+class Flattener:
     file: str
     classes: dict[str, dict[str, Any]]
     variables: dict[str, Any]
