@@ -77,3 +77,17 @@ def test_missing_mapping_file_is_one_line(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "none.yaml" in proc.stderr
+
+
+@pytest.mark.parametrize("arch", ["design", "v04"])
+def test_arch_by_design_name_or_v04_file(arch, capsys):
+    root = REFERENCE / "cases" / CASE
+    args = _args(CASE)
+    args[2] = CASE.split("__")[0] if arch == "design" else str(root / "inputs" / "arch.yaml")
+    del args[3:5]  # no --ert: the design's own energies
+    assert main(args + ["--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = _levels_csv(CASE)
+    assert {(lv["level"], lv["dataspace"]) for lv in doc["levels"]} == set(rows) - {
+        ("mac", "(compute)")}
+    assert doc["energy_pJ"] > 0 and doc["macs"] == int(rows[("mac", "(compute)")]["computes"])
