@@ -99,3 +99,16 @@ def test_variant_breaking_a_constraint_is_one_line_exit_2(tmp_path: Path) -> Non
     line = done.stderr.strip()
     assert "\n" not in line and "bad_design.yaml" in line
     assert "inter_mac_cell_spatial.constraints" in line and "fanout" in line
+
+
+def test_ert_writes_accelergy_tables_that_load_back(tmp_path: Path) -> None:
+    from dse.arch import load_arch
+
+    prefix = tmp_path / "timeloop-model"
+    assert main(["designs", "ert", "nvdla_like", "-o", str(prefix)]) == 0
+    assert main(["designs", "native", "nvdla_like", "-o", str(tmp_path / "arch.yaml")]) == 0
+    built = load_arch("nvdla_like")
+    again = load_arch(tmp_path / "arch.yaml")  # picks up the ERT/ART beside it, as Timeloop does
+    assert again.energy_source == "ERT file"
+    for a, b in zip([*built.levels, built.compute], [*again.levels, again.compute], strict=True):
+        assert a.energy == b.energy and a.area_um2 == b.area_um2

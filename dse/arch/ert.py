@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import yaml
+
 from dse.arch._build import split_name
 from dse.arch._yaml import load_yaml
 from dse.arch.spec import Arch
@@ -89,4 +91,41 @@ def apply_art(arch: Arch, art: dict[str, float]) -> Arch:
     for node in [*out.levels, out.compute]:
         if node.name in art:
             node.area_um2 = art[node.name]
+    return out
+
+
+def _accelergy_name(name: str, instances: int) -> str:
+    return f"system_top_level.{name}[1..{instances}]"
+
+
+def ert_dict(arch: Arch) -> dict:
+    """The Accelergy ERT document for ``arch``'s energies (the names timeloopfe gives)."""
+    tables = [{"name": _accelergy_name(node.name, node.instances),
+               "actions": [{"name": a, "arguments": {}, "energy": float(e)}
+                           for a, e in node.energy.items()]}
+              for node in [*arch.levels, arch.compute] if node.energy]
+    return {"ERT": {"version": "0.4", "tables": tables}}
+
+
+def art_dict(arch: Arch) -> dict:
+    """The Accelergy ART document (area per instance, µm²) for components with a known area."""
+    tables = [{"name": _accelergy_name(node.name, node.instances), "area": float(node.area_um2)}
+              for node in [*arch.levels, arch.compute] if node.area_um2 is not None]
+    return {"ART": {"version": "0.4", "tables": tables}}
+
+
+def write_tables(arch: Arch, prefix: str | Path) -> list[Path]:
+    """Write ``<prefix>.ERT.yaml`` and (when areas are known) ``<prefix>.ART.yaml``, the files
+    Timeloop reads from Accelergy. Each is written to a temporary name, then moved in place."""
+    prefix = Path(prefix)
+    out = []
+    for suffix, doc in ((".ERT.yaml", ert_dict(arch)), (".ART.yaml", art_dict(arch))):
+        root = next(iter(doc.values()))
+        if not root["tables"]:
+            continue
+        path = prefix.with_name(prefix.name + suffix)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+        tmp.replace(path)
+        out.append(path)
     return out

@@ -14,8 +14,10 @@ from dse.errors import InputError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("designs", help="list / show accelerator designs",
                               description=__doc__)
-    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "native"],
-                   help="list (default), show NAME, or native NAME -o FILE")
+    p.add_argument("action", nargs="?", default="list",
+                   choices=["list", "show", "native", "ert"],
+                   help="list (default), show NAME, native NAME -o FILE (Timeloop's tree form), "
+                   "or ert NAME -o PREFIX (Accelergy-format PREFIX.ERT.yaml / PREFIX.ART.yaml)")
     p.add_argument("design", nargs="?", help="design name, dse design file, v0.4 arch.yaml or "
                    "native Timeloop YAML")
     p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="auto (default), builtin, none, or an Accelergy ERT file")
     p.add_argument("--keys", default="hyphen", choices=["hyphen", "underscore"],
                    help="key spelling for 'native' (Timeloop v3.0: hyphen)")
-    p.add_argument("-o", "--output", help="output file for 'native'")
+    p.add_argument("-o", "--output", help="output file for 'native', prefix for 'ert'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -66,6 +68,7 @@ def _load(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from dse.arch import list_designs, load_arch, write_native
+    from dse.arch.ert import write_tables
 
     if args.action == "list":
         rows = []
@@ -83,11 +86,15 @@ def run(args: argparse.Namespace) -> int:
                       f"{' > '.join(r['levels'])}")
         return 0
     arch = _load(args)
-    if args.action == "native":
+    if args.action in ("native", "ert"):
         if not args.output:
-            raise InputError("'native' needs -o FILE", field="--output")
-        write_native(arch, args.output, keys=args.keys)
-        print(f"wrote {args.output}")
+            raise InputError(f"'{args.action}' needs -o", field="--output")
+        if args.action == "native":
+            paths = [write_native(arch, args.output, keys=args.keys)]
+        else:
+            paths = write_tables(arch, args.output)
+        for path in paths:
+            print(f"wrote {path}")
         return 0
     if args.json:
         data = asdict(arch)
