@@ -129,6 +129,10 @@ def _constraints(lvl) -> str:
     return "; ".join(parts)
 
 
+def _area(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
 def describe(arch) -> list[str]:
     """Human-readable summary: one row per level, then the energy table."""
     c = arch.compute
@@ -145,11 +149,12 @@ def describe(arch) -> list[str]:
     lines.append(f"{c.name:<24}{c.component_class:<18}{c.instances:>6}{'':>8}{'':>8}{'':>6}"
                  f"{c.word_bits:>5}")
     lines += ["", f"{'energy (pJ/access)':<24}{'read':>12}{'write':>12}{'update':>12}"
-              f"{'leak':>12}"]
+              f"{'leak':>12}{'area um2':>14}"]
     for lvl in arch.levels:
         e = lvl.energy
         lines.append(f"{lvl.name:<24}" + "".join(f"{e.get(a, float('nan')):>12.6g}"
-                                                 for a in ("read", "write", "update", "leak")))
+                                                 for a in ("read", "write", "update", "leak"))
+                     + f"{_area(lvl.area_um2):>14}")
     lines.append(f"{c.name + ' (compute)':<24}{c.energy.get('compute', float('nan')):>12.6g}"
-                 f"{'':>24}{c.energy.get('leak', float('nan')):>12.6g}")
+                 f"{'':>24}{c.energy.get('leak', float('nan')):>12.6g}{_area(c.area_um2):>14}")
     return lines
