@@ -169,6 +169,14 @@ def evaluate_batch(problem: Problem, arch: Arch, mappings: Sequence[Mapping], *,
 def evaluate_arrays(problem: Problem, arch: Arch, arrays: MappingArrays, *,
                     extrapolate: bool = True) -> BatchResult:
     """Evaluate a batch given in array form (the mapper's entry point)."""
+    n_l, n_d, n_s = len(arch.levels), len(problem.dimensions), len(problem.dataspaces)
+    for name, arr, tail in (("temporal", arrays.temporal, (n_l, n_d)),
+                            ("spatial_x", arrays.spatial_x, (n_l, n_d)),
+                            ("spatial_y", arrays.spatial_y, (n_l, n_d)),
+                            ("order", arrays.order, (n_l, n_d)), ("keep", arrays.keep, (n_l, n_s))):
+        if arr.ndim != 3 or arr.shape[1:] != tail or arr.shape[0] != len(arrays):
+            raise ValueError(f"MappingArrays.{name} has shape {arr.shape}, expected "
+                             f"({len(arrays)}, {tail[0]}, {tail[1]})")
     ctx = _Context(problem, arch)
     ctx.extrapolate = extrapolate
     parts = [_evaluate_chunk(ctx, arrays.take(slice(i, i + CHUNK)))
