@@ -100,6 +100,8 @@ class MapSpace:
         self.min_util = max((lvl.constraints.min_utilization for lvl in arch.levels), default=0.0)
         self.rank_sets = _rank_sets(problem)
         self.min_outer = self._min_outer()
+        self._bounded = [i for i in range(self.nlev) if self.capacity[i] is not None
+                         and any(self.keep_options[i])]
         index = {d: k for k, d in enumerate(self.dims)}
         self._ranks = {ds.name: [[(index[d], problem.coefficient(c)) for d, c in rank]
                                  for rank in ds.projection] for ds in problem.dataspaces}
@@ -303,7 +305,7 @@ class MapSpace:
     def _fits_outward(self, factors, keeps, i: int) -> bool:
         """Level i and every level outside it still fit (tiles only grow outward, so a level
         that overflows now will overflow whatever the outer slots take)."""
-        return all(self._level_fits(factors, keeps, j) for j in range(i, -1, -1))
+        return all(self._level_fits(factors, keeps, j) for j in self._bounded if j <= i)
 
     def axis_choices(self, factors: Sequence[Sequence[int]]) -> list[tuple[tuple[str, ...], ...]]:
         """Every allowed X/Y assignment of the spatial factors (one tuple per level)."""
@@ -406,7 +408,7 @@ class MapSpace:
                 ok = []
                 for v in (sorted(cands, reverse=True) if big else rng.sample(cands, len(cands))):
                     factors[slot][k] = v
-                    if self._fits_outward(factors, keeps, i):
+                    if v == 1 or self._fits_outward(factors, keeps, i):
                         ok.append(v)
                         if big or len(ok) > 3:
                             break

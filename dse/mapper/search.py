@@ -346,7 +346,7 @@ def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
     """Up to ``n`` valid, not yet seen single (sometimes double) edits of ``p``."""
     funcs = [f for f, w in MOVES for _ in range(w)]
     out: list[Point] = []
-    for _ in range(n * 15):
+    for _ in range(n * 6):
         if len(out) >= n:
             break
         q = rng.choice(funcs)(space, p, rng)
@@ -366,7 +366,8 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
     """Several hill climbers in lock-step: each round every climber's neighbours are evaluated
     in one batch and each climber moves to its best improving neighbour; a climber stuck for
     ``patience`` rounds restarts from a fresh sample, or from a kick (a few random edits) of
-    the best point so far. Stops after ``victory`` evaluations without a new overall best, at
+    the best point so far, which is first polished by steepest descent if it is new. Stops
+    after ``victory`` evaluations without a new overall best, at
     the deadline, or after ``max_evals`` evaluations."""
     since_best = 0
     seeds = [q for q in (space.sample(rng, greedy=g) for g in (1.0, 0.8, 0.6, 0.4) * 4)
@@ -375,6 +376,8 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
     tick(len(found))
     if not found:
         return
+    _polish(space, ev, deadline, tick)  # systematic descent first: cheap in one batch
+    polished = ev.best.point
     found.sort(key=lambda f: (f.score, f.energy))
     current = [found[k % len(found)] for k in range(climbers)]
     stuck = [0] * climbers
@@ -406,9 +409,12 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
             top = min(cands, key=lambda f: (f.score, f.energy), default=None)
             if top is not None and top.score < current[k].score:
                 current[k], stuck[k] = top, 0
-            else:
-                stuck[k] += 1
+            else:  # an exhausted neighbourhood (no new points) restarts at once
+                stuck[k] += 1 if batch else patience
             if stuck[k] >= patience:
+                if ev.best.point != polished:  # a new best: finish it off before moving on
+                    _polish(space, ev, deadline, tick)
+                    polished = ev.best.point
                 new = fresh(k)
                 if new is not None:
                     current[k], stuck[k] = new, 0
