@@ -17,12 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from dse.arch import apply_ert, load_arch, read_ert
 from dse.mapper import MapSpace, search
 from dse.model import evaluate, read_mapping
-from dse.problems.problem import conv_problem
+from dse.problems import read_problem
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = Path(os.environ.get("DSE_SHARED", REPO.parent / "shared")) / "reference" / "timeloop"
@@ -31,10 +29,9 @@ from _report import write_section  # noqa: E402
 
 
 def load_case(root: Path):
-    inst = yaml.safe_load((root / "inputs" / "problem.yaml").read_text())["problem"]["instance"]
     arch = load_arch(root / "mapper" / "timeloop_input.yaml")
-    return conv_problem(**inst), apply_ert(arch, read_ert(root / "mapper" /
-                                                          "timeloop-mapper.ERT.yaml"))
+    return read_problem(root / "inputs" / "problem.yaml"), apply_ert(
+        arch, read_ert(root / "mapper" / "timeloop-mapper.ERT.yaml"))
 
 
 def main() -> int:

@@ -7,18 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from conftest import REFERENCE, REPO, needs_shared
 
-import dse.problems
 from dse.arch import apply_ert, load_arch, read_ert, write_native
 from dse.arch.spec import Constraints
 from dse.model import evaluate, read_mapping
-
-needs_read_problem = pytest.mark.skipif(
-    not hasattr(dse.problems, "read_problem"),
-    reason="dse.problems.read_problem (issue 2) is not in this checkout yet")
+from dse.problems import read_problem
 
 CASE = REFERENCE / "cases" / "simple_weight_stationary__fc_512x1000"
 
@@ -29,7 +24,6 @@ def run_map(*args: str) -> subprocess.CompletedProcess:
 
 
 @needs_shared
-@needs_read_problem
 def test_json_has_the_model_fields_and_the_search_counts(tmp_path: Path) -> None:
     arch_file = CASE / "mapper" / "timeloop_input.yaml"
     ert = CASE / "mapper" / "timeloop-mapper.ERT.yaml"
@@ -44,7 +38,7 @@ def test_json_has_the_model_fields_and_the_search_counts(tmp_path: Path) -> None
     assert doc["macs"] == 512000 and 0 < doc["valid"] <= doc["visited"]
     # the written map.yaml is a Timeloop mapping that the model scores to the same numbers,
     # and it beats the reference mapper's EDP (2.167 J*cycle on this case)
-    problem = dse.problems.read_problem(problem_file)
+    problem = read_problem(problem_file)
     arch = apply_ert(load_arch(arch_file), read_ert(ert))
     stats = evaluate(problem, arch, read_mapping(tmp_path / "map.yaml", arch, problem))
     assert (stats.energy_pJ, stats.cycles) == (doc["energy_pJ"], doc["cycles"])
@@ -53,7 +47,6 @@ def test_json_has_the_model_fields_and_the_search_counts(tmp_path: Path) -> None
 
 
 @needs_shared
-@needs_read_problem
 def test_impossible_factor_constraint_is_one_line_naming_it_exit_2(tmp_path: Path) -> None:
     arch = load_arch(CASE / "mapper" / "timeloop_input.yaml")
     glb = arch.level("shared_glb")

@@ -8,7 +8,6 @@ import random
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import CASES, REFERENCE, needs_shared
 
 from dse.arch import apply_ert, load_arch, read_ert
@@ -18,16 +17,16 @@ from dse.mapper import MapSpace, search
 from dse.mapper.mapspace import Point, order_signature
 from dse.mapper.search import explain_empty
 from dse.model import evaluate, read_mapping
+from dse.problems import read_problem
 from dse.problems.problem import Problem, conv_problem
 
 
 def load_case(case: str) -> tuple[Problem, Arch, Path]:
     """Problem, arch (with the run's ERT) and directory of one reference mapper run."""
     root = REFERENCE / "cases" / case
-    inst = yaml.safe_load((root / "inputs" / "problem.yaml").read_text())["problem"]["instance"]
     arch = load_arch(root / "mapper" / "timeloop_input.yaml")
     arch = apply_ert(arch, read_ert(root / "mapper" / "timeloop-mapper.ERT.yaml"))
-    return conv_problem(**inst), arch, root
+    return read_problem(root / "inputs" / "problem.yaml"), arch, root
 
 
 def tiny_arch(*, buffer_depth: int = 64, pe_x: int = 2, pe_y: int = 2,
