@@ -7,6 +7,7 @@ must give exactly the same stored rows.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import shutil
 import signal
@@ -27,8 +28,8 @@ DESIGNS = ["simple_weight_stationary", "eyeriss_like"]
 def small_config(out: Path, **overrides) -> SweepConfig:
     config = SweepConfig(
         name="t", designs=list(DESIGNS), models=[ModelSpec("digits_cnn")],
-        mapper=MapperSettings(budget=150, time_limit=30.0),
-        resilience=FaultSettings(pareto=False, top_k=2, faults=4, images=16),
+        mapper=MapperSettings(budget=100, time_limit=30.0),
+        resilience=FaultSettings(pareto=False, top_k=2, faults=8, images=24),
         seed=0, executor="inprocess", output=str(out))
     for key, value in overrides.items():
         setattr(config, key, value)
@@ -88,7 +89,7 @@ def test_rerun_reuses_everything_and_a_fault_change_recomputes_only_resilience(r
     assert rerun.computed == {"map": 0, "resilience": 0}
     assert rerun.rows == reference.rows
     changed = run_sweep(small_config(tmp_path, resilience=FaultSettings(
-        pareto=False, top_k=2, faults=5, images=16)), progress=False)
+        pareto=False, top_k=2, faults=9, images=24)), progress=False)
     assert changed.computed["map"] == 0
     assert changed.computed["resilience"] == len(reference.rows)
     assert [r["energy_pJ"] for r in changed.rows] == [r["energy_pJ"] for r in reference.rows]
@@ -173,6 +174,9 @@ def test_results_command_prints_exports_and_queries(reference, tmp_path):
     out = tmp_path / "rows.csv"
     exported = _cli("results", "--db", db, "--table", "results", "--csv", str(out))
     assert exported.returncode == 0
-    assert len(out.read_text().strip().splitlines()) == len(reference.rows) + 1
+    with open(out, newline="") as fh:
+        back = list(csv.DictReader(fh))
+    assert [r["row_key"] for r in back] == [r["row_key"] for r in reference.rows]
+    assert [r["mapping"] for r in back] == [r["mapping"] for r in reference.rows]
     bad = _cli("results", "--db", db, "--query", "SELECT nope FROM nowhere")
     assert bad.returncode == 2 and "--query" in bad.stderr

@@ -40,7 +40,7 @@ def sdc_text(row: Row) -> str:
     half = (row["sdc_hi"] - row["sdc_lo"]) / 2
     scored = f" ({row['layers_scored']}/{row['layers']} layers)" if (
         "layers_scored" in row and row["layers_scored"] != row["layers"]) else ""
-    return f"{row['sdc_rate']:.4f} ± {half:.4f}{scored}"
+    return f"{row['sdc_rate']:.3g} ± {half:.2g}{scored}"
 
 
 def network_rows(network: Sequence[Row]) -> list[dict[str, Any]]:

@@ -58,7 +58,7 @@ class ModelSpec:
 @dataclass
 class MapperSettings:
     objective: str = "edp"
-    search: str = "auto"
+    search: str = "hybrid"  # "auto" may pick exhaustive vs hybrid by timing: not repeatable
     time_limit: float = 2.0  # seconds per layer (a cap; ``budget`` is what makes runs repeatable)
     budget: int | None = 3000  # mappings evaluated per layer
 
