@@ -69,6 +69,11 @@ def make_objective(objective: str | Objective | dict) -> Objective:
 
 @dataclass
 class MapperResult:
+    """The search's answer. ``visited``: candidates generated (including ones rejected by the
+    constraint / capacity pre-checks and repeats of equivalent mappings); ``evaluated``: sent
+    to the model; ``valid``: the model accepted. ``pareto``: the energy × cycles Pareto set of
+    all valid mappings seen, by increasing energy."""
+
     best: Mapping
     best_stats: Stats
     pareto: list[tuple[Mapping, Stats]]
@@ -97,7 +102,7 @@ class _Evaluator:
     def __init__(self, space: MapSpace, objective: Objective, extra: ExtraMetric | None):
         self.space, self.objective, self.extra = space, objective, extra
         self.seen: set = set()
-        self.visited = self.valid = self.evaluated = 0
+        self.visited = self.valid = self.evaluated = self.rejected = 0
         self.pareto: list[_Found] = []
         self.best: _Found | None = None
         self._sigs: dict[tuple[str, ...], tuple] = {}
@@ -342,8 +347,9 @@ MOVES = ((move_factor, 6), (swap_factors, 3), (move_whole, 1), (reorder, 3), (fl
 
 
 def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
-               seen: Callable[[Point], bool], capacity: bool = True) -> list[Point]:
-    """Up to ``n`` valid, not yet seen single (sometimes double) edits of ``p``."""
+               ev: _Evaluator) -> list[Point]:
+    """Up to ``n`` valid, not yet seen single (sometimes double) edits of ``p``; edits that
+    break a constraint count as visited (rejected before the model)."""
     funcs = [f for f, w in MOVES for _ in range(w)]
     out: list[Point] = []
     for _ in range(n * 6):
@@ -352,7 +358,10 @@ def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
         q = rng.choice(funcs)(space, p, rng)
         if q is not None and rng.random() < 0.3:
             q = rng.choice(funcs)(space, q, rng)
-        if q is None or q in out or seen(q) or not space.quick_ok(q, capacity=capacity):
+        if q is None or q in out or ev.is_seen(q):
+            continue
+        if not space.quick_ok(q, capacity=ev.extra is not None):
+            ev.rejected += 1
             continue
         out.append(q)
     return out
@@ -397,8 +406,7 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
         if max_evals is not None and ev.evaluated >= max_evals:
             break
         best_before = ev.best.score
-        batches = [neighbours(space, c.point, rng, 8, ev.is_seen, ev.extra is not None)
-                   for c in current]
+        batches = [neighbours(space, c.point, rng, 8, ev) for c in current]
         flat = [q for b in batches for q in b]
         if not flat and all(s >= patience for s in stuck):
             break
@@ -542,7 +550,7 @@ def _worker(args: tuple) -> tuple:
     else:
         _hybrid(space, ev, random.Random(seed * 7919 + part), deadline, victory, max_evals, tick)
         _polish(space, ev, deadline, tick)
-    return ev.best, ev.pareto, ev.visited, ev.valid, ev.evaluated
+    return ev.best, ev.pareto, ev.visited + ev.rejected, ev.valid, ev.evaluated
 
 
 def choose_mode(space: MapSpace, search: str, time_limit: float | None, workers: int,
