@@ -69,7 +69,7 @@ def main() -> int:
         approx = "" if sizes["exact"] else "~"
         lines.append(
             f"| {case} | {t_ref:.1f} | {wall:.2f} | {wall / t_ref:.3f} | {ref.edp:.4g} | "
-            f"{res.best_stats.edp:.4g} | {ratio:.5f} | {ref.utilization:.3f}/"
+            f"{res.best_stats.edp:.4g} | {ratio:.6f} | {ref.utilization:.3f}/"
             f"{res.best_stats.utilization:.3f} | {res.evaluated} | {sizes['raw']:.2e} | "
             f"{approx}{sizes['pruned']:.2e} |")
         print(lines[-1], flush=True)

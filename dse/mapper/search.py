@@ -360,7 +360,7 @@ def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
             q = rng.choice(funcs)(space, q, rng)
         if q is None or q in out or ev.is_seen(q):
             continue
-        if not space.quick_ok(q, capacity=ev.extra is not None):
+        if not space.quick_ok(q):
             ev.rejected += 1
             continue
         out.append(q)
@@ -465,7 +465,7 @@ def all_neighbours(space: MapSpace, p: Point) -> list[Point]:
             if v > 1:
                 flip = "Y" if p.axes[i][k] == "X" else "X"
                 out.append(_with(p, axes=_set_axis(p.axes, i, k, flip)))
-    return [q for q in out if space.quick_ok(q, capacity=False)]
+    return [q for q in out if space.quick_ok(q)]
 
 
 def _fix_order(space: MapSpace, i: int, order: tuple[str, ...], factors) -> tuple[str, ...]:
