@@ -151,11 +151,16 @@ class Layer:
 
 @dataclass
 class NonMacOp:
-    """Work that is not mapped onto the MAC array (pooling, norms, activations, adds)."""
+    """Work that is not mapped onto the MAC array (pooling, norms, activations, adds).
+
+    ``name`` is where the op first occurred; ``elements`` sums the output elements of all ``count``
+    occurrences (a size for the work, since these ops cost per element, not per MAC).
+    """
 
     name: str
     op: str
     count: int = 1
+    elements: int = 0
 
 
 @dataclass
