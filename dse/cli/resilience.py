@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-per-mbit", type=float, default=None,
                    help="raw FIT per Mbit of storage (default 1000)")
     p.add_argument("--include-dram", action="store_true", help="also place faults in DRAM")
+    p.add_argument("--format", dest="fmt", default="int", choices=["int", "fp32", "fp16", "bf16"],
+                   help="how words are stored: the design's fixed point (int, default) or a "
+                   "floating-point format in every buffer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -51,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     if args.images < 1:
         raise InputError(f"must be >= 1, got {args.images}", field="--images")
+    if args.n_faults is not None and args.n_faults < 1:
+        raise InputError(f"must be >= 1, got {args.n_faults}", field="--n-faults")
+    if not 0 < args.margin < 1:
+        raise InputError(f"must be in (0, 1), got {args.margin}", field="--margin")
     arch = load_arch(args.arch)
     model, images, labels = _model_and_data(args.model, args.images)
     layer_path, problem = _layer(model, args.model, args.layer, images)
@@ -59,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         problem, arch, mapping, model, layer_path, images, labels,
         n_faults=args.n_faults, margin=args.margin, confidence=args.confidence, seed=args.seed,
         fit_per_mbit=args.fit_per_mbit if args.fit_per_mbit is not None else DEFAULT_FIT_PER_MBIT,
-        include_backing=args.include_dram, progress=not args.json,
+        include_backing=args.include_dram, fmt=args.fmt, progress=not args.json,
     )
     if args.json:
         print_json(result.to_dict())
@@ -78,11 +85,7 @@ def run(args: argparse.Namespace) -> int:
 def _model_and_data(name: str, count: int):
     from dse.resilience.data import trained_model
 
-    try:
-        trained = trained_model(name)
-    except KeyError:
-        raise InputError(f"unknown trained model {name!r}", field="--model") from None
-    model, images, labels = trained[0], trained[1], trained[2]
+    model, images, labels = trained_model(name)
     return model, images[:count], labels[:count]
 
 

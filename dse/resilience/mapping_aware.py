@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from dse.arch.spec import Arch
-from dse.errors import InputError
+from dse.errors import InputError, InvalidMapping
+from dse.model import evaluate
 from dse.model.mapping import Mapping
 from dse.problems.problem import Problem
 from dse.resilience.formats import corrupt
@@ -81,6 +82,7 @@ class SiteResult:
     sdc1_ci: tuple[float, float]
     mean_footprint: float
     n: int
+    live_fraction: float = 0.0  # (fault, image) pairs whose layer output changed at all
 
 
 @dataclass
@@ -246,6 +248,10 @@ def mapping_resilience(
     """
     from dse.resilience.engine import FastEngine
 
+    evaluate(problem, arch, mapping)  # raises InvalidMapping (naming the level) for a bad one
+    if set(mapping.levels[0].keep) != {ds.name for ds in problem.dataspaces}:
+        raise InvalidMapping("the outermost level must keep every dataspace",
+                             level=mapping.levels[0].level)
     model.eval()
     z = z_value(confidence)
     per_site_n = n_faults if n_faults is not None else sample_size(math.inf, margin, confidence)
@@ -270,6 +276,14 @@ def draw_campaign(nest: Nest, sites: list[SiteExposure], ops: LayerOperands, per
             for i, site in enumerate(sites) for _ in range(per_site)]
 
 
+def live_fraction(faults: list[MappedFault]) -> float:
+    """Share of (fault, image) pairs whose layer output the fault changes at all: the rest are
+    masked inside the accelerator (the word was not read again, or held / met a zero)."""
+    if not faults:
+        return 0.0
+    return float(np.mean([np.any(f.deltas != 0, axis=1).mean() for f in faults]))
+
+
 def summarize(sites: list[SiteExposure], faults: list[MappedFault], sdc: np.ndarray, z: float,
               fit_per_mbit: float) -> ResilienceResult:
     """Per-class SDC-1 rates (mean over faults of the fraction of images that fail) and their
@@ -279,10 +293,12 @@ def summarize(sites: list[SiteExposure], faults: list[MappedFault], sdc: np.ndar
     for i, site in enumerate(sites):
         mine = np.array([f.site == i for f in faults])
         fractions = sdc[mine].mean(axis=1)
+        mine_faults = [f for f in faults if f.site == i]
         results.append(SiteResult(
             site.level_name, site.dataspace, site.exposure / total, float(fractions.mean()),
             clustered_interval(fractions, sdc.shape[1], z),
-            float(np.mean([f.footprint for f in faults if f.site == i])), int(mine.sum())))
+            float(np.mean([f.footprint for f in mine_faults])), int(mine.sum()),
+            live_fraction(mine_faults)))
     rate, ci = stratified([r.exposure_share for r in results], [r.sdc1_rate for r in results],
                           [r.sdc1_ci for r in results])
     mbit = sum(s.bits * s.instances * s.words for s in sites) / 1e6
