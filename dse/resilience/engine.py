@@ -66,6 +66,7 @@ class EngineResult:
     codes: np.ndarray
     buckets: np.ndarray
     wall_s: float
+    propagated: np.ndarray | None = None  # per fault: images run past the faulty layer (fast)
 
     def outcomes(self, fault: int) -> list:
         return [CODES[c] for c in self.codes[fault] if c != NOT_RUN]
@@ -370,6 +371,16 @@ class FastEngine(NaiveEngine):
         node = self._node_of(path)
         return self.cache[node] if node is not None else super().layer_output(path)
 
+    def downstream(self, layer_path: str) -> list[str]:
+        """Modules (dotted paths, in execution order) that a fault in ``layer_path``'s output
+        re-runs: what the fast engine executes after recomputing that layer."""
+        node = self._node_of(layer_path)
+        if node is None:
+            raise InputError(f"layer {layer_path!r} is not a single traced module call",
+                             field="Layer")
+        plan = self._plans.get(node) or self._plans.setdefault(node, _Plan(self.nodes, node))
+        return [n.target for n in plan.order if n.op == "call_module"]
+
     def _node_of(self, path: str) -> fx.Node | None:
         calls = self._calls.get(path, []) if self.graph is not None else []
         return calls[0] if len(calls) == 1 else None
@@ -500,6 +511,7 @@ class FastEngine(NaiveEngine):
         for f, fault in enumerate(faults):
             by_layer[(fault.target, fault.layer)].append(f)
             codes[f, self._images_of(fault)] = 0  # masked unless found otherwise below
+        propagated = np.zeros(len(faults), dtype=np.int64)
         bar = tqdm(total=len(faults), disable=not progress, unit="fault")
         for (target, layer), members in by_layer.items():
             layer_module(self.model, layer)
@@ -507,6 +519,7 @@ class FastEngine(NaiveEngine):
             if node is None:
                 res = super().run([faults[f] for f in members])
                 codes[members], buckets[members] = res.codes, res.buckets
+                propagated[members] = (res.codes >= 0).sum(axis=1)
                 bar.update(len(members))
                 continue
             group: list[tuple[int, torch.Tensor, torch.Tensor]] = []
@@ -521,6 +534,7 @@ class FastEngine(NaiveEngine):
                         vals = _apply_patches(self.cache[node][imgs], prows)
                         same = rows_identical(vals, self.cache[node][imgs])
                         imgs, vals = imgs[~same], vals[~same]
+                    propagated[f] = len(imgs)
                     if len(imgs):
                         group.append((f, imgs, vals))
                         rows += len(imgs)
@@ -537,7 +551,7 @@ class FastEngine(NaiveEngine):
                     bar.update(len(group))
                     group, rows = [], 0
         bar.close()
-        return EngineResult(codes, buckets, time.perf_counter() - t0)
+        return EngineResult(codes, buckets, time.perf_counter() - t0, propagated)
 
     def _patch_outcomes(self, layer_path: str, patches: Sequence[Patch], *,
                         progress: bool = False) -> tuple[np.ndarray, np.ndarray]:

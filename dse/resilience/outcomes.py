@@ -15,7 +15,6 @@ Intervals are Wilson score intervals (good coverage at rates near 0, unlike the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -115,14 +114,3 @@ def summarize(codes: np.ndarray, buckets: np.ndarray | None = None,
         out[f"{name}_rate"], out[f"{name}_ci"] = r.rate, list(r.ci)
     return out
 
-
-def group_summary(codes: np.ndarray, keys: Sequence, buckets: np.ndarray | None = None,
-                  confidence: float = 0.95) -> dict:
-    """:func:`summarize` per distinct key, where ``keys[i]`` labels fault ``i`` (row i of codes):
-    per layer, per bit, ..."""
-    keys = list(keys)
-    out = {}
-    for key in sorted(set(keys), key=lambda k: (str(type(k)), k)):
-        rows = np.array([k == key for k in keys])
-        out[key] = summarize(codes[rows], None if buckets is None else buckets[rows], confidence)
-    return out
