@@ -1,0 +1,54 @@
+"""``dse resilience``: JSON result for a mapping file, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_sites_campaign import eyeriss_mapping
+
+from dse.arch import load_arch
+from dse.cli import main
+from dse.model import write_mapping
+from dse.problems.problem import conv_problem
+
+
+def _run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["resilience", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_result_for_a_mapping_file(tmp_path, capsys):
+    problem = conv_problem(C=16, M=32, R=3, S=3, P=8, Q=8)
+    path = tmp_path / "map.yaml"
+    write_mapping(eyeriss_mapping(), path, problem)
+    assert load_arch("eyeriss_like")  # the design the mapping was written for
+    code, stdout, stderr = _run(capsys, "--arch", "eyeriss_like", "--model", "digits_cnn",
+                                "--layer", "features.2", "--mapping", str(path), "--n-faults",
+                                "4", "--images", "16", "--format", "bf16", "--json")
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert set(result) >= {"sdc1_rate", "sdc1_ci", "fit", "per_site"}
+    assert {s["level"] for s in result["per_site"]} == {
+        "shared_glb", "ifmap_spad", "weights_spad", "psum_spad", "mac"}
+    for site in result["per_site"]:
+        assert set(site) >= {"level", "dataspace", "exposure_share", "sdc1_rate",
+                             "mean_footprint"}
+    lo, hi = result["sdc1_ci"]
+    assert lo <= result["sdc1_rate"] <= hi
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--arch", "no_such_design", "--layer", "features.2"], "no_such_design"),
+    (["--arch", "eyeriss_like", "--layer", "features.9"], "--layer"),
+    (["--arch", "eyeriss_like", "--layer", "features.2", "--mapping", "missing.yaml"],
+     "missing.yaml"),
+    (["--arch", "eyeriss_like", "--layer", "features.2", "--margin", "2"], "--margin"),
+    (["--arch", "eyeriss_like", "--model", "nope", "--layer", "features.2"], "nope"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, names, capsys):
+    code, _, stderr = _run(capsys, *args)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0], stderr
