@@ -1,0 +1,184 @@
+"""``dse profile``: a PyTorch model -> its unique MAC layers as Timeloop problem YAMLs.
+
+Prints a per-layer table (name, op, dims, MACs of all occurrences, count) with the totals, the
+non-MAC ops (pooling, norms, activations, adds...) and any op that could not be mapped, and writes
+``<out>/<model>/<index>_<layer>.yaml`` (default ``layer_shapes/``). ``--json`` prints
+``{"model", "input", "total_macs", "layers": [{"name", "op", "dims", "macs", "count"}], ...}``.
+``--problem FILE`` reads one problem YAML instead (and with ``--out`` re-writes it, e.g. with
+``--keys underscore`` for newer Timeloop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dse.cli._common import parse_shape, print_json
+from dse.errors import InputError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("profile", help="profile a PyTorch model into Timeloop problems",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", metavar="NAME",
+                     help="zoo name (resnet18, torchvision:vgg16, deeplabv3_undilated...) or "
+                          "package.module:function")
+    src.add_argument("--problem", type=Path, metavar="PROBLEM.yaml",
+                     help="read one Timeloop problem YAML instead of profiling a model")
+    p.add_argument("--input", metavar="NxCxHxW", help="input shape (default: the model's own)")
+    p.add_argument("--option", action="append", default=[], metavar="K=V",
+                   help="keyword option of the model builder (repeatable), e.g. dilated=false")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="where the YAMLs go (default layer_shapes/ for --model; none for --problem)")
+    p.add_argument("--keys", choices=("hyphen", "underscore"), default="hyphen",
+                   help="YAML keys: hyphen for Timeloop v3 (default), underscore for newer")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=run)
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``["dilated=false", "num_classes=10"]`` -> ``{"dilated": False, "num_classes": 10}``."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"expected K=V, got {item!r}", field="--option")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise InputError(f"cannot parse value of {item!r}", field="--option") from None
+    return options
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe spelling (dots kept: they are the module path)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "layer"
+
+
+def model_dir_name(model: str, options: dict[str, Any]) -> str:
+    suffix = "".join(f"_{k}-{v}" for k, v in sorted(options.items()))
+    return safe_name(model.removeprefix("torchvision:") + suffix)
+
+
+def layer_rows(workload: Any) -> list[dict[str, Any]]:
+    """The ``layers`` of the JSON schema; ``macs`` covers all ``count`` occurrences."""
+    return [{"name": lay.name, "module_path": lay.module_path, "op": lay.op,
+             "dims": dict(lay.problem.instance), "coefficients": dict(lay.problem.coefficients),
+             "macs": lay.macs, "count": lay.count} for lay in workload.layers]
+
+
+def write_layers(workload: Any, out_dir: Path, keys: str) -> list[Path]:
+    """Write every layer's YAML into a fresh folder, then swap it in place of ``out_dir``.
+
+    Nothing is written before the profile succeeded, and a model's old folder is only replaced
+    once the new one is complete (no stale files from an earlier, different profile).
+    """
+    from dse.problems import write_problem
+
+    width = max(2, len(str(len(workload.layers) - 1)))
+    staging = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    paths = []
+    for i, lay in enumerate(workload.layers):
+        file = staging / f"{i:0{width}d}_{safe_name(lay.name)}.yaml"
+        comment = (f"{workload.model} {lay.name} ({lay.op}, module {lay.module_path or '<root>'}),"
+                   f" input {'x'.join(map(str, workload.input_shape))}\n"
+                   f"occurs {lay.count}x; MACs each = {lay.problem.macs}")
+        write_problem(lay.problem, file, keys=keys, comment=comment)
+        paths.append(out_dir / file.name)
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old)
+    else:
+        staging.rename(out_dir)
+    return paths
+
+
+def dims_text(problem: Any) -> str:
+    """Non-unit dims (``C64 M64 R3 S3 P56 Q56``) plus non-unit strides / dilations."""
+    dims = " ".join(f"{d}{problem.instance[d]}" for d in problem.dimensions
+                    if problem.instance[d] != 1)
+    coeffs = " ".join(f"{k}={v}" for k, v in problem.coefficients.items() if v != 1)
+    return f"{dims} {coeffs}".strip() or "-"
+
+
+def table(rows: list[list[str]], header: list[str], right: set[int]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def workload_text(workload: Any) -> str:
+    rows = [[str(i), lay.name, lay.op, dims_text(lay.problem), f"{lay.macs:,}", str(lay.count)]
+            for i, lay in enumerate(workload.layers)]
+    parts = [f"model {workload.model}, input {'x'.join(map(str, workload.input_shape))}", "",
+             table(rows, ["#", "layer", "op", "dims", "MACs", "count"], {0, 4, 5}), "",
+             f"total: {workload.total_macs:,} MACs in {sum(x.count for x in workload.layers)} "
+             f"layer calls, {len(workload.layers)} unique layers"]
+    if workload.non_mac:
+        ops = [[op.op, str(op.count), f"{op.elements:,}", op.name] for op in workload.non_mac]
+        parts += ["", "non-MAC ops:", table(ops, ["op", "count", "elements", "first at"], {1, 2})]
+    parts += ["", "unmapped ops: " + (", ".join(workload.unmapped) or "none")]
+    return "\n".join(parts)
+
+
+def _run_problem(args: argparse.Namespace) -> int:
+    from dse.problems import read_problem, write_problem
+
+    problem = read_problem(args.problem)
+    written = None
+    if args.out is not None:
+        written = write_problem(problem, args.out / args.problem.name, keys=args.keys)
+    if args.json:
+        print_json({"problem": str(args.problem), "dims": dict(problem.instance),
+                    "coefficients": dict(problem.coefficients), "macs": problem.macs,
+                    "written": str(written) if written else None})
+        return 0
+    print(f"{args.problem}: {problem.shape_name}, {dims_text(problem)}, {problem.macs:,} MACs")
+    if written:
+        print(f"wrote {written}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.problem is not None:
+        return _run_problem(args)
+    import torch
+
+    from dse.problems import profile, zoo
+
+    torch.set_num_threads(1)
+    options = parse_options(args.option)
+    shape = parse_shape(args.input) if args.input else None
+    model = zoo.get_model(args.model, **options)
+    shape = shape or tuple(zoo.default_input(args.model))
+    workload = profile(model, shape, name=args.model)
+    out_root = args.out if args.out is not None else Path("layer_shapes")
+    out_dir = out_root / model_dir_name(args.model, options)
+    paths = write_layers(workload, out_dir, args.keys)
+    if args.json:
+        print_json({"model": args.model, "input": list(shape), "total_macs": workload.total_macs,
+                    "layers": layer_rows(workload),
+                    "non_mac": [{"op": o.op, "count": o.count, "elements": o.elements,
+                                 "first_at": o.name} for o in workload.non_mac],
+                    "unmapped": list(workload.unmapped), "out": str(out_dir),
+                    "files": [str(p) for p in paths]})
+        return 0
+    print(workload_text(workload))
+    print(f"\nwrote {len(paths)} problem YAMLs to {out_dir}/")
+    return 0
