@@ -221,10 +221,28 @@ class MapSpace:
         return m is None or len(order) <= m
 
     # ---- orders ----------------------------------------------------------------------------
-    def order_classes(self, i: int, dims: tuple[str, ...]) -> list[tuple[str, ...]]:
+    def order_classes(self, i: int, dims: tuple[str, ...], live: frozenset[str] | None = None
+                      ) -> list[tuple[str, ...]]:
         """One representative order (outermost first) per class of orders of the non-unit dims
-        ``dims`` at level i that give identical access counts."""
-        return _order_classes(self, i, tuple(sorted(dims)))
+        ``dims`` at level i that give identical access counts (``live``: see
+        :func:`order_signature`; :meth:`live_dims` gives it for a factorization)."""
+        return _order_classes(self, i, tuple(sorted(dims)), live)
+
+    def live_dims(self, factors: Sequence[Sequence[int]], i: int) -> frozenset[str]:
+        """Dims whose sliding can continue into level i's loops from below: the nearest
+        temporal loop of the dim below level i has bound 2 and no spatial factor of the dim
+        sits between (see :func:`order_signature`)."""
+        out = set()
+        for k, d in enumerate(self.dims):
+            for j in range(i + 1, self.nlev):
+                if factors[2 * (j - 1) + S][k] > 1:
+                    break
+                v = factors[2 * j + T][k]
+                if v > 1:
+                    if v == 2:
+                        out.add(d)
+                    break
+        return frozenset(out)
 
     def all_orders(self, i: int, dims: Sequence[str]) -> list[tuple[str, ...]]:
         """Every constraint-respecting order of ``dims`` (no pruning)."""
@@ -349,7 +367,8 @@ class MapSpace:
                 per_level = []
                 for i in range(self.nlev):
                     dims = self.nonunit(factors, i)
-                    orders = self.order_classes(i, dims) if pruned else self.all_orders(i, dims)
+                    orders = (self.order_classes(i, dims, self.live_dims(factors, i)) if pruned
+                              else self.all_orders(i, dims))
                     per_level.append([o for o in orders if self.max_loops_ok(i, o)])
                 for orders in itertools.product(*per_level):
                     for axes in axes_opts:
@@ -372,7 +391,8 @@ class MapSpace:
             factors, axes = built
             if self._util_low(factors) or self.fanout_problem(factors, axes):
                 continue
-            orders = tuple(rng.choice(self.order_classes(i, self.nonunit(factors, i)))
+            orders = tuple(rng.choice(self.order_classes(i, self.nonunit(factors, i),
+                                                         self.live_dims(factors, i)))
                            for i in range(self.nlev))
             if all(self.max_loops_ok(i, o) for i, o in enumerate(orders)):
                 return Point(factors, axes, orders, keeps)
@@ -544,7 +564,8 @@ class MapSpace:
         n_axes = len(self.axis_choices(factors))
         if not n_axes:
             return 0
-        return n_axes * math.prod(len(self.order_classes(i, self.nonunit(factors, i)))
+        return n_axes * math.prod(len(self.order_classes(i, self.nonunit(factors, i),
+                                                         self.live_dims(factors, i)))
                                   for i in range(self.nlev))
 
 
@@ -574,39 +595,57 @@ def _rank_sets(problem: Problem) -> dict[str, dict[str, frozenset[int]]]:
 
 
 def order_signature(rank_sets: dict[str, dict[str, frozenset[int]]],
-                    inner_first: Sequence[str]) -> tuple:
+                    inner_first: Sequence[str], live: frozenset[str] | None = None) -> tuple:
     """What of a level's loop order (innermost first) can reach any access count.
 
-    From Timeloop's delta walk (WORKED_EXAMPLE A3): for a tile below, loops that do not touch a
-    dataspace leave it in place; the first loop that does (ℓ) refills it; halo reuse needs ℓ to
-    slide with nothing irrelevant between, and an outer loop continues the slide only if it moves
-    the tile along the same tensor axes, so once a loop moves another axis, every loop further out
-    only multiplies (order-free). Hence per dataspace: the irrelevant loops before ℓ, ℓ and the
-    run of same-axis/irrelevant loops after it; and, for tiles whose ℓ lies below this level,
-    for each axis the innermost run of loops that move only that axis or nothing. Orders with
-    equal signatures give equal counts in every context; dataspaces whose dims move several axes
-    at once keep the full order.
+    Timeloop's delta walk (WORKED_EXAMPLE A3; the closed form in :mod:`dse.model.batch`): for a
+    tile below, with the loops above it innermost first, step k brings only the non-overlapping
+    part iff its translation ``s_k - sum(s_j, a <= j < k)`` equals that of the first loop ``a``;
+    every other step a full tile, each weighted by the bounds outside it. Consequences used here:
+
+    * irrelevant loops before the first relevant loop ℓ telescope: only their set counts;
+    * an axis moved by one dim only (C, M, N, G; R, S of Weights; P, Q of Outputs) has one loop
+      per level, so after ℓ nothing at this level can match: (irrelevant set, ℓ) is all;
+    * an axis moved by several dims (Inputs' W by P and R, H by Q and S) can slide on through
+      later loops of that axis: keep the run of same-axis/irrelevant loops after ℓ;
+    * a slide started below this level continues here only along one axis, and for a one-dim
+      axis only if that dim's nearest loop below has bound 2 with no spatial factor between
+      (else the step is at least 3× the sum of the steps below): ``live`` lists such dims
+      (``None``: assume all); for live and several-dim axes keep the innermost run of loops
+      that move only that axis or nothing.
+
+    Orders with equal signatures give equal counts in every context (tested against the model);
+    dataspaces with a dim in several axes keep the full order.
     """
     sig = []
     for _name, ranks in rank_sets.items():
         if any(len(r) > 1 for r in ranks.values()):
             sig.append(tuple(inner_first))
             continue
+        movers: dict[int, set[str]] = {}
+        for d, rs in ranks.items():
+            for r in rs:
+                movers.setdefault(r, set()).add(d)
         moves = [ranks.get(d, frozenset()) for d in inner_first]
         first = next((k for k, m in enumerate(moves) if m), len(moves))
         head = tuple(sorted(inner_first[:first]))
         chain: tuple[str, ...] = ()
         if first < len(moves):
             run = [inner_first[first]]
-            for d, m in zip(inner_first[first + 1:], moves[first + 1:], strict=False):
-                if m and m != moves[first]:
-                    break
-                run.append(d)
+            (rank,) = moves[first]
+            if len(movers[rank]) > 1:
+                for d, m in zip(inner_first[first + 1:], moves[first + 1:], strict=True):
+                    if m and m != moves[first]:
+                        break
+                    run.append(d)
             chain = tuple(run)
         prefixes = []
-        for r in sorted({r for m in ranks.values() for r in m}):
+        for r in sorted(movers):
+            if len(movers[r]) == 1 and live is not None and not movers[r] & live:
+                prefixes.append(None)
+                continue
             run = []
-            for d, m in zip(inner_first, moves, strict=False):
+            for d, m in zip(inner_first, moves, strict=True):
                 if m and m != frozenset({r}):
                     break
                 run.append(d)
@@ -615,13 +654,14 @@ def order_signature(rank_sets: dict[str, dict[str, frozenset[int]]],
     return tuple(sig)
 
 
-def _order_classes(space: MapSpace, i: int, dims: tuple[str, ...]) -> list[tuple[str, ...]]:
+def _order_classes(space: MapSpace, i: int, dims: tuple[str, ...],
+                   live: frozenset[str] | None) -> list[tuple[str, ...]]:
     cache = space.__dict__.setdefault("_order_cache", {})
-    key = (i, dims)
+    key = (i, dims, live)
     if key not in cache:
         seen: dict[tuple, tuple[str, ...]] = {}
         for order in space.all_orders(i, dims):
-            sig = order_signature(space.rank_sets, tuple(reversed(order)))
+            sig = order_signature(space.rank_sets, tuple(reversed(order)), live)
             seen.setdefault(sig, order)
         cache[key] = list(seen.values())
     return cache[key]

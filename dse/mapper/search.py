@@ -105,20 +105,26 @@ class _Evaluator:
         self.visited = self.valid = self.evaluated = self.rejected = 0
         self.pareto: list[_Found] = []
         self.best: _Found | None = None
-        self._sigs: dict[tuple[str, ...], tuple] = {}
+        self._sigs: dict[tuple, tuple] = {}
+        self._live: dict[tuple, tuple[frozenset[str], ...]] = {}
 
     def key(self, p: Point) -> tuple:
         """Equal keys = equal access counts (same factors, axes, keeps and order classes)."""
-        return (p.factors, p.axes, p.keeps, tuple(self._sig(o) for o in p.orders))
+        live = self._live.get(p.factors)
+        if live is None:
+            live = self._live[p.factors] = tuple(self.space.live_dims(p.factors, i)
+                                                 for i in range(self.space.nlev))
+        return (p.factors, p.axes, p.keeps,
+                tuple(self._sig(o, lv) for o, lv in zip(p.orders, live, strict=True)))
 
     def is_seen(self, p: Point) -> bool:
         return self.key(p) in self.seen
 
-    def _sig(self, order: tuple[str, ...]) -> tuple:
-        sig = self._sigs.get(order)
+    def _sig(self, order: tuple[str, ...], live: frozenset[str]) -> tuple:
+        sig = self._sigs.get((order, live))
         if sig is None:
-            sig = self._sigs[order] = order_signature(self.space.rank_sets,
-                                                      tuple(reversed(order)))
+            sig = self._sigs[(order, live)] = order_signature(
+                self.space.rank_sets, tuple(reversed(order)), live)
         return sig
 
     def run(self, points: Iterable[Point], prechecked: bool = False) -> list[_Found]:
@@ -455,7 +461,7 @@ def all_neighbours(space: MapSpace, p: Point) -> list[Point]:
                     _set_axis(p.axes, dst // 2, k, a) for a in "XY"]
                 out += [Point(new_f, ax, tuple(orders), p.keeps) for ax in axes_opts]
     for i in range(space.nlev):
-        for o in space.order_classes(i, p.orders[i]):
+        for o in space.order_classes(i, p.orders[i], space.live_dims(p.factors, i)):
             if o != p.orders[i]:
                 out.append(_with(p, orders=p.orders[:i] + (o,) + p.orders[i + 1:]))
         for keep in space.keep_options[i]:
