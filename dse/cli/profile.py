@@ -3,7 +3,8 @@
 Prints a per-layer table (name, op, dims, MACs of all occurrences, count) with the totals, the
 non-MAC ops (pooling, norms, activations, adds...) and any op that could not be mapped, and writes
 ``<out>/<model>/<index>_<layer>.yaml`` (default ``layer_shapes/``). ``--json`` prints
-``{"model", "input", "total_macs", "layers": [{"name", "op", "dims", "macs", "count"}], ...}``.
+``{"model", "input", "total_macs", "layers": [{"name", "op", "dims", "macs", "count"}], ...}``
+(a list of those for several models).
 ``--problem FILE`` reads one problem YAML instead (and with ``--out`` re-writes it, e.g. with
 ``--keys underscore`` for newer Timeloop).
 """
@@ -28,9 +29,9 @@ def register(subparsers: Any) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", metavar="NAME",
-                     help="zoo name (resnet18, torchvision:vgg16, deeplabv3_undilated...) or "
-                          "package.module:function")
+    src.add_argument("--model", nargs="+", metavar="NAME",
+                     help="zoo name(s) (resnet18, torchvision:vgg16, deeplabv3_undilated...) or "
+                          "package.module:function; several names profile each in turn")
     src.add_argument("--problem", type=Path, metavar="PROBLEM.yaml",
                      help="read one Timeloop problem YAML instead of profiling a model")
     p.add_argument("--input", metavar="NxCxHxW", help="input shape (default: the model's own)")
@@ -155,30 +156,38 @@ def _run_problem(args: argparse.Namespace) -> int:
     return 0
 
 
+def profile_one(name: str, args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+    """Profile one model, write its YAMLs, print its table; return its JSON document."""
+    from dse.problems import profile, zoo
+
+    shape = parse_shape(args.input) if args.input else None
+    model = zoo.get_model(name, **options)
+    shape = shape or tuple(zoo.default_input(name))
+    workload = profile(model, shape, name=name)
+    out_root = args.out if args.out is not None else Path("layer_shapes")
+    out_dir = out_root / model_dir_name(name, options)
+    paths = write_layers(workload, out_dir, args.keys)
+    if not args.json:
+        print(workload_text(workload))
+        print(f"\nwrote {len(paths)} problem YAMLs to {out_dir}/\n")
+    return {"model": name, "input": list(shape), "total_macs": workload.total_macs,
+            "layers": layer_rows(workload),
+            "non_mac": [{"op": o.op, "count": o.count, "elements": o.elements,
+                         "first_at": o.name} for o in workload.non_mac],
+            "unmapped": list(workload.unmapped), "out": str(out_dir),
+            "files": [str(p) for p in paths]}
+
+
 def run(args: argparse.Namespace) -> int:
     if args.problem is not None:
         return _run_problem(args)
     import torch
 
-    from dse.problems import profile, zoo
-
     torch.set_num_threads(1)
     options = parse_options(args.option)
-    shape = parse_shape(args.input) if args.input else None
-    model = zoo.get_model(args.model, **options)
-    shape = shape or tuple(zoo.default_input(args.model))
-    workload = profile(model, shape, name=args.model)
-    out_root = args.out if args.out is not None else Path("layer_shapes")
-    out_dir = out_root / model_dir_name(args.model, options)
-    paths = write_layers(workload, out_dir, args.keys)
+    if args.input:
+        parse_shape(args.input)  # a malformed shape fails before any model is built
+    docs = [profile_one(name, args, options) for name in args.model]
     if args.json:
-        print_json({"model": args.model, "input": list(shape), "total_macs": workload.total_macs,
-                    "layers": layer_rows(workload),
-                    "non_mac": [{"op": o.op, "count": o.count, "elements": o.elements,
-                                 "first_at": o.name} for o in workload.non_mac],
-                    "unmapped": list(workload.unmapped), "out": str(out_dir),
-                    "files": [str(p) for p in paths]})
-        return 0
-    print(workload_text(workload))
-    print(f"\nwrote {len(paths)} problem YAMLs to {out_dir}/")
+        print_json(docs[0] if len(docs) == 1 else docs)
     return 0
