@@ -7,6 +7,7 @@ import math
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import CASES, REFERENCE, needs_shared
 
@@ -15,8 +16,8 @@ from dse.arch.spec import Arch, ComputeLevel, Constraints, StorageLevel
 from dse.errors import InvalidMapping
 from dse.mapper import MapSpace, search
 from dse.mapper.mapspace import Point, order_signature
-from dse.mapper.search import explain_empty
-from dse.model import evaluate, read_mapping
+from dse.mapper.search import explain_empty, to_arrays
+from dse.model import evaluate, evaluate_arrays, read_mapping
 from dse.problems import read_problem
 from dse.problems.problem import Problem, conv_problem
 
@@ -90,30 +91,36 @@ def test_split_constraint_allows_both_timeloops_reading_and_the_designers() -> N
     assert space.axes_allowed(i, f, axes("Y", "X"))  # Timeloop's own reading: all on Y
 
 
-def test_equivalent_loop_orders_give_identical_counts() -> None:
-    """Every order in one signature class gives the same model result (strided, dilated)."""
+@pytest.mark.parametrize("design", ["tiny", "eyeriss_like", "nvdla_like"])
+def test_equivalent_loop_orders_give_identical_counts(design: str) -> None:
+    """Every order in one class gives the same model result (strided, dilated, depthwise)."""
     rng = random.Random(3)
-    arch = tiny_arch(buffer_depth=4096)
-    checked = 0
+    arch = tiny_arch(buffer_depth=4096) if design == "tiny" else load_arch(design)
+    checked = merged = 0
     for problem in (conv_problem(C=4, M=2, R=3, S=2, P=6, Q=4, Wstride=2, Hstride=1),
-                    conv_problem(C=2, M=4, R=3, S=3, P=4, Q=2, Wdilation=2, Hstride=2)):
+                    conv_problem(C=2, M=4, R=3, S=3, P=4, Q=2, Wdilation=2, Hstride=2),
+                    conv_problem(C=1, M=1, G=8, R=3, S=3, P=4, Q=4)):
         space = MapSpace(problem, arch)
-        for _ in range(12):
+        for _ in range(40):
             p = space.sample(rng, greedy=0.0)
-            for i in (0, 1):
-                if p is None or len(p.orders[i]) < 3:
-                    continue
-                results: dict[tuple, set] = {}
-                for order in space.all_orders(i, p.orders[i]):
-                    q = Point(p.factors, p.axes, p.orders[:i] + (order,) + p.orders[i + 1:],
-                              p.keeps)
-                    st = evaluate(problem, arch, space.to_mapping(q))
-                    sig = order_signature(space.rank_sets, tuple(reversed(order)))
-                    results.setdefault(sig, set()).add(
-                        tuple((ls.reads, ls.fills, ls.updates) for ls in st.levels))
-                assert all(len(v) == 1 for v in results.values())
-                checked += 1
-    assert checked >= 4
+            levels = [i for i in range(space.nlev) if p is not None and len(p.orders[i]) >= 3]
+            if not levels:
+                continue
+            i = rng.choice(levels)
+            live = space.live_dims(p.factors, i)
+            orders = space.all_orders(i, p.orders[i])
+            points = [Point(p.factors, p.axes, p.orders[:i] + (o,) + p.orders[i + 1:], p.keeps)
+                      for o in orders]
+            res = evaluate_arrays(problem, arch, to_arrays(space, points))
+            classes: dict[tuple, set] = {}
+            for o, e, c, ok in zip(orders, res.energy_pJ, res.cycles, res.valid, strict=True):
+                sig = order_signature(space.rank_sets, tuple(reversed(o)), live)
+                classes.setdefault(sig, set()).add((round(float(e), 6), int(c)) if ok else None)
+            assert all(len(v) == 1 for v in classes.values())
+            assert len(space.order_classes(i, p.orders[i], live)) == len(classes)
+            checked += 1
+            merged += len(orders) - len(classes)
+    assert checked >= 20 and merged > 0
 
 
 @pytest.mark.parametrize("problem", [
@@ -125,13 +132,8 @@ def test_pruning_keeps_the_optimum_of_the_full_space(problem: Problem) -> None:
     space = MapSpace(problem, arch)
 
     def best(points) -> float:
-        edps = []
-        for p in points:
-            try:
-                edps.append(evaluate(problem, arch, space.to_mapping(p)).edp)
-            except InvalidMapping:
-                pass
-        return min(edps)
+        res = evaluate_arrays(problem, arch, to_arrays(space, points))
+        return float(np.nanmin(np.where(res.valid, res.edp, np.nan)))
 
     full = list(space.iter_points(pruned=False))
     pruned = list(space.iter_points(pruned=True))
