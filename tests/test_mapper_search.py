@@ -103,3 +103,13 @@ def test_best_mapping_round_trips_through_a_timeloop_map_yaml(tmp_path) -> None:
     again = evaluate(problem, arch, read_mapping(path, arch, problem))
     assert (again.energy_pJ, again.cycles) == (result.best_stats.energy_pJ,
                                                result.best_stats.cycles)
+
+
+def test_auto_is_exhaustive_on_a_small_space_and_random_never_beats_it() -> None:
+    problem, arch = conv_problem(C=2, M=4, P=4), tiny_arch(buffer_depth=16)
+    auto = search(problem, arch, search="auto", workers=2, time_limit=60)
+    assert auto.search == "exhaustive" and auto.space["exact"]
+    assert auto.evaluated == auto.space["pruned"]  # every pruned point, split over 2 workers
+    rnd = search(problem, arch, search="random", workers=1, time_limit=60, victory=300)
+    assert rnd.search == "random" and rnd.valid > 0
+    assert auto.best_stats.edp <= rnd.best_stats.edp
