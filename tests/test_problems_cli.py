@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-from dse.problems import read_problem
+from dse.problems import profile, read_problem, zoo
 
 
 def dse(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -38,10 +39,11 @@ def test_profile_json_and_yaml_files_agree(tmp_path):
         assert "data-spaces" in file.read_text()
 
 
-def test_profile_text_table_and_underscore_keys(tmp_path):
-    done = dse("--model", "cifar_resnet20", "--out", str(tmp_path), "--keys", "underscore",
-               cwd=tmp_path)
+def test_profile_text_table_and_underscore_keys_for_several_models(tmp_path):
+    done = dse("--model", "cifar_resnet20", "digits_cnn", "--out", str(tmp_path), "--keys",
+               "underscore", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "digits_cnn" / "00_features.0.yaml").is_file()
     # ResNet-20 by hand: stem, 3 stages of 6 3×3 convs (the first of stages 2-3 strided, from
     # half the channels), two 1×1 strided shortcuts, fc.
     stage = 6 * 9 * 16 * 16 * 32 * 32
@@ -66,3 +68,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, says):
     assert says in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("model", ["resnet18", "cifar_resnet20", "digits_cnn"])
+def test_shipped_layer_shapes_match_a_fresh_profile(model):
+    files = sorted((REPO / "layer_shapes" / model).glob("*.yaml"))
+    fresh = profile(zoo.get_model(model), zoo.default_input(model)).layers
+    assert [read_problem(f) for f in files] == [lay.problem for lay in fresh]
