@@ -180,3 +180,25 @@ def test_results_command_prints_exports_and_queries(reference, tmp_path):
     assert [r["mapping"] for r in back] == [r["mapping"] for r in reference.rows]
     bad = _cli("results", "--db", db, "--query", "SELECT nope FROM nowhere")
     assert bad.returncode == 2 and "--query" in bad.stderr
+
+
+def test_a_model_without_weights_is_scored_on_energy_only_and_says_so(tmp_path):
+    config = small_config(tmp_path, designs=["simple_output_stationary"],
+                          models=[ModelSpec("resnet18", input_shape=(1, 3, 32, 32))])
+    result = run_sweep(config, progress=False)
+    assert any("not scored for resnet18" in n and "--checkpoint" in n for n in result.notes)
+    assert result.rows and all(r["sdc_rate"] is None for r in result.rows)
+    (net,) = result.network
+    assert net["sdc_rate"] is None and net["layers_scored"] == 0
+    assert net["energy_pJ"] == pytest.approx(sum(r["energy_pJ"] * r["count"]
+                                                 for r in result.rows if r["rank"] == 0))
+    assert net["macs"] == sum(r["macs"] * r["count"] for r in result.rows if r["rank"] == 0)
+    # independent reference: torch's own FLOP counter (2 FLOPs per MAC in conv / linear)
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dse.problems import zoo
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        zoo.get_model("resnet18").eval()(torch.zeros(1, 3, 32, 32))
+    assert net["macs"] == counter.get_total_flops() // 2

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dse.errors import DseError
+from dse.errors import DseError, InputError
 from dse.sweep.config import DesignPoint, ModelSpec, SweepConfig, validate, write_config
 from dse.sweep.executors import make_executor
 from dse.sweep.hashing import code_version, file_digest, stable_hash, to_plain
@@ -89,7 +89,14 @@ def _plan(config: SweepConfig, points: list[DesignPoint]) -> _Plan:
     from dse.arch import load_arch, make_variant
 
     settings_key = stable_hash("resilience", config.resilience, config.seed, code_version())
-    models = {spec.label: _plan_model(config, spec) for spec in config.models}
+    models: dict[str, _ModelPlan] = {}
+    for i, spec in enumerate(config.models):
+        try:
+            models[spec.label] = _plan_model(config, spec)
+        except InputError as exc:
+            sub = "name" if exc.field in (None, "model", spec.name) else exc.field
+            raise InputError(exc.reason, file=exc.file or config.source,
+                             field=f"models[{i}].{sub}") from None
     notes = [_note(p) for p in models.values() if not p.score]
     archs: dict[str, Any] = {}
     point_rows: list[dict[str, Any]] = []

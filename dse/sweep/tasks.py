@@ -172,14 +172,9 @@ def _load(name: str, options: str, checkpoint: str | None, dataset: str | None,
 
     if checkpoint and dataset:
         from dse.problems import zoo
+        from dse.resilience.data import load_checkpoint
 
-        model = zoo.get_model(name, **json.loads(options))
-        try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            model.load_state_dict(state.get("state_dict", state))
-        except (OSError, RuntimeError, AttributeError, pickle.UnpicklingError) as exc:
-            raise InputError(f"not a state_dict for {name}: {str(exc).splitlines()[0]}",
-                             file=checkpoint, field="checkpoint") from None
+        model = load_checkpoint(zoo.get_model(name, **json.loads(options)), checkpoint)
         try:
             if dataset.endswith(".npz"):
                 data = np.load(dataset)
@@ -201,7 +196,7 @@ def _load(name: str, options: str, checkpoint: str | None, dataset: str | None,
 def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
     import torch
 
-    from dse.resilience.mapping_aware import mapping_resilience
+    from dse.resilience import mapping_resilience
 
     torch.set_num_threads(1)
     start = time.perf_counter()
