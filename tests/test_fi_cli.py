@@ -66,3 +66,26 @@ def test_bad_fault_list_keeps_existing_results(tmp_path, capsys, fi_cache):  # n
     other = ["inject", "--n-faults", "6", "--images", "10", "--out", str(out)]
     assert main(other) == 2 and "different campaign" in capsys.readouterr().err
     assert (out / "results.csv").read_text() == before
+
+
+def test_checkpoint_that_does_not_fit_the_model_exits_2(tmp_path, capsys):
+    import pickle
+
+    import numpy as np
+    import torch
+
+    from dse.problems.models import cifar_resnet
+
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as fh:
+        pickle.dump({"data": np.zeros((4, 3072), np.uint8), "labels": [0, 1, 2, 3]}, fh)
+    torch.save(cifar_resnet(32).state_dict(), tmp_path / "r32.pt")
+    code = main(["inject", "--model", "resnet20", "--checkpoint", str(tmp_path / "r32.pt"),
+                 "--dataset", "cifar10", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not fit CifarResNet" in err and len(err.strip().splitlines()) == 1
+    torch.save(cifar_resnet(20).state_dict(), tmp_path / "r20.pt")
+    code = main(["inject", "--model", "resnet20", "--checkpoint", str(tmp_path / "r20.pt"),
+                 "--dataset", "cifar10", "--data", str(tmp_path), "--n-faults", "5",
+                 "--out", str(tmp_path / "o"), "--json"])
+    assert code == 0

@@ -68,9 +68,6 @@ class EngineResult:
     wall_s: float
     propagated: np.ndarray | None = None  # per fault: images run past the faulty layer (fast)
 
-    def outcomes(self, fault: int) -> list:
-        return [CODES[c] for c in self.codes[fault] if c != NOT_RUN]
-
 
 def output_tensor(out: Any) -> torch.Tensor:
     """The tensor to classify from a model output: itself, a dict's ``"out"`` (torchvision
