@@ -90,3 +90,28 @@ def test_energy_only_rows_draw_no_pareto_plot(tmp_path):
     page = write_report(rows, [], tmp_path, title="energy only")
     assert not (tmp_path / "pareto.png").exists()
     assert page.read_text().count("data:image/png;base64,") == 3
+
+
+def test_compare_matches_layers_by_module_path_and_keeps_totals_exact(tmp_path):
+    from dse.report.compare import compare_layers, compare_plots, compare_totals
+
+    rows = []
+    for model, layers in (("net[dilated]", [("a", 1, 10.0), ("b", 1, 30.0), ("c", 1, 30.0)]),
+                          ("net[undilated]", [("a", 1, 10.0), ("b", 2, 20.0)])):
+        for i, (path, count, energy) in enumerate(layers):
+            rows.append(dict(point="d1", model=model, layer_index=i, layer=path,
+                             layer_path=path, count=count, rank=0, energy_pJ=energy, cycles=100,
+                             edp=energy * 1e-10, macs=50, sdc_rate=None, sdc_lo=None,
+                             sdc_hi=None, utilization=1.0, components="{}"))
+    variants = ["net[dilated]", "net[undilated]"]
+    (tot,) = compare_totals(rows, variants)
+    assert tot["net[dilated] energy (uJ)"] == pytest.approx(70e-6)
+    assert tot["net[undilated] energy (uJ)"] == pytest.approx(50e-6)
+    assert tot["net[dilated] cycles"] == 300 and tot["net[undilated] cycles"] == 300
+    per = {r["layer"]: r for r in compare_layers(rows, variants, "d1")}
+    assert per["b"]["net[undilated] n"] == 2 and per["b"]["net[undilated] energy (uJ)"] == (
+        pytest.approx(40e-6))
+    assert per["c"]["net[undilated] energy (uJ)"] is None  # folded into b in that variant
+    paths = compare_plots(rows, variants, tmp_path)
+    assert {p.name for p in paths} == {"compare_totals.png", "compare_totals.svg",
+                                       "compare_layers.png", "compare_layers.svg"}
