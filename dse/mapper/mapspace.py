@@ -476,8 +476,7 @@ class MapSpace:
         """Fast validity for points built by the search's edits (which keep factor products
         and list every non-unit loop). ``capacity=False`` leaves the capacity check to the
         model's vectorized path, which does it for a batch faster than Python per point."""
-        if capacity and not all(self._level_fits(p.factors, p.keeps, i)
-                                for i in range(self.nlev)):
+        if capacity and not all(self._level_fits(p.factors, p.keeps, i) for i in self._bounded):
             return False
         for slot, f in enumerate(p.factors):
             for (lo, hi), v in zip(self.bounds[slot], f, strict=True):

@@ -187,7 +187,7 @@ def to_arrays(space: MapSpace, points: Sequence[Point]) -> MappingArrays:
     index = {d: k for k, d in enumerate(space.dims)}
     ds_index = {name: s for s, name in enumerate(space.ds_names)}
     f = np.array([p.factors for p in points], dtype=np.int64).reshape(b, n_l, 2, n_d)
-    on_x = np.array([[[a == "X" for a in row] for row in p.axes] for p in points], dtype=bool)
+    on_x = np.array([p.axes for p in points]) == "X"
     spatial = f[:, :, S, :]
     order = np.tile(np.arange(n_d, dtype=np.int64), (b, n_l, 1))
     keep = np.zeros((b, n_l, len(space.ds_names)), dtype=bool)
