@@ -11,9 +11,10 @@ identical; the ratio is (fault, image) pairs per second.
 
 ``mappings``: two mappings of one layer with EDP within 5% and different SDC-1 rates. Mappings are
 sampled from the layer's mapspace; for the 80 best distinct EDPs an engine-free screen predicts
-vulnerability as Σ exposure share × live fraction (faults that change the layer output at all,
-images 0-15, seed 5); the pair within 5% EDP with the largest predicted ratio is then measured
-with the full campaign on other images (64-191) and another seed, which is what the docs report.
+vulnerability as Σ exposure share × live fraction (faults that change some layer output by more
+than 1/256 of its range, images 0-15, seed 5); the pair within 5% EDP with the largest predicted
+ratio is then measured with the full campaign on other images (64-191) and another seed, which is
+what the docs report.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ from _report import write_section  # noqa: E402
 from dse.arch import load_arch  # noqa: E402
 from dse.mapper import MapSpace  # noqa: E402
 from dse.model import evaluate  # noqa: E402
-from dse.problems.problem import Problem, conv_problem  # noqa: E402
+from dse.problems import Problem, profile  # noqa: E402
 from dse.resilience.data import trained_model  # noqa: E402
 from dse.resilience.engine import FastEngine  # noqa: E402
 from dse.resilience.mapping_aware import (  # noqa: E402
     LayerCapture,
     draw_campaign,
+    live_floor,
     live_fraction,
     mapping_resilience,
     naive_sdc1,
@@ -51,19 +53,9 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def layer_problem(model: torch.nn.Module, layer: str, images: torch.Tensor) -> Problem:
-    """The conv problem of one Conv2d layer for one image (shape read from a forward pass)."""
-    conv = dict(model.named_modules())[layer]
-    seen = {}
-    handle = conv.register_forward_hook(lambda _m, _i, o: seen.setdefault("y", o))
-    with torch.no_grad():
-        model(images[:1])
-    handle.remove()
-    _, m, q, p = seen["y"].shape
-    g = conv.groups
-    return conv_problem(C=conv.in_channels // g, M=m // g, R=conv.kernel_size[1],
-                        S=conv.kernel_size[0], P=p, Q=q, G=g, Wstride=conv.stride[1],
-                        Hstride=conv.stride[0], Wdilation=conv.dilation[1],
-                        Hdilation=conv.dilation[0])
+    """The Timeloop problem of one layer, from the profiler."""
+    workload = profile(model, tuple(images[:1].shape))
+    return next(lay.problem for lay in workload.layers if lay.module_path == layer)
 
 
 def sampled_mappings(problem: Problem, arch, count: int, seed: int) -> list[tuple]:
@@ -135,7 +127,8 @@ def predicted_live(problem: Problem, arch, mapping, capture: LayerCapture, fmt: 
     sites = exposures(nest, arch, word_bits=None if fmt == "int" else 16)
     faults = draw_campaign(nest, sites, capture.ops, 40, 5, arch.compute.word_bits, fmt)
     total = sum(s.exposure for s in sites)
-    return sum(s.exposure / total * live_fraction([f for f in faults if f.site == i])
+    floor = live_floor(capture)
+    return sum(s.exposure / total * live_fraction([f for f in faults if f.site == i], floor)
                for i, s in enumerate(sites))
 
 

@@ -16,6 +16,7 @@ from dse.resilience.mapping_aware import (
     clustered_interval,
     draw_campaign,
     draw_fault,
+    live_floor,
     mapping_resilience,
     naive_layer_output,
     naive_sdc1,
@@ -95,7 +96,7 @@ def test_clustered_and_stratified_intervals():
     # faults that fail on all images or none: the interval is that of 10 faults (9 after the
     # n - 1 of the unbiased variance), not of 1000 independent pairs
     clustered = clustered_interval(np.array([1.0] * 3 + [0.0] * 7), 100, 1.96)
-    assert clustered == pytest.approx(wilson(3, 9, 1.96), abs=1e-9)
+    assert clustered == pytest.approx(wilson(0.3 * 9, 9, 1.96), abs=1e-9)
     independent = clustered_interval(np.full(10, 0.3), 100, 1.96)
     assert independent == pytest.approx(wilson(300, 1000, 1.96), abs=1e-9)
     rate, (lo, hi) = stratified([0.75, 0.25], [0.1, 0.0], [(0.05, 0.15), (0.0, 0.04)])
@@ -116,7 +117,7 @@ def test_campaign_outcomes_equal_naive_full_reinference_and_summarize():
     naive = naive_sdc1(model, "features.2", capture, images, faults)
     assert fast.shape == (len(faults), 8) and np.array_equal(fast, naive)
     assert fast.any()  # some faults do flip the top-1 of this (untrained) model
-    result = summarize(sites, faults, fast, z_value(0.95), 1000.0)
+    result = summarize(sites, faults, fast, z_value(0.95), 1000.0, live_floor(capture))
     assert sum(s.exposure_share for s in result.per_site) == pytest.approx(1.0)
     assert result.sdc1_ci[0] <= result.sdc1_rate <= result.sdc1_ci[1]
     assert result.sdc1_rate == pytest.approx(

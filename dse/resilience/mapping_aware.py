@@ -122,7 +122,7 @@ def clustered_interval(fractions: np.ndarray, images: int, z: float) -> tuple[fl
     cluster = float(np.var(fractions, ddof=1)) / n_faults if n_faults > 1 else binom
     deff = max(1.0, cluster / binom) if binom > 0 else 1.0
     n_eff = pairs / deff
-    return wilson(round(p * n_eff), max(1, round(n_eff)), z)
+    return wilson(p * n_eff, n_eff, z)  # real-valued k and n: the interval always contains p
 
 
 def stratified(shares: Sequence[float], rates: Sequence[float],
@@ -264,7 +264,13 @@ def mapping_resilience(
     faults = draw_campaign(nest, sites, capture.ops, per_site_n, seed, arch.compute.word_bits, fmt)
     engine = engine or FastEngine(model, images, labels)
     sdc = run_faults(engine, layer_path, capture, faults, progress=progress)
-    return summarize(sites, faults, sdc, z, fit_per_mbit)
+    return summarize(sites, faults, sdc, z, fit_per_mbit, live_floor(capture))
+
+
+def live_floor(capture: LayerCapture) -> float:
+    """Smallest output change counted as live: 1/256 of the layer's output range (an 8-bit
+    quantum of it)."""
+    return float(capture.outputs.abs().max()) / 256
 
 
 def draw_campaign(nest: Nest, sites: list[SiteExposure], ops: LayerOperands, per_site: int,
@@ -276,16 +282,17 @@ def draw_campaign(nest: Nest, sites: list[SiteExposure], ops: LayerOperands, per
             for i, site in enumerate(sites) for _ in range(per_site)]
 
 
-def live_fraction(faults: list[MappedFault]) -> float:
-    """Share of (fault, image) pairs whose layer output the fault changes at all: the rest are
-    masked inside the accelerator (the word was not read again, or held / met a zero)."""
+def live_fraction(faults: list[MappedFault], floor: float = 0.0) -> float:
+    """Share of (fault, image) pairs that change some layer output by more than ``floor``: the
+    rest are masked inside the accelerator (the word was not read again, held a zero, met a zero
+    cofactor) or nearly so (a flip in a zero float word only makes a denormal)."""
     if not faults:
         return 0.0
-    return float(np.mean([np.any(f.deltas != 0, axis=1).mean() for f in faults]))
+    return float(np.mean([np.any(np.abs(f.deltas) > floor, axis=1).mean() for f in faults]))
 
 
 def summarize(sites: list[SiteExposure], faults: list[MappedFault], sdc: np.ndarray, z: float,
-              fit_per_mbit: float) -> ResilienceResult:
+              fit_per_mbit: float, floor: float = 0.0) -> ResilienceResult:
     """Per-class SDC-1 rates (mean over faults of the fraction of images that fail) and their
     exposure-weighted sum; FIT = raw FIT/Mbit × exposed Mbit × SDC-1 rate."""
     total = sum(s.exposure for s in sites)
@@ -298,7 +305,7 @@ def summarize(sites: list[SiteExposure], faults: list[MappedFault], sdc: np.ndar
             site.level_name, site.dataspace, site.exposure / total, float(fractions.mean()),
             clustered_interval(fractions, sdc.shape[1], z),
             float(np.mean([f.footprint for f in mine_faults])), int(mine.sum()),
-            live_fraction(mine_faults)))
+            live_fraction(mine_faults, floor)))
     rate, ci = stratified([r.exposure_share for r in results], [r.sdc1_rate for r in results],
                           [r.sdc1_ci for r in results])
     mbit = sum(s.bits * s.instances * s.words for s in sites) / 1e6
