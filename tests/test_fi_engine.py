@@ -174,3 +174,15 @@ def test_fast_matches_naive_on_torchvision_mobilenet_v2_and_deeplabv3():
         faults += activation_faults(shapes, 8, "bf16", "bitflip", i, len(images))
         codes = _agree(model, images, faults)
         assert (codes == 0).any() and (codes > 0).any()
+
+
+def test_fast_matches_naive_when_images_span_several_padded_chunks(resnet):
+    model, _ = resnet
+    images = torch.randn(7, 3, 32, 32)
+    faults = weight_faults(model, 24, "fp32", "bitflip", 7)
+    faults += weight_faults(model, 6, "fp16", "bitflip", 8, images=len(images))
+    naive = NaiveEngine(model, images, block=3).run(faults)
+    fast = FastEngine(model, images, block=3, max_rows=5).run(faults)
+    np.testing.assert_array_equal(fast.codes, naive.codes)
+    np.testing.assert_array_equal(fast.buckets, naive.buckets)
+    assert (fast.propagated <= len(images)).all() and fast.propagated.sum() > 0

@@ -98,6 +98,14 @@ def _strided(t: torch.Tensor, stride: tuple[int, ...] | None = None) -> torch.Te
     return torch.empty_strided(t.shape, stride, dtype=t.dtype).copy_(t)
 
 
+def _holds_tensor(v: Any) -> bool:
+    if isinstance(v, torch.Tensor):
+        return True
+    if isinstance(v, dict):
+        v = list(v.values())
+    return isinstance(v, (tuple, list)) and any(_holds_tensor(x) for x in v)
+
+
 def _chunks(n: int, block: int) -> Iterable[slice]:
     return (slice(s, min(s + block, n)) for s in range(0, n, block))
 
@@ -343,8 +351,11 @@ class FastEngine(NaiveEngine):
                       for n, c in chunks.items()}
         self._all = torch.arange(self.n)
         out = next(n for n in self.nodes if n.op == "output")
-        if not rows_identical(output_tensor(self.cache[out]), self.golden).all():
-            self.graph = None  # the traced graph does not reproduce eager bits: stay naive
+        split = self.n > self.block and any(
+            n in depends and not self.batched[n] and n is not out and _holds_tensor(self.cache[n])
+            for n in self.nodes)  # e.g. a tuple of per-row tensors: cached for one chunk only
+        if split or not rows_identical(output_tensor(self.cache[out]), self.golden).all():
+            self.graph = None  # the traced graph cannot replay these bits: stay naive
 
     def _call(self, n: fx.Node, fetch: Callable[[fx.Node], Any]) -> Any:
         args = fx.node.map_arg(n.args, fetch)
