@@ -92,7 +92,7 @@ def throughput(args: argparse.Namespace) -> None:
              "naive pairs/s | speed-up | identical outcomes |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, layer in (("digits_cnn", "features.2"), ("digits_resnet20", "layers.3.conv2"),
-                        ("digits_resnet20", "layers.8.conv1")):
+                        ("digits_resnet20", "layers.6.conv2")):
         model, x, _ = trained_model(name)
         images = x[: args.images]
         arch = load_arch(args.arch)

@@ -98,7 +98,8 @@ def _layer(model, model_name: str, layer: str, images):
         if layer in (lay.name, lay.module_path):
             return lay.module_path, lay.problem
     names = ", ".join(lay.module_path for lay in workload.layers)
-    raise InputError(f"no MAC layer {layer!r} in {model_name} (layers: {names})", field="--layer")
+    raise InputError(f"no MAC layer {layer!r} in {model_name} (identical layers are folded into "
+                     f"their first occurrence; layers: {names})", field="--layer")
 
 
 def _mapping(args: argparse.Namespace, problem, arch):
