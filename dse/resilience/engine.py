@@ -347,8 +347,8 @@ class FastEngine(NaiveEngine):
                     chunks[n].append(v[:r].clone())
                 elif not chunks[n]:
                     chunks[n].append(v)
-        self.cache = {n: _strided(torch.cat(c), self.strides[n]) if self.batched[n] else c[0]
-                      for n, c in chunks.items()}
+        self.cache = {n: _strided(torch.cat(c) if len(c) > 1 else c[0], self.strides[n])
+                      if self.batched[n] else c[0] for n, c in chunks.items()}
         self._all = torch.arange(self.n)
         out = next(n for n in self.nodes if n.op == "output")
         split = self.n > self.block and any(
