@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dse.arch import load_arch
+from dse.errors import InvalidMapping
 from dse.model import LevelMapping, Loop, Mapping
 from dse.problems.models import DigitsCNN
 from dse.problems.problem import conv_problem
@@ -136,3 +137,18 @@ def test_campaign_outcomes_equal_naive_full_reinference_and_summarize():
         fmt="bf16",
     )
     assert again.to_dict() == result.to_dict()
+
+
+def test_an_invalid_mapping_is_refused_naming_the_level():
+    model = DigitsCNN().eval()
+    problem = conv_problem(C=16, M=32, R=3, S=3, P=8, Q=8)
+    bad = eyeriss_mapping()
+    bad.levels[0] = LevelMapping("DRAM", [Loop("M", 4)], [], ALL)  # M factors multiply to 64
+    with pytest.raises(InvalidMapping):
+        mapping_resilience(problem, load_arch("eyeriss_like"), bad, model, "features.2",
+                           torch.zeros(2, 1, 8, 8), n_faults=1)
+    no_backing = eyeriss_mapping()
+    no_backing.levels[0] = LevelMapping("DRAM", [Loop("M", 2)], [], frozenset({"Weights"}))
+    with pytest.raises(InvalidMapping, match="DRAM"):
+        mapping_resilience(problem, load_arch("eyeriss_like"), no_backing, model, "features.2",
+                           torch.zeros(2, 1, 8, 8), n_faults=1)
