@@ -65,8 +65,14 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto") -> lis
         ax.annotate(p.label if len({q.model for q in pts}) > 1 else f"{p.point} · {p.policy}",
                     xy[i], textcoords="offset points", xytext=(6, 6), fontsize=7.5,
                     fontweight="bold" if i in front else "normal")
-    ax.set_xscale("log")
-    ax.set_xlabel("network EDP (J·cycles, log scale) — lower is better")
+    xs = [x for x, _ in xy]
+    wide = max(xs) > 10 * min(xs) > 0  # log scale only pays off over a decade or more
+    if wide:
+        ax.set_xscale("log")
+    else:
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3), useOffset=False)
+    ax.set_xlabel("network EDP (J·cycles" + (", log scale" if wide else "")
+                  + ") — lower is better")
     ax.set_ylabel("SDC rate (cycle-weighted over layers) — lower is better")
     ax.set_title("Efficiency vs resilience: network EDP vs SDC rate")
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=n) for n, c in colors.items()]
@@ -112,8 +118,9 @@ def breakdown_plot(rows: Sequence[Row], out_dir: Path, stem: str = "breakdown") 
     data = energy_breakdown(rows)
     points = list(data)
     comps: list[str] = []
-    for per in data.values():
+    for per in data.values():  # the model's order: mac, then levels outermost first
         comps.extend(c for c in per if c not in comps)
+    comps = [c for c in comps if c == "mac"] + [c for c in reversed(comps) if c != "mac"]
     colors = colors_for(comps)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(points) + 3), 5))
     bottom = np.zeros(len(points))

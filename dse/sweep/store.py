@@ -175,7 +175,7 @@ class Store:
                 "INSERT INTO mappings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(r.row_key, task_key, r.rank, r.roles, float(r.energy_pJ),
                   int(r.cycles), float(r.utilization), float(r.edp), int(r.macs),
-                  json.dumps(r.components, sort_keys=True), r.mapping) for r in rows])
+                  json.dumps(r.components), r.mapping) for r in rows])  # keeps level order
 
     def put_resilience(self, row: ResilienceRow) -> None:
         with self._conn:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import pickle
 import time
 from dataclasses import dataclass
@@ -193,6 +194,15 @@ def _load(name: str, options: str, checkpoint: str | None, dataset: str | None,
     return model, images[:n_images].float(), labels[:n_images]
 
 
+def faults_per_site(f: FaultSettings) -> int:
+    """Faults per fault-site class: given, or Leveugle's n for the margin and confidence
+    (an infinite population: every bit x every cycle of a buffer)."""
+    from dse.resilience.stats import sample_size
+
+    return f.faults if f.faults is not None else math.ceil(
+        sample_size(math.inf, f.margin, f.confidence))
+
+
 def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
     import torch
 
@@ -205,7 +215,7 @@ def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
     f = task.faults
     result = mapping_resilience(
         task.problem, task.arch, mapping, model, task.layer_path, images, labels,
-        n_faults=f.faults, margin=f.margin, confidence=f.confidence,
+        n_faults=faults_per_site(f), margin=f.margin, confidence=f.confidence,
         fit_per_mbit=f.fit_per_mbit, seed=task.seed)
     lo, hi = result.sdc1_ci
     return ResilienceRow(
