@@ -7,6 +7,9 @@ import random
 
 from _sites_designs import DESIGNS, random_mapping, random_problem
 
+from dse.arch import load_arch
+from dse.mapper import MapSpace
+from dse.problems.problem import conv_problem
 from dse.resilience.loopsim import LoopSim, MacFault, StorageFault
 from dse.resilience.sites import Nest, footprint, mac_readers
 
@@ -78,3 +81,31 @@ def test_mac_transient_hits_one_output_and_stuck_pe_hits_all_it_computes():
         stuck = sim.run(fault=MacFault(pe, None)).tainted
         assert stuck == set(mac_readers(nest, pe, None).outputs)
         assert transient <= stuck
+
+
+def test_footprints_match_simulation_for_mappings_from_the_real_designs_mapspaces():
+    """Same check, with mappings sampled by the mapper from the shipped designs themselves
+    (their fanouts, capacities, constraints and bypass choices)."""
+    rng = random.Random(0)
+    draws, multi = 0, 0
+    for design in sorted(DESIGNS):
+        arch = load_arch(design)
+        for _ in range(10):
+            problem = conv_problem(
+                C=rng.choice([1, 2, 4]), M=rng.choice([2, 4]), R=rng.choice([1, 3]),
+                S=rng.choice([1, 2]), P=rng.choice([2, 4]), Q=rng.choice([1, 2]),
+                Wstride=rng.choice([1, 2]),
+            )
+            space = MapSpace(problem, arch)
+            mapping = space.to_mapping(space.sample(rng))
+            sim, nest = LoopSim(problem, mapping), Nest(problem, mapping)
+            sites = [(i, d) for i, lm in enumerate(mapping.levels) for d in lm.keep]
+            for _ in range(3):
+                level, ds = rng.choice(sites)
+                inst, t = rng.randrange(nest.instances(level)), rng.randrange(nest.steps)
+                element = rng.choice(sorted(sim.resident(level, inst, ds, t)))
+                simulated = sim.run(fault=StorageFault(level, inst, ds, element, t)).tainted
+                assert set(footprint(nest, level, ds, inst, element, t)) == simulated
+                draws += 1
+                multi += len(simulated) > 1
+    assert draws == 120 and multi > 10
