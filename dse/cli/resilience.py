@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--mapping", type=Path, help="Timeloop map.yaml for this layer and design")
     src.add_argument("--map-objective", default="edp", choices=["edp", "energy", "delay"],
                      help="search a mapping with this objective when --mapping is not given")
-    p.add_argument("--map-time", type=float, default=10.0, help="mapper time limit, seconds")
+    p.add_argument("--map-evals", type=int, default=3000,
+                   help="mapper evaluations (one worker, so the same seed finds the same mapping)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--margin", type=float, default=0.05,
                       help="error margin per site class (Leveugle sample size; default 0.05)")
@@ -111,5 +112,7 @@ def _mapping(args: argparse.Namespace, problem, arch):
         return read_mapping(args.mapping, arch, problem)
     from dse.mapper import search
 
-    return search(problem, arch, objective=args.map_objective, time_limit=args.map_time,
-                  seed=args.seed).best
+    if args.map_evals < 1:
+        raise InputError(f"must be >= 1, got {args.map_evals}", field="--map-evals")
+    return search(problem, arch, objective=args.map_objective, time_limit=None, seed=args.seed,
+                  workers=1, max_evals=args.map_evals).best
