@@ -17,7 +17,7 @@ from typing import Any
 from dse.errors import DseError, InputError
 from dse.sweep.config import DesignPoint, ModelSpec, SweepConfig, validate, write_config
 from dse.sweep.executors import make_executor
-from dse.sweep.hashing import code_version, file_digest, stable_hash, to_plain
+from dse.sweep.hashing import canonical_json, code_version, file_digest, stable_hash, to_plain
 from dse.sweep.store import Store
 from dse.sweep.tasks import (
     MapResult,
@@ -105,10 +105,12 @@ def _plan(config: SweepConfig, points: list[DesignPoint]) -> _Plan:
         if point.params:
             arch = make_variant(arch, **dict(point.params))
         key = stable_hash("point", arch)
+        if key in archs:  # a variant equal to another point (e.g. the shipped values)
+            continue
         archs[key] = arch
         point_rows.append(dict(point_key=key, design=point.design, label=point.label,
-                               params=stable_json(dict(point.params)),
-                               arch=stable_json(to_plain(arch))))
+                               params=canonical_json(dict(point.params)),
+                               arch=canonical_json(to_plain(arch))))
     mapper_keys = dict(mapper=config.mapper, backend=config.backend, seed=config.seed,
                        pareto=config.resilience.pareto, top_k=config.resilience.top_k)
     layers: list[dict[str, Any]] = []
@@ -130,12 +132,6 @@ def _plan(config: SweepConfig, points: list[DesignPoint]) -> _Plan:
                     seed=config.seed, pareto=config.resilience.pareto,
                     top_k=config.resilience.top_k))
     return _Plan(point_rows, layers, tasks, models, archs, settings_key, notes)
-
-
-def stable_json(obj: Any) -> str:
-    from dse.sweep.hashing import canonical_json
-
-    return canonical_json(obj)
 
 
 def _plan_model(config: SweepConfig, spec: ModelSpec) -> _ModelPlan:
