@@ -149,13 +149,14 @@ def efficiency_plot(rows: Sequence[Row], out_dir: Path, stem: str = "efficiency"
                     / sum(r["cycles"] * r["count"] for r in mine))
     gflops = [2.0 * p.macs / p.cycles for p in pts]
     fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(pts) + 4), 4.5))
-    axes[0].bar(labels, [100 * u for u in util], color="tab:blue")
+    axes[0].bar(labels, [100 * u for u in util], color="tab:blue", width=0.6)
     axes[0].set_ylabel("MAC utilization (%)")
     axes[0].set_ylim(0, 100)
-    axes[1].bar(labels, gflops, color="tab:green")
+    axes[1].bar(labels, gflops, color="tab:green", width=0.6)
     axes[1].set_ylabel("GFLOPs @ 1 GHz")
     for ax in axes:
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle("Utilization and throughput (cycle-weighted over layers)")
+    fig.tight_layout()
     return save_figure(fig, out_dir, stem)
