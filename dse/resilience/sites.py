@@ -164,9 +164,6 @@ class Nest:
         space = self.problem.dataspace(ds)
         return math.prod(self.problem.rank_extent(r, self.extent[level]) for r in space.projection)
 
-    def parent(self, level: int, ds: str) -> int | None:
-        return next((p for p in range(level - 1, -1, -1) if ds in self.keep[p]), None)
-
     def child(self, level: int, ds: str) -> int | None:
         return next((c for c in range(level + 1, self.nlev) if ds in self.keep[c]), None)
 
