@@ -15,8 +15,10 @@ Partial sums are added up level by level, so a corrupted partial sum reaches exa
 (with every later accumulation carrying it). A transient MAC fault corrupts one product; a stuck PE
 every product it computes under this mapping.
 
-Everything is computed from the loop nest in closed form per outer step, with numpy over the MACs
-inside the residency window; :mod:`dse.resilience.loopsim` checks it against a literal simulation.
+Nothing is simulated: the MACs that use an element come from inverting its projection (the use
+set) and the mixed-radix loop numbering, residencies from the tile box at each outer step of the
+level in question, all in numpy; :mod:`dse.resilience.loopsim` checks the result against a literal
+step-by-step simulation.
 """
 
 from __future__ import annotations
