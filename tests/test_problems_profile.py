@@ -204,3 +204,26 @@ def test_forward_that_raises_is_input_error_and_mode_is_restored():
         profile(model, (1, 1, 32, 32), name="resnet18")
     assert model.training
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_functional_convs_and_linears_outside_modules_are_layers_too():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(8, 4, 3, 3))
+            self.fc = nn.Parameter(torch.randn(5, 8))
+            self.same = nn.Conv2d(8, 8, 3, padding="same", padding_mode="reflect", dilation=2)
+
+        def forward(self, x):
+            y = self.same(nn.functional.conv2d(x, self.w, None, 2, 1))
+            y = nn.functional.conv2d(y, self.w[:, :2], padding="same", groups=4)
+            return nn.functional.linear(y.flatten(2).transpose(1, 2), self.fc)
+
+    model = Functional()
+    w = profile(model, (2, 4, 10, 12))
+    assert [(lay.name, lay.op, lay.problem.instance["G"]) for lay in w.layers] == [
+        ("conv2d", "conv2d", 1), ("same", "conv2d", 1), ("conv2d_2", "conv2d", 4),
+        ("linear", "linear", 1)]
+    assert w.layers[0].problem.coefficients["Wstride"] == 2
+    assert w.layers[1].problem.coefficients["Hdilation"] == 2
+    assert w.total_macs == flop_counter_macs(model, (2, 4, 10, 12))
