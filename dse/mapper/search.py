@@ -228,7 +228,7 @@ def move_factor(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     if not holders:
         return None
     src = rng.choice(holders)
-    prime = next(d for d in divisors(p.factors[src][k]) if d > 1)
+    prime = rng.choice(primes(p.factors[src][k]))
     dsts = [s for s, b in enumerate(space.bounds)
             if s != src and b[k][1] >= p.factors[s][k] * prime]
     if not dsts:
@@ -280,18 +280,17 @@ def _apply_factor_moves(space: MapSpace, p: Point, moves: list[tuple[int, int, i
 
 
 def swap_factors(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
-    """Trade prime factors of two dims between two slots (keeps both slots' sizes similar, so
-    a full PE array or buffer stays full)."""
+    """Trade primes between two slots (two dims, or two different primes of one dim): keeps
+    both slots' sizes similar, so a full PE array or buffer stays full."""
     src, dst = rng.sample(range(len(p.factors)), 2)
     ks = [k for k, v in enumerate(p.factors[src]) if v > 1]
     js = [j for j, v in enumerate(p.factors[dst]) if v > 1]
     if not ks or not js:
         return None
     k, j = rng.choice(ks), rng.choice(js)
-    if k == j:
+    pk, pj = rng.choice(primes(p.factors[src][k])), rng.choice(primes(p.factors[dst][j]))
+    if k == j and pk == pj:
         return None
-    pk = next(d for d in divisors(p.factors[src][k]) if d > 1)
-    pj = next(d for d in divisors(p.factors[dst][j]) if d > 1)
     return _apply_factor_moves(space, p, [(k, src, dst, pk), (j, dst, src, pj)], rng)
 
 
@@ -377,7 +376,7 @@ def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
 
 def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float,
             victory: int, max_evals: int | None, tick: Callable[[int], None],
-            climbers: int = 4, patience: int = 3) -> None:
+            climbers: int = 8, patience: int = 3) -> None:
     """Several hill climbers in lock-step: each round every climber's neighbours are evaluated
     in one batch and each climber moves to its best improving neighbour; a climber stuck for
     ``patience`` rounds restarts from a fresh sample, or from a kick (a few random edits) of
@@ -436,30 +435,27 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
         since_best = 0 if improved else since_best + max(len(flat), 1)
 
 
+def primes(n: int) -> list[int]:
+    """Distinct prime factors of n."""
+    return [d for d in divisors(n) if d > 1 and all(d % q for q in range(2, math.isqrt(d) + 1))]
+
+
 def all_neighbours(space: MapSpace, p: Point) -> list[Point]:
-    """Every single edit of ``p``: each prime factor moved to each other slot, each level's
-    order replaced by each other order class, each free keep choice, each spatial axis flip."""
+    """Every single edit of ``p``: each prime factor moved to each other slot, each exchange of
+    two different primes of one dim between two slots, each level's order replaced by each
+    other order class, each free keep choice, each spatial axis flip."""
     out: list[Point] = []
     for k in range(len(space.dims)):
-        for src, f in enumerate(p.factors):
-            if f[k] == 1:
-                continue
-            prime = next(d for d in divisors(f[k]) if d > 1)
-            for dst, b in enumerate(space.bounds):
-                if dst == src or b[k][1] < p.factors[dst][k] * prime:
-                    continue
-                factors = [list(x) for x in p.factors]
-                factors[src][k] //= prime
-                factors[dst][k] *= prime
-                new_f = tuple(tuple(x) for x in factors)
-                orders = list(p.orders)
-                for slot in (src, dst):
-                    i, kind = divmod(slot, 2)
-                    if kind == T:
-                        orders[i] = _fix_order(space, i, orders[i], new_f)
-                axes_opts = [p.axes] if dst % 2 == T else [
-                    _set_axis(p.axes, dst // 2, k, a) for a in "XY"]
-                out += [Point(new_f, ax, tuple(orders), p.keeps) for ax in axes_opts]
+        holders = [s for s, f in enumerate(p.factors) if f[k] > 1]
+        for src in holders:
+            for prime in primes(p.factors[src][k]):
+                for dst in range(len(p.factors)):
+                    if dst != src:
+                        out += _moved(space, p, [(k, src, dst, prime)])
+                for dst in holders:
+                    for back in primes(p.factors[dst][k]):
+                        if dst != src and back != prime:
+                            out += _moved(space, p, [(k, src, dst, prime), (k, dst, src, back)])
     for i in range(space.nlev):
         for o in space.order_classes(i, p.orders[i], space.live_dims(p.factors, i)):
             if o != p.orders[i]:
@@ -472,6 +468,28 @@ def all_neighbours(space: MapSpace, p: Point) -> list[Point]:
                 flip = "Y" if p.axes[i][k] == "X" else "X"
                 out.append(_with(p, axes=_set_axis(p.axes, i, k, flip)))
     return [q for q in out if space.quick_ok(q)]
+
+
+def _moved(space: MapSpace, p: Point, moves: list[tuple[int, int, int, int]]) -> list[Point]:
+    """``p`` with (dim, src slot, dst slot, amount) factor moves; orders keep their loops and
+    place new ones innermost-legal; a new spatial factor gets each axis in turn."""
+    factors = [list(x) for x in p.factors]
+    for k, src, dst, amount in moves:
+        if factors[src][k] % amount or space.bounds[dst][k][1] < factors[dst][k] * amount:
+            return []
+        factors[src][k] //= amount
+        factors[dst][k] *= amount
+    new_f = tuple(tuple(x) for x in factors)
+    orders = list(p.orders)
+    axes_opts = [p.axes]
+    for k, src, dst, _ in moves:
+        for slot in (src, dst):
+            i, kind = divmod(slot, 2)
+            if kind == T:
+                orders[i] = _fix_order(space, i, orders[i], new_f)
+        if dst % 2 == S and p.factors[dst][k] == 1:
+            axes_opts = [_set_axis(ax, dst // 2, k, a) for ax in axes_opts for a in "XY"]
+    return [Point(new_f, ax, tuple(orders), p.keeps) for ax in axes_opts]
 
 
 def _fix_order(space: MapSpace, i: int, order: tuple[str, ...], factors) -> tuple[str, ...]:
