@@ -26,7 +26,8 @@ def test_json_result_for_a_mapping_file(tmp_path, capsys):
     assert load_arch("eyeriss_like")  # the design the mapping was written for
     code, stdout, stderr = _run(capsys, "--arch", "eyeriss_like", "--model", "digits_cnn",
                                 "--layer", "features.2", "--mapping", str(path), "--n-faults",
-                                "4", "--images", "16", "--format", "bf16", "--json")
+                                "4", "--images", "16", "--format", "bf16", "--stuck-pe",
+                                "stuck1", "--json")
     assert code == 0, stderr
     result = json.loads(stdout)
     assert set(result) >= {"sdc1_rate", "sdc1_ci", "fit", "per_site"}
@@ -37,6 +38,8 @@ def test_json_result_for_a_mapping_file(tmp_path, capsys):
                              "mean_footprint"}
     lo, hi = result["sdc1_ci"]
     assert lo <= result["sdc1_rate"] <= hi
+    # each PE of this mapping computes 128 outputs: M8 (DRAM 2 x psum 4) x P2 (glb) x Q8 (glb)
+    assert result["stuck_pe"]["n"] == 4 and result["stuck_pe"]["mean_footprint"] == 128
 
 
 @pytest.mark.parametrize("args, names", [

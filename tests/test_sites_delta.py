@@ -17,7 +17,7 @@ from dse.resilience.sites import Nest, mac_readers, storage_readers
 from dse.resilience.sites_delta import (
     LayerOperands,
     bind_layer,
-    flip_delta,
+    bit_delta,
     operand_delta,
     output_positions,
     partial_sum,
@@ -89,12 +89,15 @@ def test_footprint_deltas_and_partial_sums_match_the_simulated_values():
 
 
 def test_bit_flip_moves_a_fixed_point_word_by_a_power_of_two():
-    assert flip_delta(np.array(1.5), 0, 8, 0.5) == -0.5  # code 3 -> 2
-    assert flip_delta(np.array(1.5), 2, 8, 0.5) == 2.0  # code 3 -> 7
-    assert flip_delta(np.array(1.5), 7, 8, 0.5) == -64.0  # sign bit: 3 -> -125
-    assert flip_delta(np.array(-0.5), 7, 8, 0.5) == 64.0  # -1 -> 127
-    assert flip_delta(np.array(-0.5), 3, 8, 0.5) == -4.0  # -1 (all ones) -> -9
-    assert list(flip_delta(np.array([100.0, -100.0]), 6, 8, 1.0)) == [-64.0, 64.0]
+    assert bit_delta(np.array(1.5), 0, 8, 0.5) == -0.5  # code 3 -> 2
+    assert bit_delta(np.array(1.5), 2, 8, 0.5) == 2.0  # code 3 -> 7
+    assert bit_delta(np.array(1.5), 7, 8, 0.5) == -64.0  # sign bit: 3 -> -125
+    assert bit_delta(np.array(-0.5), 7, 8, 0.5) == 64.0  # -1 -> 127
+    assert bit_delta(np.array(-0.5), 3, 8, 0.5) == -4.0  # -1 (all ones) -> -9
+    assert list(bit_delta(np.array([100.0, -100.0]), 6, 8, 1.0)) == [-64.0, 64.0]
+    assert list(bit_delta(np.array([1.5, 2.0]), 0, 8, 0.5, "stuck1")) == [0.0, 0.5]  # 3, 4
+    assert list(bit_delta(np.array([1.5, 2.0]), 0, 8, 0.5, "stuck0")) == [-0.5, 0.0]
+    assert list(bit_delta(np.array([1.0, -1.0]), 7, 8, 1.0, "stuck1")) == [-128.0, 0.0]
 
 
 def test_layer_binding_reproduces_torch_conv_and_linear():
@@ -121,3 +124,33 @@ def test_layer_binding_reproduces_torch_conv_and_linear():
     assert np.allclose(
         ops.outputs.reshape(2, -1), want[:, ops.out_index.reshape(-1)].numpy(), atol=1e-6
     )
+
+
+def test_stuck_pe_deltas_match_the_simulated_outputs():
+    """A product-register bit stuck in one PE for the whole layer: the campaign's per-output
+    deltas equal the loop simulator's outputs with that PE's every product corrupted alike."""
+    from dse.resilience.mapping_aware import stuck_pe_fault
+    from dse.resilience.sites import SiteExposure
+
+    rng, nrng = random.Random(4), np.random.default_rng(4)
+    changed = 0
+    for k in range(16):
+        problem = random_problem(rng)
+        mapping = random_mapping(problem, list(DESIGNS)[k % 4], rng)
+        sim, nest, ops = LoopSim(problem, mapping), Nest(problem, mapping), _operands(problem, nrng)
+        site = SiteExposure(nest.nlev, "mac", "MAC", 8, nest.pes, 1, 1.0)
+        kind = ("stuck0", "stuck1")[k % 2]
+        fault = stuck_pe_fault(nest, site, 0, ops, 1.0, nrng, "int", kind)
+        values = _as_dicts(ops)
+        clean = sim.run(values).outputs
+
+        def corrupt(v, bit=fault.bit, kind=kind):
+            return v + float(bit_delta(np.array(v), bit, 8, 1.0, kind))
+
+        faulty = sim.run(values, MacFault(fault.instance, None, corrupt)).outputs
+        got = {int(ops.out_index[e]): faulty[e] - clean[e] for e in clean if faulty[e] != clean[e]}
+        want = {int(i): d for i, d in zip(fault.positions, fault.deltas[0], strict=True) if d}
+        assert got == want
+        assert fault.footprint == len(mac_readers(nest, fault.instance, None).outputs)
+        changed += len(got) > 1
+    assert changed >= 4

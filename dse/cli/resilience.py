@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", dest="fmt", default="int", choices=["int", "fp32", "fp16", "bf16"],
                    help="how words are stored: the design's fixed point (int, default) or a "
                    "floating-point format in every buffer")
+    p.add_argument("--stuck-pe", choices=["stuck0", "stuck1"],
+                   help="also measure a permanent fault: one product-register bit of a random PE "
+                   "stuck at 0 / 1 (its footprint: every output that PE computes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -50,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from dse.arch import load_arch
-    from dse.resilience.mapping_aware import DEFAULT_FIT_PER_MBIT, mapping_resilience
+    from dse.resilience.mapping_aware import (
+        DEFAULT_FIT_PER_MBIT,
+        mapping_resilience,
+        stuck_pe_resilience,
+    )
 
     torch.set_num_threads(1)
     if args.images < 1:
@@ -69,8 +76,18 @@ def run(args: argparse.Namespace) -> int:
         fit_per_mbit=args.fit_per_mbit if args.fit_per_mbit is not None else DEFAULT_FIT_PER_MBIT,
         include_backing=args.include_dram, fmt=args.fmt, progress=not args.json,
     )
+    out = result.to_dict()
+    if args.stuck_pe:
+        stuck = stuck_pe_resilience(
+            problem, arch, mapping, model, layer_path, images, labels,
+            n_faults=args.n_faults or result.per_site[0].n, kind=args.stuck_pe,
+            confidence=args.confidence, seed=args.seed, fmt=args.fmt,
+        )
+        out["stuck_pe"] = {"kind": args.stuck_pe, "sdc1_rate": stuck.sdc1_rate,
+                           "sdc1_ci": list(stuck.sdc1_ci), "mean_footprint": stuck.mean_footprint,
+                           "n": stuck.n}
     if args.json:
-        print_json(result.to_dict())
+        print_json(out)
         return 0
     lo, hi = result.sdc1_ci
     print(f"{arch.name} / {args.model}:{layer_path}  {result.n_faults} faults, "
@@ -80,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
     for s in result.per_site:
         print(f"{s.level:<24}{s.dataspace:<10}{s.exposure_share:>8.3f}{s.sdc1_rate:>8.3f}"
               f"{s.mean_footprint:>11.1f}")
+    if "stuck_pe" in out:
+        st = out["stuck_pe"]
+        print(f"stuck PE ({st['kind']}): SDC-1 {st['sdc1_rate']:.4f} "
+              f"[{st['sdc1_ci'][0]:.4f}, {st['sdc1_ci'][1]:.4f}], "
+              f"{st['mean_footprint']:.0f} outputs per PE")
     return 0
 
 

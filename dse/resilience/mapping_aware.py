@@ -39,7 +39,7 @@ from dse.resilience.sites import (
 from dse.resilience.sites_delta import (
     LayerOperands,
     bind_layer,
-    flip_delta,
+    bit_delta,
     operand_delta,
     output_positions,
     partial_sum,
@@ -161,14 +161,15 @@ class LayerCapture:
         self.ops = bind_layer(problem, self.module, self.inputs)
 
 
-def word_change(values: np.ndarray, bit: int, bits: int, scale: float, fmt: str) -> np.ndarray:
-    """Change of stored words (one per image) when ``bit`` flips: in the design's fixed point
-    (``fmt="int"``) or in a floating-point format (``fp32`` / ``fp16`` / ``bf16``, through
+def word_change(values: np.ndarray, bit: int, bits: int, scale: float, fmt: str,
+                kind: str = "bitflip") -> np.ndarray:
+    """Change of stored words when ``bit`` flips (or is stuck, ``kind``): in the design's fixed
+    point (``fmt="int"``) or in a floating-point format (``fp32`` / ``fp16`` / ``bf16``, through
     :func:`dse.resilience.formats.corrupt`: the faulty word decoded, minus the clean value)."""
     if fmt == "int":
-        return flip_delta(values, bit, bits, scale)
+        return bit_delta(values, bit, bits, scale, kind)
     clean = torch.as_tensor(np.asarray(values, dtype=np.float32))
-    return (corrupt(clean, fmt, [bit]).double() - clean.double()).numpy()
+    return (corrupt(clean, fmt, [bit], kind).double() - clean.double()).numpy()
 
 
 def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, scale: float,
@@ -202,6 +203,52 @@ def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, s
     deltas = np.broadcast_to(deltas, (len(ops.outputs), len(positions))).copy()
     return MappedFault(index, site.dataspace, inst, time, element, bit, delta, positions, deltas,
                        len(readers.outputs))
+
+
+def stuck_pe_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, scale: float,
+                   rng: np.random.Generator, fmt: str = "int",
+                   kind: str = "stuck1") -> MappedFault:
+    """A permanent fault: one bit of one PE's product register stuck at 0 or 1 (``kind``). Every
+    product that PE computes under this mapping may change, each by its own amount (a stuck bit
+    changes only the words where it differs), summed into the outputs they feed."""
+    pe = int(rng.integers(nest.pes))
+    bit = int(rng.integers(site.bits))
+    readers = mac_readers(nest, pe, None)
+    prods = products(nest, ops, readers.steps, readers.pes)
+    change = word_change(prods.ravel(), bit, site.bits, scale, fmt, kind).reshape(prods.shape)
+    keys, inverse = np.unique(output_positions(nest, ops, readers.steps, readers.pes),
+                              return_inverse=True)
+    deltas = np.zeros((len(prods), len(keys)))
+    np.add.at(deltas, (slice(None), inverse), change)
+    return MappedFault(index, MAC_SITE, pe, -1, (), bit, change.sum(axis=1), keys, deltas,
+                       len(keys))
+
+
+def stuck_pe_resilience(
+    problem: Problem, arch: Arch, mapping: Mapping, model: nn.Module, layer_path: str,
+    images: torch.Tensor, labels: torch.Tensor | None = None, *, n_faults: int = 100,
+    kind: str = "stuck1", confidence: float = 0.95, seed: int = 0, fmt: str = "int", engine=None,
+) -> SiteResult:
+    """P(SDC-1) given one stuck bit in a random PE's product register, with its interval; the
+    footprint is every output that PE computes under this mapping (so it depends on the mapping:
+    a PE that sweeps many outputs spreads the damage)."""
+    from dse.resilience.engine import FastEngine
+
+    evaluate(problem, arch, mapping)
+    nest = Nest(problem, mapping)
+    site = exposures(nest, arch, include_backing=False, include_mac=True,
+                     word_bits=None if fmt == "int" else format_bits(fmt))[-1]
+    capture = LayerCapture(model, layer_path, images, problem)
+    scale = site_scales([site], capture.ops, arch.compute.word_bits)[0]
+    rng = np.random.default_rng(seed)
+    faults = [stuck_pe_fault(nest, site, 0, capture.ops, scale, rng, fmt, kind)
+              for _ in range(n_faults)]
+    sdc = run_faults(engine or FastEngine(model, images, labels), layer_path, capture, faults)
+    fractions = sdc.mean(axis=1)
+    return SiteResult(site.level_name, f"{MAC_SITE} {kind}", 1.0, float(fractions.mean()),
+                      clustered_interval(fractions, sdc.shape[1], z_value(confidence)),
+                      float(np.mean([f.footprint for f in faults])), n_faults,
+                      live_fraction(faults, live_floor(capture)))
 
 
 def site_scales(sites: list[SiteExposure], ops: LayerOperands, operand_bits: int) -> list[float]:

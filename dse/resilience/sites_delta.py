@@ -101,17 +101,24 @@ def _fits(have: tuple[int, ...], want: tuple[int, ...]) -> bool:
     return len(have) == len(want) and all(h >= w for h, w in zip(have, want, strict=True))
 
 
-def flip_delta(values: np.ndarray, bit: int, bits: int, scale: float) -> np.ndarray:
+def bit_delta(values: np.ndarray, bit: int, bits: int, scale: float,
+              kind: str = "bitflip") -> np.ndarray:
     """Change of stored words when bit ``bit`` of their ``bits``-bit two's-complement fixed-point
-    codes (step ``scale``) flips; codes saturate at the format's range first."""
+    codes (step ``scale``) flips, or is stuck at 0 / 1 (``kind`` ``stuck0`` / ``stuck1``: no change
+    where the bit already has that value). Codes saturate at the format's range first."""
     top = 2 ** (bits - 1)
     code = np.clip(np.round(np.asarray(values, dtype=np.float64) / scale), -top, top - 1)
-    sign_bit = bit == bits - 1
-    was_set = (code.astype(np.int64) & (2 * top - 1)) >> bit & 1
-    step = float(top) if sign_bit else float(1 << bit)
-    # clearing the sign bit adds 2^(bits-1); setting it subtracts; other bits the other way
-    direction = np.where(was_set == 1, -1.0, 1.0) * (-1.0 if sign_bit else 1.0)
-    return direction * step * scale
+    was_set = ((code.astype(np.int64) & (2 * top - 1)) >> bit & 1) == 1
+    # setting a bit adds its weight, except the sign bit, whose weight is -2^(bits-1)
+    setting = (-float(top) if bit == bits - 1 else float(1 << bit)) * scale
+    if kind == "bitflip":
+        return np.where(was_set, -setting, setting)
+    if kind == "stuck1":
+        return np.where(was_set, 0.0, setting)
+    if kind == "stuck0":
+        return np.where(was_set, -setting, 0.0)
+    raise InputError(f"unknown fault kind {kind!r}; expected bitflip, stuck0 or stuck1",
+                     field="fault")
 
 
 def scale_for(max_abs: float, bits: int) -> float:
