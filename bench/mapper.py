@@ -73,8 +73,10 @@ def main() -> int:
             f"{res.best_stats.utilization:.3f} | {res.evaluated} | {sizes['raw']:.2e} | "
             f"{approx}{sizes['pruned']:.2e} |")
         print(lines[-1], flush=True)
+    load = os.getloadavg()[1]
     summary = (f"EDP <= Timeloop's on {wins}/{len(cases)} cases; within {args.fraction:g} of its "
-               f"time on {fast}/{len(cases)}.")
+               f"time on {fast}/{len(cases)}. Load average during the run: {load:.1f} on "
+               f"{os.cpu_count()} cores (Timeloop's times are from its own runs).")
     body = "\n".join([
         "## Mapper: builtin vs Timeloop's random mapper",
         "",
