@@ -616,11 +616,11 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
     jobs = [(w, workers, mode, seed, deadline, victory, max_evals) for w in range(workers)]
     _SHARED["job"] = (problem, arch, obj, extra_metric)
     try:
-        if workers > 1:
+        if workers > 1 and not mp.current_process().daemon:  # pool workers cannot fork
             results = _run_pool(jobs, progress)
         else:
             _SHARED["tick"] = progress
-            results = [_worker(jobs[0])]
+            results = [_worker(job) for job in jobs]
     finally:
         _SHARED.clear()
     bests = [r[0] for r in results if r[0] is not None]
