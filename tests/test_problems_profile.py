@@ -227,3 +227,13 @@ def test_functional_convs_and_linears_outside_modules_are_layers_too():
     assert w.layers[0].problem.coefficients["Wstride"] == 2
     assert w.layers[1].problem.coefficients["Hdilation"] == 2
     assert w.total_macs == flop_counter_macs(model, (2, 4, 10, 12))
+
+
+def test_token_models_profile_with_an_integer_input_dtype():
+    model = nn.Sequential(nn.Embedding(50, 16), nn.Linear(16, 4))
+    w = profile(model, (2, 9), dtype=torch.long)
+    assert [(lay.op, lay.problem.instance["N"], lay.problem.instance["P"]) for lay in w.layers] == [
+        ("linear", 2, 9)]
+    assert [op.op for op in w.non_mac] == ["Embedding"]
+    with pytest.raises(InputError, match="forward pass"):
+        profile(model, (2, 9))

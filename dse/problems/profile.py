@@ -333,16 +333,20 @@ def _fold(trace: _Trace, model_name: str, input_shape: tuple[int, ...]) -> Workl
     return Workload(model_name, input_shape, layers, non_mac, list(trace.unmapped))
 
 
-def profile(model: nn.Module, input_shape: Sequence[int], name: str | None = None) -> Workload:
+def profile(model: nn.Module, input_shape: Sequence[int], name: str | None = None,
+            dtype: torch.dtype | None = None) -> Workload:
     """Run ``model`` once on zeros of ``input_shape`` (eval mode, no grad) and list its layers.
 
-    The model's train/eval mode is restored afterwards. A forward pass that raises (wrong input
-    shape for the model, say) becomes an :class:`InputError` naming the model and the reason.
+    The input takes the dtype of the model's parameters unless ``dtype`` says otherwise (token ids
+    for an embedding: ``torch.long``). The model's train/eval mode is restored afterwards. A forward
+    pass that raises (wrong input shape for the model, say) becomes an :class:`InputError` naming
+    the model and the reason.
     """
     shape = tuple(int(d) for d in input_shape)
     model_name = name or type(model).__name__
     param = next(model.parameters(), None)
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    if dtype is None:
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     device = param.device if param is not None else torch.device("cpu")
     x = torch.zeros(shape, dtype=dtype, device=device)
     trace = _Trace({id(m): p for p, m in model.named_modules()})
