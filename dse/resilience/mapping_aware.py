@@ -371,14 +371,25 @@ def patched_outputs(capture: LayerCapture, fault: MappedFault) -> tuple[torch.Te
 def run_faults(engine, layer_path: str, capture: LayerCapture, faults: list[MappedFault], *,
                progress: bool = False) -> np.ndarray:
     """(faults, images) SDC-1 outcomes (top-1 changed), running only the network after the layer.
-    A fault that changes no output on any image (nothing read the word after it struck, or every
-    cofactor was 0) is masked without running anything."""
+    A (fault, image) pair whose layer output does not change at all (nothing read the word after
+    it struck, or every cofactor was 0) is masked without running anything."""
     sdc = np.zeros((len(faults), len(capture.outputs)), dtype=bool)
-    live = [i for i, f in enumerate(faults) if np.any(f.deltas != 0)]
-    if live:
-        patches = [(None, *patched_outputs(capture, faults[i])) for i in live]
+    patches, where = [], []
+    for i, f in enumerate(faults):
+        live = np.flatnonzero(np.any(f.deltas != 0, axis=1))
+        if len(live) == 0:
+            continue
+        pos, values = patched_outputs(capture, f)
+        if len(live) == len(capture.outputs):
+            patches.append((None, pos, values))
+            where += [(i, b) for b in range(len(live))]
+        else:
+            patches += [(int(b), pos, values[b]) for b in live]
+            where += [(i, int(b)) for b in live]
+    if patches:
         outcomes = engine.run_output_patches(layer_path, patches, progress=progress)
-        sdc[live] = np.array([o == "critical" for o in outcomes]).reshape(len(live), -1)
+        rows, cols = zip(*where, strict=True)
+        sdc[list(rows), list(cols)] = [o == "critical" for o in outcomes]
     return sdc
 
 
