@@ -376,7 +376,7 @@ def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
 
 def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float,
             victory: int, max_evals: int | None, tick: Callable[[int], None],
-            climbers: int = 8, patience: int = 3) -> None:
+            climbers: int = 4, patience: int = 3) -> None:
     """Several hill climbers in lock-step: each round every climber's neighbours are evaluated
     in one batch and each climber moves to its best improving neighbour; a climber stuck for
     ``patience`` rounds restarts from a fresh sample, or from a kick (a few random edits) of
