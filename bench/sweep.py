@@ -12,6 +12,7 @@ Measures, each in a fresh output directory (so nothing is reused unless stated):
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -80,7 +81,10 @@ def main() -> None:
             lines += [f"Shipped default (`python -m dse sweep --arch eyeriss_like`: digits "
                       f"ResNet-20, both axes, process pool): {wall:.1f} s, {nrows} result rows "
                       "(model already trained and cached).", ""]
-    lines.append(f"Machine: {platform.processor() or platform.machine()}, 2 cores; command: "
+    load = os.getloadavg()[1]
+    lines.append(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores;"
+                 f" 5-min load average at the end {load:.1f} (other work on the machine"
+                 " shrinks the speedups); command: "
                  f"`python -m bench.sweep --budget {args.budget}`.")
     write_section("sweep", "## Sweep\n\n" + "\n".join(lines))
     print("\n".join(lines))
