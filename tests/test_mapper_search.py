@@ -108,8 +108,8 @@ def test_best_mapping_round_trips_through_a_timeloop_map_yaml(tmp_path) -> None:
 def test_auto_is_exhaustive_on_a_small_space_and_random_never_beats_it() -> None:
     problem, arch = conv_problem(C=2, M=4, P=4), tiny_arch(buffer_depth=16)
     auto = search(problem, arch, search="auto", workers=2, time_limit=60)
-    assert auto.search == "exhaustive" and auto.space["exact"]
+    assert auto.search == "exhaustive" and auto.space["exact"] and auto.complete
     assert auto.evaluated == auto.space["pruned"]  # every pruned point, split over 2 workers
     rnd = search(problem, arch, search="random", workers=1, time_limit=60, victory=300)
-    assert rnd.search == "random" and rnd.valid > 0
+    assert rnd.search == "random" and rnd.valid > 0 and not rnd.complete
     assert auto.best_stats.edp <= rnd.best_stats.edp

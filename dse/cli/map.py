@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                         workers=args.workers, progress=bar.update)
     doc = stats_document(result.best_stats) | {
         "wall_s": result.wall_s, "visited": result.visited, "valid": result.valid,
-        "evaluated": result.evaluated, "search": result.search,
+        "evaluated": result.evaluated, "search": result.search, "complete": result.complete,
         "pareto": [[s.energy_pJ, s.cycles] for _, s in result.pareto]}
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,7 @@ class MapperResult:
     best_score: float = 0.0
     search: str = ""
     space: dict[str, float] = field(default_factory=dict)
+    complete: bool = False  # exhaustive search saw every pruned point (best is the optimum)
 
 
 @dataclass
@@ -567,14 +568,15 @@ def _worker(args: tuple) -> tuple:
     space = MapSpace(problem, arch)
     ev = _Evaluator(space, objective, extra)
     tick = _SHARED.get("tick") or (lambda n: None)
+    complete = False
     if mode == "exhaustive":
-        _exhaustive(space, ev, deadline, part, parts, tick)
+        complete = _exhaustive(space, ev, deadline, part, parts, tick)
     elif mode == "random":
         _random(space, ev, random.Random(seed * 7919 + part), deadline, victory, max_evals, tick)
     else:
         _hybrid(space, ev, random.Random(seed * 7919 + part), deadline, victory, max_evals, tick)
         _polish(space, ev, deadline, tick)
-    return ev.best, ev.pareto, ev.visited + ev.rejected, ev.valid, ev.evaluated
+    return ev.best, ev.pareto, ev.visited + ev.rejected, ev.valid, ev.evaluated, complete
 
 
 def choose_mode(space: MapSpace, search: str, time_limit: float | None, workers: int,
@@ -637,7 +639,8 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
                 for f in pareto],
         visited=sum(r[2] for r in results), valid=sum(r[3] for r in results),
         evaluated=sum(r[4] for r in results), wall_s=time.monotonic() - t0,
-        best_score=best.score, search=mode, space=sizes)
+        best_score=best.score, search=mode, space=sizes,
+        complete=all(r[5] for r in results))
 
 
 def _deadline(t0: float, time_limit: float | None) -> float:
