@@ -751,8 +751,3 @@ def _first_failure(space: MapSpace) -> str:
         return "every sampled factorization fits; the model rejected them"
     worst = max(reasons, key=lambda r: reasons[r])
     return f"most candidates fail at {worst}"
-
-
-def pareto_points(result: MapperResult) -> Sequence[tuple[float, int]]:
-    """(energy_pJ, cycles) of the Pareto set, for plots and tables."""
-    return [(s.energy_pJ, s.cycles) for _, s in result.pareto]
