@@ -61,9 +61,10 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto") -> lis
             label="Pareto front")
     ax.scatter([x for x, _ in fx], [y for _, y in fx], s=180, facecolors="none",
                edgecolors="crimson", lw=2, zorder=3)
-    for i, p in enumerate(pts):
+    _scale_sdc_axis(ax, [y for _, y in xy])
+    for i, p, dy in zip(range(len(pts)), pts, _label_offsets(ax, xy), strict=True):
         ax.annotate(p.label if len({q.model for q in pts}) > 1 else f"{p.point} · {p.policy}",
-                    xy[i], textcoords="offset points", xytext=(6, 6), fontsize=7.5,
+                    xy[i], textcoords="offset points", xytext=(6, 6 + dy), fontsize=7.5,
                     fontweight="bold" if i in front else "normal")
     xs = [x for x, _ in xy]
     wide = max(xs) > 10 * min(xs) > 0  # log scale only pays off over a decade or more
@@ -82,6 +83,26 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto") -> lis
     ax.legend(handles=handles, fontsize=8, loc="best")
     ax.grid(True, which="both", alpha=0.3)
     return save_figure(fig, out_dir, stem)
+
+
+def _scale_sdc_axis(ax: plt.Axes, ys: Sequence[float]) -> None:
+    """Symmetric-log SDC axis when rates span over two decades (one fragile design would
+    otherwise squash every other point onto zero)."""
+    positive = [y for y in ys if y > 0]
+    if positive and max(positive) > 100 * min(positive):
+        ax.set_yscale("symlog", linthresh=min(positive))
+
+
+def _label_offsets(ax: plt.Axes, xy: Sequence[tuple[float, float]]) -> list[float]:
+    """Vertical label offsets (points) that stack the labels of points drawn on top of each
+    other, so near-identical points stay readable."""
+    ax.figure.canvas.draw()
+    screen = ax.transData.transform(xy)
+    offsets: list[float] = []
+    for i, (x, y) in enumerate(screen):
+        near = sum(1 for j in range(i) if abs(screen[j][0] - x) < 230 and abs(screen[j][1] - y) < 12)
+        offsets.append(-11.0 * near)
+    return offsets
 
 
 def layer_bars(rows: Sequence[Row], out_dir: Path, stem: str = "layers") -> list[Path]:
