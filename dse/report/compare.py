@@ -80,10 +80,10 @@ def compare_plots(rows: Sequence[Row], variants: Sequence[str], out_dir: Path) -
         ax.set_xticks(x + width * (len(variants) - 1) / 2, points, rotation=25, ha="right",
                       fontsize=8)
         ax.set_title(f"network {metric.split(' ')[0]}")
-        ax.set_ylabel(unit)
-        ax.set_yscale("log")
+        ax.set_ylabel(unit)  # linear: the totals differ by tens of percent, not decades
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
+    fig.tight_layout()
     paths = save_figure(fig, out_dir, "compare_totals")
 
     fig, axes = plt.subplots(len(points), 1, figsize=(12, 2.8 * len(points) + 1), squeeze=False)
