@@ -202,3 +202,24 @@ def test_a_model_without_weights_is_scored_on_energy_only_and_says_so(tmp_path):
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         zoo.get_model("resnet18").eval()(torch.zeros(1, 3, 32, 32))
     assert net["macs"] == counter.get_total_flops() // 2
+
+
+def test_compare_puts_dilated_and_undilated_deeplab_side_by_side(tmp_path):
+    import json
+
+    proc = _cli("compare", "--model", "deeplabv3", "--variant", "dilated", "undilated",
+                "--arch", "simple_output_stationary", "--input", "1x3x64x64", "--budget", "40",
+                "--executor", "inprocess", "--out", str(tmp_path), "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    (totals,) = out["totals"]
+    for v in ("deeplabv3[dilated]", "deeplabv3[undilated]"):
+        assert totals[f"{v} energy (uJ)"] > 0 and totals[f"{v} cycles"] > 0
+    assert any("not scored" in n for n in out["notes"])
+    assert (tmp_path / "compare_totals.png").is_file() and (tmp_path / "compare_layers.svg").is_file()
+    from dse.sweep import Store
+
+    with Store(tmp_path / "sweep.sqlite") as store:
+        net = {r["model"]: r for r in store.network()}
+    # the undilated twin keeps every feature map, so every layer's MACs (only footprints change)
+    assert net["deeplabv3[dilated]"]["macs"] == net["deeplabv3[undilated]"]["macs"]
