@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module here and exposes ``register(subparsers)``, which adds its
 parser and sets ``func`` to a function ``(args) -> int``. Modules are discovered, so adding a command
-touches only its own file.
+touches only its own file. When the command line names a subcommand, only that module is
+imported, so ``dse designs`` does not pay for torch just because ``dse inject`` needs it.
 """
 
 from __future__ import annotations
@@ -15,22 +16,25 @@ import sys
 from dse.errors import DseError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dse",
         description="Design-space exploration of DNN accelerators: efficiency and resilience.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        module.register(sub)
+    for name in [only] if only else _command_modules():
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in _command_modules() else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
