@@ -97,7 +97,7 @@ def test_rerun_reuses_everything_and_a_fault_change_recomputes_only_resilience(r
 
 def test_kill_9_mid_sweep_then_rerun_gives_the_uninterrupted_table(reference, tmp_path):
     exp = tmp_path / "exp.yaml"
-    write_config(small_config(tmp_path / "run"), exp)
+    write_config(small_config(tmp_path / "run", executor="process", workers=2), exp)
     db = tmp_path / "run" / "sweep.sqlite"
     total = _count(reference.db_path, "SELECT COUNT(*) FROM resilience")
     proc = subprocess.Popen([sys.executable, "-m", "dse", "sweep", "--config", str(exp),
@@ -108,8 +108,14 @@ def test_kill_9_mid_sweep_then_rerun_gives_the_uninterrupted_table(reference, tm
         assert proc.poll() is None, "the sweep ended before it could be killed"
         assert time.time() < deadline
         time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert workers  # the pool is running
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
+    deadline = time.time() + 10  # orphaned pool workers notice the driver is gone and exit
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     stored = _count(db, "SELECT COUNT(*) FROM resilience")
     assert 3 <= stored < total  # killed in the middle
 
@@ -125,6 +131,11 @@ def test_kill_9_mid_sweep_then_rerun_gives_the_uninterrupted_table(reference, tm
         dup = store.query("SELECT COUNT(*) AS n FROM (SELECT row_key FROM resilience GROUP BY"
                           " row_key, model_key, layer_path, settings_key HAVING COUNT(*) > 1)")
         assert dup[0]["n"] == 0
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
 
 
 def _digest(path: Path) -> str:
