@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,14 @@ def test_hash_changes_with_any_fault_setting_and_only_then():
 def test_default_config_is_the_shipped_both_axes_experiment():
     config = SweepConfig()
     assert config.models[0].has_weights and config.resilience.enabled
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "experiments")
+                                        .glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_experiments_are_valid(path, tmp_path):
+    from dse.sweep.config import validate
+
+    config = read_config(path)
+    config.output = str(tmp_path)
+    points = validate(config)
+    assert points and len(points) == len(set(points))
