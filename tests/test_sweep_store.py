@@ -137,3 +137,13 @@ def test_parquet_export_says_what_is_missing_without_pyarrow(tmp_path):
 def test_a_bad_query_is_a_user_error(tmp_path):
     with Store(tmp_path / "s.sqlite") as store, pytest.raises(InputError, match="--query"):
         store.query("SELECT nope FROM nowhere")
+
+
+def test_a_query_cannot_change_stored_results(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        _fill(store)
+        with pytest.raises(InputError, match="--query"):
+            store.query("DELETE FROM mappings")
+        assert len(store.results("s")) == 3
+        store.put_task("T9", "P", {}, {}, [_row("z", 0, 1.0, 1)], evaluated=1, valid=1, wall_s=0)
+        assert store.done_tasks(["T9"]) == {"T9"}  # writing still works after a refused query

@@ -204,13 +204,17 @@ class Store:
         return self.query("SELECT * FROM mappings WHERE task_key = ? ORDER BY rank", (task_key,))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run a read query; a bad query is an InputError (it usually comes from ``--query``)."""
+        """Run a read-only query (SQLite's query_only guard: a ``--query`` cannot change or delete
+        stored results); a bad query is an InputError naming ``--query``."""
+        self._conn.execute("PRAGMA query_only = ON")
         try:
             cur = self._conn.execute(sql, params)
+            cols = [d[0] for d in cur.description or ()]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
         except sqlite3.Error as exc:
             raise InputError(f"bad query: {exc}", field="--query") from None
-        cols = [d[0] for d in cur.description or ()]
-        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            self._conn.execute("PRAGMA query_only = OFF")
 
     def results(self, sweep: str | None = None) -> list[dict[str, Any]]:
         """Every (design point, model, layer, mapping) row, in a stable order."""
