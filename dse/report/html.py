@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dse.report.analysis import Row
+from dse.report.analysis import Row, layer_table
 from dse.report.plots import breakdown_plot, efficiency_plot, layer_bars, pareto_plot
-from dse.report.tables import fmt, network_rows
+from dse.report.tables import fmt, network_rows, sdc_text
 
 _CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px}
@@ -29,6 +29,15 @@ def _table_html(rows: Sequence[dict[str, Any]]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(r[c]))}</td>" for c in cols) + "</tr>"
                    for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def layer_rows(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """One line per design point x model x layer: the min-EDP mapping and its SDC rate."""
+    return [{"design point": r["point"], "model": r["model"], "layer": r["layer"],
+             "count": r["count"], "energy (uJ)": r["energy_pJ"] * 1e-6, "cycles": r["cycles"],
+             "util": r["utilization"], "EDP (J*cycle)": r["edp"],
+             "SDC rate ± CI": sdc_text(r)}
+            for table in layer_table(rows).values() for r in table]
 
 
 def write_figures(rows: Sequence[Row], out_dir: Path) -> dict[str, list[Path]]:
@@ -52,6 +61,8 @@ def write_report(rows: Sequence[Row], network: Sequence[Row], out_dir: str | Pat
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
     parts += ["<h2>Network totals (best mapping per layer)</h2>",
               _table_html(network_rows(network))]
+    parts += ["<h2>Per layer (best mapping; every kept mapping is in the store)</h2>",
+              _table_html(layer_rows(rows))]
     for fig_title, paths in figures.items():
         png, svg = paths
         data = base64.b64encode(png.read_bytes()).decode()
