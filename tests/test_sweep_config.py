@@ -109,3 +109,13 @@ def test_shipped_experiments_are_valid(path, tmp_path):
     config.output = str(tmp_path)
     points = validate(config)
     assert points and len(points) == len(set(points))
+
+
+def test_run_sweep_reports_a_bad_dict_config_naming_the_field(tmp_path):
+    from dse.sweep import run_sweep
+
+    with pytest.raises(InputError) as info:
+        run_sweep({"designs": ["eyeriss_like"], "mapper": {"budgett": 5},
+                   "output": str(tmp_path)}, progress=False)
+    assert info.value.field == "mapper.budgett"
+    assert not (tmp_path / "sweep.sqlite").exists()

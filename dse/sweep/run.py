@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from dse.errors import DseError, InputError
-from dse.sweep.config import DesignPoint, ModelSpec, SweepConfig, validate, write_config
+from dse.sweep.config import (
+    DesignPoint,
+    ModelSpec,
+    SweepConfig,
+    config_from_dict,
+    read_config,
+    validate,
+    write_config,
+)
 from dse.sweep.executors import make_executor
 from dse.sweep.hashing import canonical_json, code_version, file_digest, stable_hash, to_plain
 from dse.sweep.store import Store
@@ -62,8 +70,17 @@ class _Plan:
     notes: list[str]
 
 
-def run_sweep(config: SweepConfig, *, progress: bool = True) -> SweepResult:
-    """Validate, plan, and run a sweep; return its rows (also stored in ``config.db_path``)."""
+def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
+              progress: bool = True) -> SweepResult:
+    """Validate, plan, and run a sweep; return its rows (also stored in ``config.db_path``).
+
+    ``config`` is a :class:`SweepConfig`, the path of an experiment YAML, or the same keys as a
+    dict. ``progress`` shows one tqdm bar per stage on stderr (when stderr is a terminal).
+    """
+    if isinstance(config, (str, Path)):
+        config = read_config(config)
+    elif isinstance(config, dict):
+        config = config_from_dict(config, source="run_sweep()")
     start = time.perf_counter()
     points = validate(config)
     plan = _plan(config, points)
