@@ -15,6 +15,11 @@ def test_leveugle_infinite_population_1pct_99pct_is_16641():
     assert sample_size(math.inf, 0.01, 0.99) == 16641
 
 
+def test_infinite_population_sizes_are_whole_numbers_rounded_up():
+    n = sample_size(math.inf, 0.1, 0.95)  # 1.96^2 * 0.25 / 0.01 = 96.04
+    assert n == 97 and isinstance(n, int)
+
+
 def test_leveugle_finite_populations():
     # n = N / (1 + e^2 (N-1) / (t^2 p (1-p))) by hand: N=1000, e=5%, 95% -> 277.7 -> 278
     assert sample_size(1000, 0.05, 0.95) == 278

@@ -42,7 +42,8 @@ def sample_size(population: float, margin: float = 0.01, confidence: float = 0.9
     t = t_value(confidence)
     base = t * t * p * (1 - p) / (margin * margin)
     n = base if math.isinf(population) else population / (1 + (population - 1) / base)
-    return min(math.ceil(round(n, 6)), int(population) if not math.isinf(population) else n)
+    n_int = math.ceil(round(n, 6))
+    return n_int if math.isinf(population) else min(n_int, int(population))
 
 
 def network_wise(weights: Mapping[str, int], bits: int, margin: float, confidence: float,

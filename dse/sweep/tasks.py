@@ -199,8 +199,7 @@ def faults_per_site(f: FaultSettings) -> int:
     (an infinite population: every bit x every cycle of a buffer)."""
     from dse.resilience.stats import sample_size
 
-    return f.faults if f.faults is not None else math.ceil(
-        sample_size(math.inf, f.margin, f.confidence))
+    return f.faults if f.faults is not None else sample_size(math.inf, f.margin, f.confidence)
 
 
 def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
