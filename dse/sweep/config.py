@@ -258,11 +258,9 @@ def validate(config: SweepConfig) -> list[DesignPoint]:
     _check_choice(config.executor, EXECUTORS, "executor", src)
     _check_choice(config.backend, BACKENDS, "backend", src)
     _check_choice(config.mapper.objective, OBJECTIVES, "mapper.objective", src)
-    if config.backend == "timeloop":
-        why = ("timeloop-mapper is not on PATH" if shutil.which("timeloop-mapper") is None
-               else "dse.mapper has no Timeloop subprocess backend yet")
-        raise InputError(f"backend timeloop is not available: {why}; use builtin",
-                         file=src, field="backend")
+    if config.backend == "timeloop" and shutil.which("timeloop-mapper") is None:
+        raise InputError("backend timeloop is not available: timeloop-mapper is not on PATH; "
+                         "use builtin", file=src, field="backend")
     _positive(config.workers, "workers", src, integer=True)
     _positive(config.mapper.time_limit, "mapper.time_limit", src)
     if config.mapper.budget is not None:

@@ -139,6 +139,8 @@ def run_map_task(task: MapTask) -> MapResult:
 
     torch.set_num_threads(1)
     start = time.perf_counter()
+    if task.backend == "timeloop":
+        return _run_timeloop_map_task(task, start)
     top = TopK(task.top_k)
     result = search(task.problem, task.arch, objective=task.mapper.objective,
                     search=task.mapper.search, time_limit=task.mapper.time_limit,
@@ -146,7 +148,26 @@ def run_map_task(task: MapTask) -> MapResult:
                     extra_metric=top if task.top_k else None)
     kept = keep_mappings((result.best, result.best_stats), list(result.pareto), top.ranked(),
                          use_pareto=task.pareto, top_k=task.top_k, problem=task.problem)
-    rows = [
+    return MapResult(task.task_key, _mapping_rows(task, kept), result.evaluated, result.valid,
+                     time.perf_counter() - start)
+
+
+def _run_timeloop_map_task(task: MapTask, start: float) -> MapResult:
+    """The real ``timeloop-mapper`` on the layer: one best mapping, as Timeloop reports it."""
+    import tempfile
+
+    from dse.model import timeloop
+
+    with tempfile.TemporaryDirectory(prefix="dse-timeloop-") as workdir:
+        mapping, stats = timeloop.search(task.problem, task.arch, workdir,
+                                         timeloop.MapperSettings(metric=task.mapper.objective))
+    kept = keep_mappings((mapping, stats), [], [], use_pareto=False, top_k=0,
+                         problem=task.problem)
+    return MapResult(task.task_key, _mapping_rows(task, kept), 0, 0, time.perf_counter() - start)
+
+
+def _mapping_rows(task: MapTask, kept: list) -> list[MappingRow]:
+    return [
         MappingRow(
             row_key=stable_hash(task.task_key, text), rank=rank, roles=",".join(roles),
             energy_pJ=float(stats.energy_pJ), cycles=int(stats.cycles),
@@ -154,8 +175,6 @@ def run_map_task(task: MapTask) -> MapResult:
             components={k: float(v) for k, v in stats.component_energy().items()}, mapping=text)
         for rank, (text, stats, roles) in enumerate(kept)
     ]
-    return MapResult(task.task_key, rows, result.evaluated, result.valid,
-                     time.perf_counter() - start)
 
 
 def load_model_and_data(spec: ModelSpec, n_images: int) -> tuple[Any, Any, Any]:
