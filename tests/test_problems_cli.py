@@ -59,7 +59,7 @@ def test_profile_text_table_and_underscore_keys_for_several_models(tmp_path):
     (["--model", "resnt18"], "did you mean resnet18"),
     (["--model", "digits_cnn", "--input", "1xAx8"], "--input: malformed shape"),
     (["--model", "digits_cnn", "--input", "1x3x8x8"], "forward pass on input 1x3x8x8 failed"),
-    (["--problem", "garbage.yaml"], "garbage.yaml: not valid YAML at line 2"),
+    (["--problem", "garbage.yaml"], "garbage.yaml: not valid YAML: syntax error at line 2"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, says):
     (tmp_path / "garbage.yaml").write_text("problem: {instance: [\n")

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from dse.errors import InputError
+from dse.yamlfile import read_yaml
 
 TAG_KEY = "!tag"
 V04_TAGS = ("Container", "Component", "Parallel", "Nothing", "Hierarchical", "Pipelined")
@@ -41,19 +41,7 @@ for _tag in V04_TAGS:
 
 def load_yaml(path: str | Path) -> Any:
     """Load one spec file; a missing file or a syntax error becomes an InputError naming it."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror})", file=path) from None
-    try:
-        return yaml.load(text, Loader=SpecLoader)  # noqa: S506 - SpecLoader is a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise InputError(f"YAML syntax error at {where}: {exc.problem}", file=path) from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"YAML error: {exc}", file=path) from None
+    return read_yaml(path, SpecLoader)
 
 
 def norm_key(key: object) -> str:

@@ -23,20 +23,12 @@ from dse.errors import InputError
 from dse.model.mapping import LevelMapping, Loop, Mapping
 from dse.model.stats import LevelStats, Stats
 from dse.problems.problem import Problem
+from dse.yamlfile import read_yaml
 
 _FACTOR = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*?)\s*=?\s*(\d+)$")
 
 
 # ----------------------------------------------------------------------------------- map.yaml
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputError(f"cannot read mapping: {exc.strerror}", file=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}".splitlines()[0], file=str(path)) from None
 
 
 def parse_factors(text: Any, *, file: str, field: str) -> dict[str, int]:
@@ -88,7 +80,7 @@ def read_mapping(path: str | Path, arch: Arch, problem: Problem) -> Mapping:
     every dataspace (Timeloop's default) unless it is one of timeloopfe's dummy spatial levels.
     """
     path = Path(path)
-    doc = _load_yaml(path)
+    doc = read_yaml(path)
     entries = doc.get("mapping") if isinstance(doc, dict) else doc
     if not isinstance(entries, list):
         raise InputError("expected a list of directives under 'mapping'", file=str(path),

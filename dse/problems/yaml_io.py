@@ -14,6 +14,7 @@ import yaml
 
 from dse.errors import InputError
 from dse.problems.problem import DataSpace, Problem, Rank
+from dse.yamlfile import read_yaml
 
 _KEYS = {"hyphen": ("data-spaces", "read-write"), "underscore": ("data_spaces", "read_write")}
 
@@ -119,16 +120,7 @@ def problem_to_dict(problem: Problem, *, keys: str = "hyphen") -> dict:
 
 def read_problem(path: str | Path) -> Problem:
     """Read a Timeloop problem YAML (hyphenated or underscored keys)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"not valid YAML{line}", file=str(path)) from None
-    return problem_from_dict(data, file=str(path))
+    return problem_from_dict(read_yaml(path), file=str(path))
 
 
 def write_problem(problem: Problem, path: str | Path, *, keys: str = "hyphen",

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from dse.errors import InputError
+from dse.yamlfile import read_yaml
 
 # Models whose trained weights and test data dse provides (dse.resilience.data.trained_model).
 TRAINED_MODELS = ("digits_resnet20", "digits_cnn")
@@ -228,14 +229,7 @@ def _shape(value: Any, fld: str, source: str | None) -> tuple[int, ...]:
 def read_config(path: str | Path) -> SweepConfig:
     """Read an experiment YAML (no validation yet: flags may still override fields)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputError(f"cannot read experiment: {exc.strerror}", file=str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"not valid YAML{where}", file=str(path)) from None
+    data = read_yaml(path)
     config = config_from_dict(data or {}, source=str(path))
     if "name" not in (data or {}):
         config.name = path.stem
