@@ -62,3 +62,26 @@ def test_model_run_hands_over_all_inputs_and_parses_timeloops_stats(tmp_path, mo
     expected = parse_stats_txt(real)
     assert (stats.cycles, stats.energy_pJ) == (expected.cycles, expected.energy_pJ)
     assert read_mapping(tmp_path / "run" / "map.yaml", arch, problem) == mapping
+
+
+def test_evaluate_cli_without_timeloop_on_path_is_one_line_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    from dse.model import write_mapping
+    from dse.model.mapping import LevelMapping, Mapping
+    from dse.problems import write_problem
+
+    problem = conv_problem(C=1, M=1)
+    arch = load_arch("simple_weight_stationary")
+    write_problem(problem, tmp_path / "p.yaml")
+    write_mapping(Mapping([LevelMapping(lvl.name) for lvl in arch.levels]), tmp_path / "m.yaml",
+                  problem)
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable)}
+    proc = subprocess.run([sys.executable, "-m", "dse", "evaluate", "--arch",
+                           "simple_weight_stationary", "--problem", str(tmp_path / "p.yaml"),
+                           "--mapping", str(tmp_path / "m.yaml"), "--backend", "timeloop",
+                           "--workdir", str(tmp_path / "w")],
+                          capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "timeloop-model is not on PATH" in proc.stderr

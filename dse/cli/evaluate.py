@@ -1,4 +1,4 @@
-"""``dse evaluate``: run the builtin Timeloop-equivalent model on one mapping.
+"""``dse evaluate``: run the builtin Timeloop-equivalent model (or real Timeloop) on one mapping.
 
 Prints a Timeloop-style summary (per level and dataspace: scalar reads, updates, fills, energy;
 then cycles, utilization, energy, EDP, fJ/MAC per component), or with ``--json`` one document
@@ -29,6 +29,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--exact-walk", action="store_true",
                    help="count tile deltas with the exact loop walk instead of Timeloop's default "
                         "two-iteration extrapolation (= TIMELOOP_DISABLE_TEMPORAL_EXTRAPOLATION=1)")
+    p.add_argument("--backend", choices=("builtin", "timeloop"), default="builtin",
+                   help="builtin model (default) or the real timeloop-model on PATH")
+    p.add_argument("--workdir", type=Path, default=Path("timeloop-run"),
+                   help="with --backend timeloop: where its inputs and outputs are kept")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
@@ -68,7 +72,7 @@ def summary_text(stats: Any, arch_name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from dse.arch import apply_ert, load_arch, read_ert
-    from dse.model import evaluate, read_mapping
+    from dse.model import evaluate, read_mapping, timeloop
     from dse.problems import read_problem
 
     problem = read_problem(args.problem)
@@ -76,7 +80,10 @@ def run(args: argparse.Namespace) -> int:
     if args.ert:
         arch = apply_ert(arch, read_ert(args.ert))
     mapping = read_mapping(args.mapping, arch, problem)
-    stats = evaluate(problem, arch, mapping, extrapolate=not args.exact_walk)
+    if args.backend == "timeloop":
+        stats = timeloop.evaluate(problem, arch, mapping, args.workdir)
+    else:
+        stats = evaluate(problem, arch, mapping, extrapolate=not args.exact_walk)
     if args.json:
         print_json(stats_document(stats))
     else:
