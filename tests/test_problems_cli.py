@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import REPO
 
 from dse.problems import profile, read_problem, zoo
@@ -75,3 +76,20 @@ def test_shipped_layer_shapes_match_a_fresh_profile(model):
     files = sorted((REPO / "layer_shapes" / model).glob("*.yaml"))
     fresh = profile(zoo.get_model(model), zoo.default_input(model)).layers
     assert [read_problem(f) for f in files] == [lay.problem for lay in fresh]
+
+
+def test_unwritable_out_is_one_line_naming_the_folder(tmp_path):
+    (tmp_path / "blocker").write_text("a file where the output folder should go\n")
+    done = dse("--model", "digits_cnn", "--out", str(tmp_path / "blocker"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--out: cannot write problem YAMLs" in done.stderr and "blocker" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert (tmp_path / "blocker").read_text().startswith("a file")
+
+
+def test_model_without_mac_layers_writes_an_empty_folder(tmp_path):
+    from dse.cli.profile import write_layers
+
+    workload = profile(torch.nn.Sequential(torch.nn.ReLU()), (1, 4), name="relu")
+    assert write_layers(workload, tmp_path / "relu", "hyphen") == []
+    assert (tmp_path / "relu").is_dir() and not list(tmp_path.glob(".relu.tmp-*"))

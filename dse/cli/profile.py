@@ -80,13 +80,24 @@ def write_layers(workload: Any, out_dir: Path, keys: str) -> list[Path]:
     """Write every layer's YAML into a fresh folder, then swap it in place of ``out_dir``.
 
     Nothing is written before the profile succeeded, and a model's old folder is only replaced
-    once the new one is complete (no stale files from an earlier, different profile).
+    once the new one is complete (no stale files from an earlier, different profile). A folder
+    that cannot be written is bad input (``--out``), not a crash.
     """
+    staging = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    try:
+        return _write_staged(workload, staging, out_dir, keys)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise InputError(f"cannot write problem YAMLs ({err.strerror or err})", file=str(out_dir),
+                         field="--out") from None
+
+
+def _write_staged(workload: Any, staging: Path, out_dir: Path, keys: str) -> list[Path]:
     from dse.problems import write_problem
 
     width = max(2, len(str(len(workload.layers) - 1)))
-    staging = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)  # also for a model without MAC layers: its folder is then empty
     paths = []
     for i, lay in enumerate(workload.layers):
         file = staging / f"{i:0{width}d}_{safe_name(lay.name)}.yaml"
@@ -160,7 +171,7 @@ def profile_one(name: str, args: argparse.Namespace, options: dict[str, Any]) ->
     """Profile one model, write its YAMLs, print its table; return its JSON document."""
     from dse.problems import profile, zoo
 
-    shape = parse_shape(args.input) if args.input else None
+    shape = parse_shape(args.input) if args.input is not None else None
     model = zoo.get_model(name, **options)
     shape = shape or tuple(zoo.default_input(name))
     workload = profile(model, shape, name=name)
@@ -185,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     options = parse_options(args.option)
-    if args.input:
+    if args.input is not None:
         parse_shape(args.input)  # a malformed shape fails before any model is built
     docs = [profile_one(name, args, options) for name in args.model]
     if args.json:

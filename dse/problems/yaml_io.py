@@ -127,10 +127,13 @@ def write_problem(problem: Problem, path: str | Path, *, keys: str = "hyphen",
                   comment: str | None = None) -> Path:
     """Write a problem YAML; ``comment`` becomes a leading ``#`` line (e.g. the source layer)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(problem_to_dict(problem, keys=keys), sort_keys=False,
                           default_flow_style=None)
     if comment:
         text = "".join(f"# {line}\n" for line in comment.splitlines()) + text
-    path.write_text(text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as err:
+        raise InputError(f"cannot write ({err.strerror or err})", file=str(path)) from None
     return path
