@@ -171,13 +171,37 @@ class _Evaluator:
         return out
 
     def _record(self, f: _Found) -> None:
-        if self.best is None or (f.score, f.energy) < (self.best.score, self.best.energy):
+        """Keep the best and the Pareto set. Ties (equal score and energy; equal energy and
+        cycles) go to the smaller :func:`canonical_key`, never to whichever came first, so the
+        answer does not depend on enumeration order, batch order or the worker split."""
+        if self.best is None or _better(f, self.best):
             self.best = f
-        if any(q.energy <= f.energy and q.cycles <= f.cycles for q in self.pareto):
-            return
+        for q in self.pareto:
+            if q.energy <= f.energy and q.cycles <= f.cycles:
+                if (q.energy, q.cycles) != (f.energy, f.cycles) \
+                        or canonical_key(q.point) <= canonical_key(f.point):
+                    return
         self.pareto = [q for q in self.pareto
                        if not (f.energy <= q.energy and f.cycles <= q.cycles)]
         self.pareto.append(f)
+
+
+def canonical_key(p: Point) -> tuple:
+    """A total order on points that does not depend on hashing (keep sets as sorted tuples):
+    the last tie-breaker wherever two mappings score the same."""
+    return (p.factors, p.axes, p.orders, tuple(tuple(sorted(k)) for k in p.keeps))
+
+
+def _rank(f: _Found) -> tuple:
+    """Sort key of a found mapping: score, then energy, then the canonical key."""
+    return (f.score, f.energy, canonical_key(f.point))
+
+
+def _better(f: _Found, g: _Found) -> bool:
+    """``f`` ranks before ``g`` (the canonical key is built only on an exact tie)."""
+    if (f.score, f.energy) != (g.score, g.energy):
+        return (f.score, f.energy) < (g.score, g.energy)
+    return canonical_key(f.point) < canonical_key(g.point)
 
 
 # ---- neighbourhood -------------------------------------------------------------------------
@@ -393,7 +417,7 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
         return
     _polish(space, ev, deadline, tick)  # systematic descent first: cheap in one batch
     polished = ev.best.point
-    found.sort(key=lambda f: (f.score, f.energy))
+    found.sort(key=_rank)
     current = [found[k % len(found)] for k in range(climbers)]
     stuck = [0] * climbers
 
@@ -406,7 +430,7 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
         else:
             start = [q for q in (space.sample(rng, greedy=rng.random()) for _ in range(2)) if q]
         got = ev.run(start, prechecked=True)
-        return min(got, key=lambda f: f.score) if got else None
+        return min(got, key=_rank) if got else None
 
     while time.monotonic() < deadline and since_best < victory:
         if max_evals is not None and ev.evaluated >= max_evals:
@@ -420,7 +444,7 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
         tick(len(results))
         for k, batch in enumerate(batches):
             cands = [results[q] for q in batch if q in results]
-            top = min(cands, key=lambda f: (f.score, f.energy), default=None)
+            top = min(cands, key=_rank, default=None)
             if top is not None and top.score < current[k].score:
                 current[k], stuck[k] = top, 0
             else:  # an exhausted neighbourhood (no new points) restarts at once
@@ -579,16 +603,29 @@ def _worker(args: tuple) -> tuple:
     return ev.best, ev.pareto, ev.visited + ev.rejected, ev.valid, ev.evaluated, complete
 
 
-def choose_mode(space: MapSpace, search: str, time_limit: float | None, workers: int,
-                rate: float = 2500.0) -> tuple[str, dict[str, float]]:
-    """``auto``: exhaustive when the exact pruned size fits in the time (at ``rate`` mappings
-    per second and worker, what enumeration + the vectorized model sustain here), else hybrid."""
+EXHAUSTIVE_RATE = 5000.0  # pruned mappings per second assumed by ``auto`` (a constant, never measured)
+
+
+def choose_mode(space: MapSpace, search: str, time_limit: float | None, workers: int = 1,
+                rate: float = EXHAUSTIVE_RATE) -> tuple[str, dict[str, float]]:
+    """``auto``: exhaustive when the exact pruned size is at most ``rate × time_limit``
+    (``time_limit`` None: 20 s), else hybrid.
+
+    The choice depends on counts only: the pruned size (exact enumeration, or a seeded
+    estimate, which is never "exact" and so never picks exhaustive) against a budget derived
+    from the *given* time limit with a fixed ``rate``. No throughput is measured, and the
+    budget does not depend on ``workers``, so the same inputs pick the same mode on any machine,
+    under any load and with any worker count (``workers`` is kept for compatibility). The rate
+    is conservative (enumeration + the vectorized model sustain several times more on one
+    core), so a chosen exhaustive search normally completes; if a slow machine still hits the
+    deadline, the result says so with ``complete=False`` and is then timing-dependent.
+    """
     if search in ("random", "hybrid", "exhaustive"):
         return search, {}
     if search != "auto":
         raise ValueError(f"unknown search {search!r} (auto, exhaustive, random, hybrid)")
     sizes = space.size_report(samples=200)
-    budget = rate * workers * (time_limit if time_limit else 20.0)
+    budget = rate * (time_limit if time_limit else 20.0)
     fits = sizes["exact"] and sizes["pruned"] <= budget
     return ("exhaustive" if fits else "hybrid"), sizes
 
@@ -602,9 +639,16 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
 
     ``search``: ``exhaustive`` (every pruned point), ``random`` / ``hybrid`` (seeded random +
     local search, stopping after ``victory`` evaluations without improvement, at
-    ``time_limit`` seconds or at ``max_evals`` per worker), or ``auto``. With the same seed and
-    a stop by ``victory``/``max_evals`` the result is reproducible. ``workers`` processes
-    search in parallel (different random streams, or shares of the exhaustive list).
+    ``time_limit`` seconds or at ``max_evals`` per worker), or ``auto`` (see
+    :func:`choose_mode`: by counts, not by measured speed). ``workers`` processes search in
+    parallel (different random streams, or shares of the exhaustive list).
+
+    Reproducibility: with the same inputs and seed, and a stop by ``victory``/``max_evals`` or
+    a complete exhaustive search (not by the wall-clock ``time_limit``), the result is the same
+    whatever ``PYTHONHASHSEED``, machine speed or worker arrival order. Ties in score are
+    broken by energy, then by :func:`canonical_key` of the mapping (also in the Pareto set), so
+    a complete exhaustive search returns the same best mapping for every worker count; random
+    and hybrid results depend on ``workers`` (one random stream per worker).
     Raises :class:`InvalidMapping` naming the binding constraint when nothing is valid.
     """
     t0 = time.monotonic()
@@ -629,7 +673,7 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
     if not bests:
         raise InvalidMapping(f"no valid mapping found ({sum(r[2] for r in results)} candidates "
                              f"visited); {_first_failure(space)}")
-    best = min(bests, key=lambda f: (f.score, f.energy))
+    best = min(bests, key=_rank)  # not the first worker's on a tie: same for any split
     pareto = _merge_pareto(f for r in results for f in r[1])
     best_map = space.to_mapping(best.point)
     best_stats = evaluate(problem, arch, best_map)
@@ -685,7 +729,7 @@ def _one_thread() -> None:
 
 def _merge_pareto(found: Iterable[_Found]) -> list[_Found]:
     out: list[_Found] = []
-    for f in sorted(found, key=lambda f: (f.energy, f.cycles)):
+    for f in sorted(found, key=lambda f: (f.energy, f.cycles, canonical_key(f.point))):
         if not out or f.cycles < out[-1].cycles:
             out.append(f)
     return out
