@@ -259,23 +259,7 @@ def move_factor(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     if not dsts:
         return None
     dst = rng.choice(dsts)
-    factors = [list(f) for f in p.factors]
-    factors[src][k] //= prime
-    factors[dst][k] *= prime
-    new_f = tuple(tuple(f) for f in factors)
-    orders = list(p.orders)
-    axes = [list(a) for a in p.axes]
-    for slot in (src, dst):
-        i, kind = divmod(slot, 2)
-        if kind == T:
-            nonunit = set(space.nonunit(new_f, i))
-            order = tuple(d for d in orders[i] if d in nonunit)
-            for d in sorted(nonunit - set(order)):
-                order = _insert_dim(space, i, order, d, rng)
-            orders[i] = order
-        elif slot == dst and p.factors[slot][k] == 1:
-            axes[i][k] = rng.choice("XY")
-    return _with(p, factors=new_f, orders=tuple(orders), axes=tuple(tuple(a) for a in axes))
+    return _apply_factor_moves(space, p, [(k, src, dst, prime)], rng)
 
 
 def _apply_factor_moves(space: MapSpace, p: Point, moves: list[tuple[int, int, int, int]],
