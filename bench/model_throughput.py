@@ -34,21 +34,12 @@ from _report import write_section  # noqa: E402
 from dse.arch import list_designs, load_arch  # noqa: E402
 from dse.arch.spec import Arch  # noqa: E402
 from dse.errors import InvalidMapping  # noqa: E402
+from dse.mapper.mapspace import prime_factors  # noqa: E402
 from dse.model import evaluate, evaluate_arrays, evaluate_batch  # noqa: E402
 from dse.model.batch import MappingArrays, arrays_to_mapping  # noqa: E402
 from dse.problems.problem import Problem, conv_problem  # noqa: E402
 
 LAYER = conv_problem(C=64, M=64, R=3, S=3, P=56, Q=56)
-
-
-def _primes(n: int) -> list[int]:
-    out, p = [], 2
-    while n > 1:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    return out
 
 
 def random_arrays(problem: Problem, arch: Arch, n: int, rng: np.random.Generator
@@ -61,7 +52,7 @@ def random_arrays(problem: Problem, arch: Arch, n: int, rng: np.random.Generator
     fac = np.ones((3, n, n_l, n_d), dtype=np.int64)  # temporal, X, Y
     rows = np.arange(n)
     for d, dim in enumerate(problem.dimensions):
-        for p in _primes(problem.instance[dim]):
+        for p in prime_factors(problem.instance[dim]):
             pick = np.where(rng.random(n) < 0.5, 0, rng.integers(0, len(slots), n))
             lv = np.array([slots[k][0] for k in pick])
             kind = np.array([slots[k][1] for k in pick])

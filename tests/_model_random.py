@@ -6,18 +6,9 @@ from __future__ import annotations
 import random
 
 from dse.arch.spec import Arch
+from dse.mapper.mapspace import prime_factors
 from dse.model.mapping import LevelMapping, Loop, Mapping
 from dse.problems.problem import Problem
-
-
-def _primes(n: int) -> list[int]:
-    out, p = [], 2
-    while n > 1:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    return out
 
 
 def random_mapping(problem: Problem, arch: Arch, rng: random.Random, outer_bias: float = 0.5
@@ -33,7 +24,7 @@ def random_mapping(problem: Problem, arch: Arch, rng: random.Random, outer_bias:
     slots += [(i, "X") for i in range(n_levels) if arch.fanout_xy(i)[0] > 1]
     slots += [(i, "Y") for i in range(n_levels) if arch.fanout_xy(i)[1] > 1]
     for dim in problem.dimensions:
-        for p in _primes(problem.instance[dim]):
+        for p in prime_factors(problem.instance[dim]):
             lv, kind = (0, "T") if rng.random() < outer_bias else rng.choice(slots)
             factors[(lv, kind, dim)] = factors.get((lv, kind, dim), 1) * p
     levels = []
@@ -74,7 +65,7 @@ def valid_mapping(problem: Problem, arch: Arch, rng: random.Random) -> Mapping:
     slots = [(i, "T") for i in range(n_levels)]
     slots += [(i, "X") for i in range(n_levels) if arch.fanout_xy(i)[0] > 1]
     slots += [(i, "Y") for i in range(n_levels) if arch.fanout_xy(i)[1] > 1]
-    primes = [(d, p) for d in problem.dimensions for p in _primes(problem.instance[d])]
+    primes = [(d, p) for d in problem.dimensions for p in prime_factors(problem.instance[d])]
     rng.shuffle(primes)
     where = {k: (0, "T") for k in range(len(primes))}
     keeps = [_keep(lvl, all_ds, rng, i == 0) for i, lvl in enumerate(arch.levels)]

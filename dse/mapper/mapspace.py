@@ -51,6 +51,18 @@ def divisors(n: int) -> list[int]:
     return sorted(set(small + [n // d for d in small]))
 
 
+def prime_factors(n: int) -> list[int]:
+    """Prime factors of n with multiplicity, ascending (12 -> [2, 2, 3]): the units a random
+    mapping scatters over the levels."""
+    out, p = [], 2
+    while n > 1:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    return out
+
+
 def _bounds(spec: tuple[str, int] | None, size: int) -> tuple[int, int]:
     """(lo, hi) allowed for one factor from a Timeloop factor constraint (``=0`` = full size)."""
     if spec is None:
