@@ -148,9 +148,9 @@ def main() -> None:
               "MACs of a full inference over the mean conv MACs per fault (the faulty channel for "
               "every image + every downstream conv for the images whose faulty layer output "
               f"differs) = {bound:.1f}x fewer than naive on this fault list; FastEngine runs "
-              f"{t_naive / t_fast:.1f}x faster than naive. A 20x gain over pytorchfi would need "
-              "shortcuts past that (delta arithmetic, cropped or reduced-precision recompute), "
-              "whose outputs are not ""bit-identical, so they cannot tell masked from non-critical.", "",
+              f"{t_naive / t_fast:.1f}x faster than naive. `bench/fi_bound.py` bounds every "
+              "injector with identical outcomes on this fault list, position by position and "
+              "with an oracle for the rows rounding does not decide (section below).", "",
               f"Command: `python bench/fi.py --faults {args.faults} --images {args.images}`"]
     text = "\n".join(lines)
     print(text)

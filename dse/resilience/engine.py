@@ -35,6 +35,10 @@ Further savings, all exact:
 If the model cannot be traced, or the faulty layer is called more than once per forward, the fast
 engine falls back to the naive path for those faults (still exact, not faster).
 
+How close this is to the best any injector with identical outcomes can do -- counted position by
+position, and with an oracle for every row that rounding does not decide -- is measured by
+``bench/fi_bound.py`` (figures in docs/benchmarks.md).
+
 **Output patches** (for mapping-aware campaigns): :meth:`NaiveEngine.run_output_patches`.
 """
 
