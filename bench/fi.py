@@ -106,8 +106,10 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def workload(description: str) -> tuple[argparse.Namespace, nn.Module, torch.Tensor, list[Fault]]:
+    """The benchmark's command line, model, images and fault list (shared with fi_bound.py), on
+    one torch thread."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--faults", type=int, default=1000)
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
@@ -116,7 +118,11 @@ def main() -> None:
     torch.manual_seed(0)
     model = cifar_resnet(20).eval()
     images = torch.randn(args.images, 3, 32, 32)
-    faults = draw(model, args.faults, seed=0)
+    return args, model, images, draw(model, args.faults, seed=0)
+
+
+def main() -> None:
+    args, model, images, faults = workload(__doc__.splitlines()[0])
     total = args.faults * args.images
 
     engine, t_init = timed(lambda: FastEngine(model, images))

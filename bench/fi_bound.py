@@ -33,9 +33,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
-from fi import draw  # noqa: E402
+from fi import workload  # noqa: E402
 
-from dse.problems.models import cifar_resnet  # noqa: E402
 from dse.resilience.faults import faulty_weight  # noqa: E402
 from dse.resilience.outcomes import classify  # noqa: E402
 
@@ -159,16 +158,8 @@ def report(m: dict[str, np.ndarray], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--faults", type=int, default=1000)
-    ap.add_argument("--images", type=int, default=100)
-    ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = cifar_resnet(20).eval()
-    images = torch.randn(args.images, 3, 32, 32)
-    text = report(measure(model, images, draw(model, args.faults, seed=0)), args)
+    args, model, images, faults = workload(__doc__.splitlines()[0])
+    text = report(measure(model, images, faults), args)
     print(text)
     if not args.no_write:
         write_section("fi_bound", "## Fault injection: the bound on exact injectors "
