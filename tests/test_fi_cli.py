@@ -45,6 +45,7 @@ def test_activation_campaign_runs(tmp_path, capsys, fi_cache):  # noqa: F811
     (["--bits", "x"], "malformed bit list"),
     (["--model", "nonet"], "nonet"),
     (["--checkpoint", "missing.pt"], "checkpoint"),
+    (["--workers", "0"], "--workers"),
 ])
 def test_bad_flags_are_one_line_exit_2(tmp_path, capsys, fi_cache, argv, match):  # noqa: F811
     code = main(["inject", "--n-faults", "3", "--out", str(tmp_path), *argv])

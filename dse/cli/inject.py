@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--faults", help="replay this fault-list CSV instead of generating one")
     p.add_argument("--engine", choices=("fast", "naive"), default="fast")
     p.add_argument("--images", type=int, default=100, help="images per injection")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes that run chunks of the fault list (one torch thread each)")
     p.add_argument("--out", default="inject_out", help="campaign directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -73,6 +75,8 @@ def load_model(args) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     """Model and images from the flags: a trained default, or --checkpoint with --dataset."""
     if args.images < 1:
         raise InputError("--images must be >= 1", field="--images")
+    if args.workers < 1:
+        raise InputError("--workers must be >= 1", field="--workers")
     if args.checkpoint is None:
         model, x, y = data.trained_model(args.model)
         if args.dataset not in (None, "digits"):
@@ -154,7 +158,7 @@ def run(args) -> int:
     rows = fault_rows(args, model, images, out)
     engine_cls = FastEngine if args.engine == "fast" else NaiveEngine
     engine = engine_cls(model, images, labels)
-    done = campaign.run_campaign(engine, rows, out, progress=True)
+    done = campaign.run_campaign(engine, rows, out, progress=True, workers=args.workers)
     summary = campaign.summarize_rows(done, campaign.read_extras(out), args.confidence)
     title = (f"{args.model} {args.target} {args.fault} {args.format}: {len(done)} faults x "
              f"{len(images)} images")

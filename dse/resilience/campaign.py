@@ -11,13 +11,18 @@ Files in the campaign directory:
 A fault counts as done exactly when its ``results.csv`` row is complete, so a kill at any moment
 loses at most the faults in flight and never repeats one; a half-written last line is cut off on
 resume. When every fault is done, ``results.csv`` is rewritten in Injection order (atomically).
+
+With ``workers > 1`` chunks of the list run in a pool of spawned processes, each holding its own
+copy of the engine; only this process writes the files, as chunks finish. Outcomes do not depend
+on who computed them (every engine is exact), so the files end the same.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +31,7 @@ from tqdm import tqdm
 from dse.errors import InputError
 from dse.resilience.faultlist import COLUMNS, Row, load, row_values, save, with_counts
 from dse.resilience.outcomes import BUCKETS, NOT_RUN, rate
+from dse.workers import process_pool
 
 OUTCOME_COLUMNS = ("Injection", "inf_nan", *BUCKETS)
 
@@ -81,8 +87,9 @@ def fault_counts(codes: np.ndarray, buckets: np.ndarray) -> tuple[tuple[int, ...
 
 
 def run_campaign(engine, rows: Sequence[Row], out_dir: str | Path, *, chunk: int = 32,
-                 progress: bool = False) -> list[Row]:
-    """Run every row not yet in ``out_dir/results.csv``; return all rows with counts."""
+                 progress: bool = False, workers: int = 1) -> list[Row]:
+    """Run every row not yet in ``out_dir/results.csv``; return all rows with counts.
+    ``workers > 1`` runs chunks of ``chunk`` faults in that many processes (module doc)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results, outcomes = out / "results.csv", out / "outcomes.csv"
@@ -97,11 +104,10 @@ def run_campaign(engine, rows: Sequence[Row], out_dir: str | Path, *, chunk: int
             res_w.writerow(COLUMNS)
             res_fh.flush()
         bar = tqdm(total=len(rows), initial=len(done), disable=not progress, unit="fault")
-        for s in range(0, len(pending), chunk):
-            part = pending[s : s + chunk]
-            res = engine.run([r.fault for r in part])
+        parts = [pending[s : s + chunk] for s in range(0, len(pending), chunk)]
+        for part, codes, buckets in _outcomes(engine, parts, workers):
             for i, r in enumerate(part):
-                main, extra = fault_counts(res.codes[i], res.buckets[i])
+                main, extra = fault_counts(codes[i], buckets[i])
                 out_w.writerow([r.injection, *extra])
                 out_fh.flush()
                 done[r.injection] = with_counts(r, main)
@@ -113,6 +119,38 @@ def run_campaign(engine, rows: Sequence[Row], out_dir: str | Path, *, chunk: int
     final = [done[r.injection] for r in rows]
     save(final, results)
     return final
+
+
+def _outcomes(engine, parts: list[list[Row]],
+              workers: int) -> Iterator[tuple[list[Row], np.ndarray, np.ndarray]]:
+    """(rows, outcome codes, SDC buckets) of each part, in this process or from a pool, as they
+    finish."""
+    if workers <= 1 or len(parts) <= 1:
+        for part in parts:
+            res = engine.run([r.fault for r in part])
+            yield part, res.codes, res.buckets
+        return
+    setup = (type(engine), engine.model, engine.images, engine.labels, engine.block)
+    pool = process_pool(min(workers, len(parts)), _start_engine, setup)
+    try:
+        futures = {pool.submit(_run_part, [r.fault for r in part]): part for part in parts}
+        for fut in cf.as_completed(futures):
+            yield futures[fut], *fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_ENGINE = None  # a pool worker's own engine (set up once per worker by _start_engine)
+
+
+def _start_engine(cls, model, images, labels, block: int) -> None:
+    global _ENGINE
+    _ENGINE = cls(model, images, labels, block=block)
+
+
+def _run_part(faults: list) -> tuple[np.ndarray, np.ndarray]:
+    res = _ENGINE.run(faults)
+    return res.codes, res.buckets
 
 
 def summarize_rows(rows: Sequence[Row], extras: dict[int, tuple[int, ...]] | None = None,

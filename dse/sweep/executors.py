@@ -9,34 +9,11 @@ written only by the driver process.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
-import os
-import threading
-import time
 from collections.abc import Callable, Collection
 from typing import Any
 
 from dse.errors import InputError
-
-
-def init_worker() -> None:
-    """One torch thread per worker: on two cores, two threads per worker only fight."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """End this worker once the driver is gone: after a kill -9 of the driver, a pool worker
-    would otherwise wait on its task queue forever."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(0)
-
-
-def init_pool_worker() -> None:
-    init_worker()
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+from dse.workers import init_worker, process_pool
 
 
 class InProcessExecutor:
@@ -76,9 +53,7 @@ class ProcessExecutor:
     name = "process"
 
     def __init__(self, workers: int) -> None:
-        self._pool = cf.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_pool_worker)
+        self._pool = process_pool(workers)
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> cf.Future:
         return self._pool.submit(fn, arg)
