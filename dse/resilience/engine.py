@@ -480,19 +480,51 @@ class FastEngine(NaiveEngine):
     def _one_channel(self, node: fx.Node, module: nn.Module, weight: torch.Tensor, ch: int,
                      imgs: torch.Tensor) -> torch.Tensor:
         """Output channel ``ch`` of a Conv2d / Linear with ``weight``, from the cached input."""
-        src = node.all_input_nodes[0]
         bias = None if module.bias is None else module.bias.detach()[ch : ch + 1]
-        w = weight[ch : ch + 1]
+        return self._layer_rows(node, module, weight[ch : ch + 1], imgs, bias)
+
+    def _layer_rows(self, node: fx.Node, module: nn.Module, weight: torch.Tensor,
+                    imgs: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """A Conv2d / Linear layer with ``weight`` (and ``bias``, default the layer's) on the
+        cached input of images ``imgs``, in chunks of ``block`` rows."""
+        src = node.all_input_nodes[0]
+        if bias is None and module.bias is not None:
+            bias = module.bias.detach()
         outs = []
         for sl in _chunks(len(imgs), self.block):
             xb = self._gold_chunk(src, imgs[sl])
             with torch.no_grad():
                 if isinstance(module, nn.Conv2d):
-                    y = module._conv_forward(xb, w, bias)
+                    y = module._conv_forward(xb, weight, bias)
                 else:
-                    y = nn.functional.linear(xb, w, bias)
+                    y = nn.functional.linear(xb, weight, bias)
             outs.append(y[: sl.stop - sl.start])
         return torch.cat(outs)
+
+    def _stack_exact(self, node: fx.Node, module: nn.Module) -> bool:
+        """Whether output channel j of the layer computed with another weight row in row j is
+        bit-identical to the layer's own channel for that row: then one layer-shaped op computes
+        the faulty channel of up to ``out_channels`` faults at once (same shapes as the golden
+        run, so the same kernel). Checked once per layer on the golden rows rolled by one."""
+        key = ("stack", node.target)
+        if key not in self._channel_ok:
+            ok = self._one_op_layer(node, module)
+            if ok:
+                imgs = torch.arange(min(self.n, self.block))
+                w = module.weight.detach()
+                bias = None if module.bias is None else module.bias.detach().roll(1, 0)
+                out = self._layer_rows(node, module, w.roll(1, 0), imgs, bias)
+                ok = bool(rows_identical(out, self.cache[node][imgs].roll(1, 1)).all())
+            self._channel_ok[key] = ok
+        return self._channel_ok[key]
+
+    def _one_op_layer(self, node: fx.Node, module: nn.Module) -> bool:
+        """A plain Conv2d (zero padding, no groups) or Linear on one cached, batched input."""
+        return (isinstance(module, (nn.Conv2d, nn.Linear)) and len(node.all_input_nodes) == 1
+                and not node.kwargs and self.batched[node.all_input_nodes[0]]
+                and module.weight.dim() >= 2
+                and (isinstance(module, nn.Linear)
+                     or (module.padding_mode == "zeros" and module.groups == 1)))
 
     def _channel_exact(self, node: fx.Node, module: nn.Module) -> bool:
         """Whether recomputing one output channel reproduces the full layer's bits (checked on
@@ -500,11 +532,7 @@ class FastEngine(NaiveEngine):
         choice depends on shapes, not on which channel)."""
         key = node.target
         if key not in self._channel_ok:
-            ok = (isinstance(module, (nn.Conv2d, nn.Linear)) and len(node.all_input_nodes) == 1
-                  and not node.kwargs and self.batched[node.all_input_nodes[0]]
-                  and module.weight.dim() >= 2
-                  and (isinstance(module, nn.Linear)
-                       or (module.padding_mode == "zeros" and module.groups == 1)))
+            ok = self._one_op_layer(node, module)
             if ok:
                 imgs = torch.arange(min(self.n, self.block))
                 w = module.weight.detach()
@@ -536,34 +564,69 @@ class FastEngine(NaiveEngine):
                 continue
             group: list[tuple[int, torch.Tensor, torch.Tensor]] = []
             rows = 0
-            for f in [*members, None]:
-                if f is not None:
-                    imgs = torch.as_tensor(self._images_of(faults[f]))
-                    if target == "weights":
-                        imgs, vals = self._faulty_start(node, faults[f], imgs)
-                    else:
-                        prows, _ = _patch_rows(self.fault_patches(faults[f]), self.n)
-                        vals = _apply_patches(self.cache[node][imgs], prows)
-                        same = rows_identical(vals, self.cache[node][imgs])
-                        imgs, vals = imgs[~same], vals[~same]
-                    propagated[f] = len(imgs)
-                    if len(imgs):
-                        group.append((f, imgs, vals))
-                        rows += len(imgs)
-                    else:
-                        bar.update(1)
-                if group and (f is None or rows >= self.max_rows):
-                    c, b = self._propagate(node, torch.cat([g[1] for g in group]),
-                                           torch.cat([g[2] for g in group]), check_start=False)
-                    at = 0
-                    for g_f, g_imgs, _ in group:
-                        sl = slice(at, at + len(g_imgs))
-                        codes[g_f, g_imgs.numpy()], buckets[g_f, g_imgs.numpy()] = c[sl], b[sl]
-                        at += len(g_imgs)
+            for f, imgs, vals in self._starts(node, target, faults, members):
+                propagated[f] = len(imgs)
+                if len(imgs):
+                    group.append((f, imgs, vals))
+                    rows += len(imgs)
+                else:
+                    bar.update(1)
+                if group and rows >= self.max_rows:
+                    self._finish(node, group, codes, buckets)
                     bar.update(len(group))
                     group, rows = [], 0
+            if group:
+                self._finish(node, group, codes, buckets)
+                bar.update(len(group))
         bar.close()
         return EngineResult(codes, buckets, time.perf_counter() - t0, propagated)
+
+    def _starts(self, node: fx.Node, target: str, faults: Sequence[Fault],
+                members: list[int]) -> Iterable[tuple[int, torch.Tensor, torch.Tensor]]:
+        """For each fault of one layer: (its index, the images whose layer output it changes, that
+        output)."""
+        if target != "weights":
+            for f in members:
+                imgs = torch.as_tensor(self._images_of(faults[f]))
+                prows, _ = _patch_rows(self.fault_patches(faults[f]), self.n)
+                vals = _apply_patches(self.cache[node][imgs], prows)
+                same = rows_identical(vals, self.cache[node][imgs])
+                yield f, imgs[~same], vals[~same]
+            return
+        module = layer_module(self.model, faults[members[0]].layer)
+        if not self._stack_exact(node, module):
+            for f in members:
+                yield f, *self._faulty_start(node, faults[f],
+                                             torch.as_tensor(self._images_of(faults[f])))
+            return
+        width = module.weight.shape[0]
+        for s in range(0, len(members), width):
+            part = members[s : s + width]
+            weight = module.weight.detach().clone()
+            bias = None if module.bias is None else module.bias.detach().clone()
+            for j, f in enumerate(part):  # row j: fault f's output channel, weights and bias
+                ch = faults[f].index[0]
+                weight[j] = faulty_weight(module, faults[f])[ch]
+                if bias is not None:
+                    bias[j] = module.bias[ch]
+            out = self._layer_rows(node, module, weight, self._all, bias)
+            for j, f in enumerate(part):
+                imgs, ch = torch.as_tensor(self._images_of(faults[f])), faults[f].index[0]
+                new = out[imgs, j : j + 1]
+                changed = ~rows_identical(new, self.cache[node][imgs, ch : ch + 1])
+                imgs = imgs[changed]
+                yield f, imgs, self.cache[node][imgs].index_copy(1, torch.tensor([ch]), new[changed])
+
+    def _finish(self, node: fx.Node, group: list[tuple[int, torch.Tensor, torch.Tensor]],
+                codes: np.ndarray, buckets: np.ndarray) -> None:
+        """Run a group of (fault, images, layer output) to the end; write their outcomes."""
+        c, b = self._propagate(node, torch.cat([g[1] for g in group]),
+                               torch.cat([g[2] for g in group]), check_start=False)
+        at = 0
+        for f, imgs, _ in group:
+            sl = slice(at, at + len(imgs))
+            codes[f, imgs.numpy()], buckets[f, imgs.numpy()] = c[sl], b[sl]
+            at += len(imgs)
 
     def _patch_outcomes(self, layer_path: str, patches: Sequence[Patch], *,
                         progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
