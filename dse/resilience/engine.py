@@ -24,9 +24,12 @@ inputs are either downstream of the fault (recomputed) or not (identical to gold
 Further savings, all exact:
 
 - a weight fault recomputes only the faulty layer's output (for Conv2d / Linear only the one output
-  channel the weight feeds, with the same op on the cached layer input -- used only for layers where
-  a check at first use shows the one-channel op is bit-identical to the full layer, else the full
-  layer is recomputed; a delta added to the golden output would not be bit-identical);
+  channel the weight feeds, from the cached layer input; a delta added to the golden output would
+  not be bit-identical). The faulty channels of up to ``out_channels`` faults of one layer come from
+  one op of the layer's own shape (row j holding fault j's weights and bias), so the kernel is the
+  golden run's; this is used where a check at first use shows that a channel's bits do not depend
+  on its row (the golden weights rolled by one row give the golden channels rolled), else a
+  one-channel op where that is checked bit-identical, else the full layer;
 - many faults of one layer run together: their (fault, image) rows are stacked along the batch dim;
 - a (fault, image) row whose faulty layer output is bit-identical to golden is masked and never
   runs further. (Looking again after later nodes -- ReLUs, pools -- was measured on ResNet-20: the
