@@ -158,6 +158,21 @@ def test_output_patches_agree_and_golden_values_are_masked(resnet):
     assert "critical" in a and "non_critical" in a
 
 
+def test_a_patch_naming_a_position_twice_keeps_its_last_value(resnet):
+    model, images = resnet
+    fast = FastEngine(model, images)
+    gold = fast.layer_output("layers.5.bn2").reshape(len(images), -1)
+    last_golden = (2, torch.tensor([5, 5]), torch.stack([gold[2, 5] + 1e3, gold[2, 5]]))
+    last_faulty = (2, torch.tensor([5, 5]), torch.stack([gold[2, 5], gold[2, 5] + 1e3]))
+    assert fast.run_output_patches("layers.5.bn2", [last_golden, last_faulty])[0] == "masked"
+    assert fast.run_output_patches("layers.5.bn2", [last_faulty])[0] != "masked"
+    from dse.errors import InputError
+
+    with pytest.raises(InputError, match="outside the layer output"):
+        fast.run_output_patches("layers.5.bn2", [(0, torch.tensor([gold.shape[1]]),
+                                                 torch.tensor([1.0]))])
+
+
 def test_fast_matches_naive_on_torchvision_mobilenet_v2_and_deeplabv3():
     from torchvision.models import mobilenet_v2
     from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large

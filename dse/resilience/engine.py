@@ -134,14 +134,25 @@ def _patch_rows(patches: Sequence[Patch], n_images: int) -> tuple[list, list]:
 
 
 def _apply_patches(values: torch.Tensor, rows: Sequence[tuple]) -> torch.Tensor:
-    """``values`` (one row per patch row) with each row's elements replaced."""
+    """``values`` (one row per patch row) with each row's elements replaced (one indexed write for
+    all rows; a row that names a position twice keeps its last value, as a loop would)."""
     out = values.clone(memory_format=torch.contiguous_format)
     flat = out.view(out.shape[0], -1)
-    for r, (_, pos, v) in enumerate(rows):
-        if pos.numel() and (pos.min() < 0 or pos.max() >= flat.shape[1]):
-            raise InputError(f"patch position outside the layer output of {flat.shape[1]} "
-                             "elements", field="positions")
-        flat[r, pos] = v.to(flat.dtype)
+    if not rows:
+        return out
+    pos = torch.cat([r[1] for r in rows])
+    if pos.numel() and (pos.min() < 0 or pos.max() >= flat.shape[1]):
+        raise InputError(f"patch position outside the layer output of {flat.shape[1]} elements",
+                         field="positions")
+    row = torch.repeat_interleave(torch.arange(len(rows)),
+                                  torch.tensor([len(r[1]) for r in rows]))
+    vals = torch.cat([r[2].reshape(-1).to(flat.dtype) for r in rows])
+    key = row * flat.shape[1] + pos
+    if len(torch.unique(key)) < len(key):  # keep the last write of a repeated position
+        last = {k: i for i, k in enumerate(key.tolist())}
+        keep = torch.tensor(sorted(last.values()))
+        row, pos, vals = row[keep], pos[keep], vals[keep]
+    flat[row, pos] = vals
     return out
 
 
