@@ -290,7 +290,7 @@ def mapping_resilience(
     ``n_faults`` faults per site class, or as many as ``margin`` at ``confidence`` needs
     (Leveugle). ``fmt``: how words are stored -- ``"int"`` (default), fixed point in each
     level's word width, or ``"fp32"`` / ``"fp16"`` / ``"bf16"`` everywhere. ``engine`` defaults
-    to H4's ``FastEngine(model, images, labels)``; anything with
+    to ``FastEngine(model, images, labels)``; anything with
     ``run_output_patches(layer_path, patches)`` works. Same seed, same result.
     """
     from dse.resilience.engine import FastEngine
