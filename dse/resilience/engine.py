@@ -323,6 +323,7 @@ class FastEngine(NaiveEngine):
         self.max_rows = max(max_rows, self.block)
         self._plans: dict[fx.Node, _Plan] = {}
         self._channel_ok: dict[str, bool] = {}
+        self._stack_ok: dict[str, bool] = {}
         try:
             self.graph = fx.symbolic_trace(self.model).graph
         except Exception:  # noqa: BLE001 -- any trace failure means: use the naive path
@@ -520,8 +521,8 @@ class FastEngine(NaiveEngine):
         bit-identical to the layer's own channel for that row: then one layer-shaped op computes
         the faulty channel of up to ``out_channels`` faults at once (same shapes as the golden
         run, so the same kernel). Checked once per layer on the golden rows rolled by one."""
-        key = ("stack", node.target)
-        if key not in self._channel_ok:
+        key = node.target
+        if key not in self._stack_ok:
             ok = self._one_op_layer(node, module)
             if ok:
                 imgs = torch.arange(min(self.n, self.block))
@@ -529,8 +530,8 @@ class FastEngine(NaiveEngine):
                 bias = None if module.bias is None else module.bias.detach().roll(1, 0)
                 out = self._layer_rows(node, module, w.roll(1, 0), imgs, bias)
                 ok = bool(rows_identical(out, self.cache[node][imgs].roll(1, 1)).all())
-            self._channel_ok[key] = ok
-        return self._channel_ok[key]
+            self._stack_ok[key] = ok
+        return self._stack_ok[key]
 
     def _one_op_layer(self, node: fx.Node, module: nn.Module) -> bool:
         """A plain Conv2d (zero padding, no groups) or Linear on one cached, batched input."""
