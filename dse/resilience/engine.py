@@ -322,8 +322,7 @@ class FastEngine(NaiveEngine):
         super().__init__(model, images, labels, block=block)
         self.max_rows = max(max_rows, self.block)
         self._plans: dict[fx.Node, _Plan] = {}
-        self._channel_ok: dict[str, bool] = {}
-        self._stack_ok: dict[str, bool] = {}
+        self._exact: dict[tuple[str, str], bool] = {}  # (check kind, layer) -> passed
         try:
             self.graph = fx.symbolic_trace(self.model).graph
         except Exception:  # noqa: BLE001 -- any trace failure means: use the naive path
@@ -520,18 +519,35 @@ class FastEngine(NaiveEngine):
         """Whether output channel j of the layer computed with another weight row in row j is
         bit-identical to the layer's own channel for that row: then one layer-shaped op computes
         the faulty channel of up to ``out_channels`` faults at once (same shapes as the golden
-        run, so the same kernel). Checked once per layer on the golden rows rolled by one."""
-        key = node.target
-        if key not in self._stack_ok:
-            ok = self._one_op_layer(node, module)
-            if ok:
-                imgs = torch.arange(min(self.n, self.block))
-                w = module.weight.detach()
-                bias = None if module.bias is None else module.bias.detach().roll(1, 0)
-                out = self._layer_rows(node, module, w.roll(1, 0), imgs, bias)
-                ok = bool(rows_identical(out, self.cache[node][imgs].roll(1, 1)).all())
-            self._stack_ok[key] = ok
-        return self._stack_ok[key]
+        run, so the same kernel). Checked on the golden rows rolled by one."""
+        def check(imgs: torch.Tensor, w: torch.Tensor, gold: torch.Tensor) -> bool:
+            bias = None if module.bias is None else module.bias.detach().roll(1, 0)
+            out = self._layer_rows(node, module, w.roll(1, 0), imgs, bias)
+            return bool(rows_identical(out, gold.roll(1, 1)).all())
+
+        return self._layer_check("stack", node, module, check)
+
+    def _channel_exact(self, node: fx.Node, module: nn.Module) -> bool:
+        """Whether recomputing one output channel reproduces the full layer's bits (checked on
+        the first, a middle and the last channel; the kernel choice depends on shapes, not on
+        which channel)."""
+        def check(imgs: torch.Tensor, w: torch.Tensor, gold: torch.Tensor) -> bool:
+            chans = sorted({0, w.shape[0] // 2, w.shape[0] - 1})
+            return all(bool(rows_identical(self._one_channel(node, module, w, c, imgs),
+                                           gold[:, c : c + 1]).all()) for c in chans)
+
+        return self._layer_check("channel", node, module, check)
+
+    def _layer_check(self, kind: str, node: fx.Node, module: nn.Module,
+                     check: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], bool]) -> bool:
+        """``check(images, weight, golden layer output)`` on the first chunk of the golden run,
+        once per layer and kind, for plain Conv2d / Linear layers on one cached input."""
+        key = (kind, node.target)
+        if key not in self._exact:
+            imgs = torch.arange(min(self.n, self.block))
+            self._exact[key] = self._one_op_layer(node, module) and check(
+                imgs, module.weight.detach(), self.cache[node][imgs])
+        return self._exact[key]
 
     def _one_op_layer(self, node: fx.Node, module: nn.Module) -> bool:
         """A plain Conv2d (zero padding, no groups) or Linear on one cached, batched input."""
@@ -540,23 +556,6 @@ class FastEngine(NaiveEngine):
                 and module.weight.dim() >= 2
                 and (isinstance(module, nn.Linear)
                      or (module.padding_mode == "zeros" and module.groups == 1)))
-
-    def _channel_exact(self, node: fx.Node, module: nn.Module) -> bool:
-        """Whether recomputing one output channel reproduces the full layer's bits (checked on
-        the first, a middle and the last channel of the golden run, once per layer; the kernel
-        choice depends on shapes, not on which channel)."""
-        key = node.target
-        if key not in self._channel_ok:
-            ok = self._one_op_layer(node, module)
-            if ok:
-                imgs = torch.arange(min(self.n, self.block))
-                w = module.weight.detach()
-                gold = self.cache[node][imgs]
-                chans = sorted({0, w.shape[0] // 2, w.shape[0] - 1})
-                ok = all(rows_identical(self._one_channel(node, module, w, c, imgs),
-                                        gold[:, c : c + 1]).all() for c in chans)
-            self._channel_ok[key] = bool(ok)
-        return self._channel_ok[key]
 
     def run(self, faults: Sequence[Fault], *, progress: bool = False) -> EngineResult:
         t0 = time.perf_counter()
