@@ -4,8 +4,10 @@
 new Arch; the original is untouched. The PE array size is the MAC mesh: the change goes to the
 innermost level that fans out along that axis (the PE array), and every level below it scales
 with it. ``word_bits`` rescales every level's word (wider partial sums keep their ratio), and
-levels that move one word per access (registers) widen with it. Anything that cannot be built or
-that breaks one of the design's constraints is rejected with the reason.
+levels that move one word per access (registers) widen with it. ``protect={level: scheme}``
+adds parity / SEC-DED / TMR to storage levels (``dse.arch.protection``: energy and area
+re-estimated, logical geometry kept). Anything that cannot be built or that breaks one of the
+design's constraints is rejected with the reason.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import math
 from typing import Any
 
 from dse.arch.energy import estimate_energy, node_nm
+from dse.arch.protection import protect as apply_protection
 from dse.arch.spec import Arch
 from dse.errors import InputError
 
-PARAMS = ("pe_x", "pe_y", "depths", "word_bits", "technology")
+PARAMS = ("pe_x", "pe_y", "depths", "word_bits", "technology", "protect")
 
 
 def _positive_int(value: Any, field: str) -> int:
@@ -107,7 +110,8 @@ def _rescale_words(arch: Arch, word_bits: int) -> None:
 
 def make_variant(arch: Arch, *, pe_x: int | None = None, pe_y: int | None = None,
                  depths: dict[str, int] | None = None, word_bits: int | None = None,
-                 technology: str | None = None, **extra: Any) -> Arch:
+                 technology: str | None = None, protect: dict[str, str] | None = None,
+                 **extra: Any) -> Arch:
     """A rescaled copy of ``arch`` with energies re-estimated (see the module docstring)."""
     depths = {**(depths or {}), **_split_extra(extra)}
     out = copy.deepcopy(arch)
@@ -138,5 +142,21 @@ def make_variant(arch: Arch, *, pe_x: int | None = None, pe_y: int | None = None
         out.technology = tech
         tags.append(f"technology={tech}")
     _check_constraints(out)
+    plan = _protect_plan(protect)
+    tags += [f"{name}={scheme}" for name, scheme in plan.items()]
     out.name = f"{arch.name}[{','.join(tags)}]" if tags else arch.name
-    return estimate_energy(out)
+    return apply_protection(estimate_energy(out), plan)
+
+
+def _protect_plan(protect: Any) -> dict[str, str]:
+    """``{level: scheme}`` from a dict or ``"level=scheme,..."`` (the CLI / grid spelling)."""
+    if protect is None:
+        return {}
+    if isinstance(protect, str):
+        pairs = [p.split("=", 1) for p in protect.split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise InputError(f"expected level=scheme[,level=scheme], got {protect!r}", field="protect")
+        protect = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(protect, dict):
+        raise InputError(f"expected a mapping level -> scheme, got {protect!r}", field="protect")
+    return {str(k): str(v) for k, v in protect.items()}
