@@ -42,3 +42,24 @@ def process_pool(workers: int, setup: Callable[..., Any] | None = None,
     return cf.ProcessPoolExecutor(max_workers=workers,
                                   mp_context=multiprocessing.get_context("spawn"),
                                   initializer=init_pool_worker, initargs=(setup, *setup_args))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def cap_workers(requested: int, work: int | None = None, *, flag: str = "--workers"
+                ) -> tuple[int, str | None]:
+    """``requested`` lowered to the usable cores and the units of work, with a one-line note when
+    lowered: more processes than cores only fight (and each costs a torch import's memory)."""
+    cores = usable_cores()
+    limit = min(cores, work) if work is not None else cores
+    n = max(1, min(requested, limit))
+    if n >= requested:
+        return requested, None
+    why = f"{cores} usable cores" + (f", {work} units of work" if work is not None else "")
+    return n, f"{flag} {requested} lowered to {n} ({why})"

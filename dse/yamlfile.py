@@ -18,6 +18,9 @@ def read_yaml(path: str | Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader)
         text = path.read_text()
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror})", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a text file (byte {exc.start} is not UTF-8)",
+                         file=str(path)) from None
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - always a SafeLoader
     except yaml.MarkedYAMLError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dse import validate
 from dse.arch.spec import Arch, ComputeLevel, Constraints, StorageLevel
 from dse.errors import InputError
 
@@ -68,14 +69,9 @@ def _number(attrs: dict[str, Any], keys: tuple[str, ...], *, file: str | None, f
             positive: bool = True, allow_zero: bool = False) -> float | None:
     for key in keys:
         if key in attrs and attrs[key] is not None:
-            value = attrs[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InputError(f"expected a number, got {value!r}", file=file,
-                                 field=f"{field}.{key}")
-            if positive and (value < 0 or (value == 0 and not allow_zero)):
-                raise InputError(f"must be positive, got {value!r}", file=file,
-                                 field=f"{field}.{key}")
-            return value
+            return validate.number(attrs[key], f"{field}.{key}", file=file,
+                                   minimum=0 if positive else None,
+                                   open_min=positive and not allow_zero)
     return None
 
 

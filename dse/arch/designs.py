@@ -142,6 +142,8 @@ def arch_from_design(doc: dict[str, Any], *, file: str, name: str | None = None)
     if doc.get(FORMAT_KEY) != 1:
         raise InputError(f"unsupported {FORMAT_KEY} version {doc.get(FORMAT_KEY)!r} (expected 1)",
                          file=file, field=FORMAT_KEY)
+    if not isinstance(doc.get("name", ""), str):
+        raise InputError(f"must be a string, got {doc['name']!r}", file=file, field="name")
     flat = Flattener(file=file, classes={c: {} for c in BUILTIN_CLASSES}, variables={},
                       dims=tuple(doc.get("dims") or CONV_DIMS),
                       dataspaces=tuple(doc.get("dataspaces") or CONV_DATASPACES))

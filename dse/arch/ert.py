@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from dse import validate
 from dse.arch._build import split_name
 from dse.arch._yaml import load_yaml
 from dse.arch.spec import Arch
@@ -124,8 +125,6 @@ def write_tables(arch: Arch, prefix: str | Path) -> list[Path]:
         if not root["tables"]:
             continue
         path = prefix.with_name(prefix.name + suffix)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-        tmp.replace(path)
+        validate.write_text(path, yaml.safe_dump(doc, sort_keys=False), field="--output")
         out.append(path)
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dse import validate
 from dse.arch._yaml import load_yaml
 from dse.arch.designs import arch_from_design, design_path, is_design, list_designs
 from dse.arch.energy import builtin_energy, estimate_energy
@@ -53,7 +54,7 @@ def _attach_energy(arch: Arch, path: Path, energy: str | Path) -> Arch:
 
 
 def _load_structure(name_or_path: str | Path) -> tuple[Arch, Path]:
-    text = str(name_or_path)
+    text = validate.path_name(str(name_or_path), "design")
     named = design_path(text) if "/" not in text and not text.endswith((".yaml", ".yml")) else None
     path = named or Path(name_or_path)
     if path.is_dir():

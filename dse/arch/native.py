@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from dse import validate
 from dse.arch import _build
 from dse.arch._yaml import load_yaml, norm_keys
 from dse.arch.constraints import apply_target, native_targets
@@ -156,9 +157,7 @@ def write_native(arch: Arch, path: str | Path, *, keys: str = "hyphen") -> Path:
         raise InputError(f"keys must be 'hyphen' or 'underscore', got {keys!r}", field="keys")
     path = Path(path)
     text = yaml.safe_dump(native_dict(arch, keys=keys), sort_keys=False, default_flow_style=False)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    validate.write_text(path, text, field="--output")
     return path
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dse import validate
 from dse.arch import _build
 from dse.arch._yaml import TAG_KEY, load_yaml, norm_keys
 from dse.arch.constraints import apply_v04, pin_unit_factors
@@ -234,6 +235,10 @@ class Flattener:
         level = _build.make_storage(name, cls, attrs, **kw)
         apply_v04(level.constraints, node.get("constraints"), spatial_ok=False, file=self.file,
                   field=f"{where}.constraints")
+        for kind in ("keep", "bypass"):
+            for name in getattr(level.constraints, kind) or ():
+                validate.resolve(name, self.dataspaces, f"{where}.{kind}", file=self.file,
+                                 what="dataspace")
         if parallel_keep is not None and level.constraints.keep is not None:
             others = [d for d in parallel_keep if d not in level.constraints.keep]
             have = list(level.constraints.bypass or ())

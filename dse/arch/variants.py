@@ -16,6 +16,7 @@ import copy
 import math
 from typing import Any
 
+from dse import validate
 from dse.arch.energy import estimate_energy, node_nm
 from dse.arch.protection import protect as apply_protection
 from dse.arch.spec import Arch
@@ -25,10 +26,9 @@ PARAMS = ("pe_x", "pe_y", "depths", "word_bits", "technology", "protect")
 
 
 def _positive_int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    validate.positive(value, field)
+    if value != int(value):
         raise InputError(f"must be a whole number, got {value!r}", field=field)
-    if value <= 0:
-        raise InputError(f"must be positive, got {value!r}", field=field)
     return int(value)
 
 

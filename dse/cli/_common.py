@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from dse.errors import InputError
+from dse import validate
 
 
 def print_json(obj: Any) -> None:
@@ -25,11 +25,4 @@ def _plain(value: Any) -> Any:
 
 def parse_shape(text: str, *, field: str = "--input") -> tuple[int, ...]:
     """Parse ``1x3x224x224`` (or ``1,3,224,224``) into a shape tuple."""
-    parts = text.replace(",", "x").lower().split("x")
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        raise InputError(f"malformed shape {text!r}; expected e.g. 1x3x224x224", field=field) from None
-    if not shape or any(s <= 0 for s in shape):
-        raise InputError(f"shape {text!r} must be positive integers", field=field)
-    return shape
+    return validate.shape(text, field)

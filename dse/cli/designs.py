@@ -7,6 +7,7 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
+from dse import validate as check
 from dse.cli._common import print_json
 from dse.errors import InputError
 
@@ -85,10 +86,13 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{r['name']:<28} {r['technology'] or '-':>6}  PEs {pes:<7} "
                       f"{' > '.join(r['levels'])}")
         return 0
-    arch = _load(args)
     if args.action in ("native", "ert"):
         if not args.output:
             raise InputError(f"'{args.action}' needs -o", field="--output")
+        check.output_file(args.output if args.action == "native" else f"{args.output}.ERT.yaml",
+                          "--output")
+    arch = _load(args)
+    if args.action in ("native", "ert"):
         if args.action == "native":
             paths = [write_native(arch, args.output, keys=args.keys)]
         else:

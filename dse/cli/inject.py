@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from dse import validate as check
 from dse.cli._common import print_json
 from dse.errors import InputError
 from dse.resilience import campaign, data, faultlist
@@ -29,25 +30,25 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", help="weights for --model (a torch state dict)")
     p.add_argument("--dataset", choices=data.DATASETS, help="default: digits for digits models")
     p.add_argument("--data", help="dataset root directory (nothing is downloaded)")
-    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--num-classes", type=check.positive_int, default=10)
     p.add_argument("--target", choices=("weights", "activations"), default="weights")
     p.add_argument("--fault", choices=FAULT_KINDS, default="bitflip")
     p.add_argument("--format", choices=sorted(FORMATS), default="fp32")
     p.add_argument("--per-channel", action="store_true", help="int8: one scale per channel")
     p.add_argument("--bits", default="all", help="'all' or a list like 0,7,23-30")
-    p.add_argument("--n-bits", type=int, default=1, help="bits per fault (multi-bit faults)")
-    p.add_argument("--margin", type=float, default=0.01)
-    p.add_argument("--confidence", type=float, default=0.99)
+    p.add_argument("--n-bits", type=check.positive_int, default=1, help="bits per fault (multi-bit faults)")
+    p.add_argument("--margin", type=check.fraction_arg, default=0.01)
+    p.add_argument("--confidence", type=check.fraction_arg, default=0.99)
     p.add_argument("--mode", choices=faultlist.MODES, default="network",
                    help="sample size per network, per layer or per layer and bit (DATE 2023)")
-    p.add_argument("--n-faults", type=int, help="use this many faults instead of Leveugle's n")
+    p.add_argument("--n-faults", type=check.positive_int, help="use this many faults instead of Leveugle's n")
     p.add_argument("--faults", help="replay this fault-list CSV instead of generating one")
     p.add_argument("--engine", choices=("fast", "naive"), default="fast")
-    p.add_argument("--images", type=int, default=100, help="images per injection")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--images", type=check.positive_int, default=100, help="images per injection")
+    p.add_argument("--workers", type=check.positive_int, default=1,
                    help="processes that run chunks of the fault list (one torch thread each)")
     p.add_argument("--out", default="inject_out", help="campaign directory")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=check.non_negative_int, default=0)
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -123,7 +124,7 @@ def fault_rows(args, model, images, out: Path) -> list[faultlist.Row]:
         rows = faultlist.numbered(faults)
     out.mkdir(parents=True, exist_ok=True)
     faultlist.save(rows, listing)
-    cfg_path.write_text(json.dumps(_config(args), indent=2))
+    check.write_text(cfg_path, json.dumps(_config(args), indent=2), field="--out")
     return _per_channel(rows, args)
 
 
@@ -136,7 +137,7 @@ def _per_channel(rows: list[faultlist.Row], args) -> list[faultlist.Row]:
 
 
 def write_summary(summary: dict, out: Path, title: str) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    check.write_text(out / "summary.json", json.dumps(summary, indent=2), field="--out")
     lines = [title, ""]
     for key in ("per_layer", "per_bit"):
         lines.append(f"{key.replace('_', ' ')}: faults injections masked non_critical critical "
@@ -146,14 +147,14 @@ def write_summary(summary: dict, out: Path, title: str) -> None:
                          f"{s['non_critical']:8d} {s['critical']:8d} {s['inf_nan']:6d} "
                          f"{s['sdc1_rate']:.4f} [{s['sdc1_ci'][0]:.4f}, {s['sdc1_ci'][1]:.4f}]")
         lines.append("")
-    (out / "summary.txt").write_text("\n".join(lines))
+    check.write_text(out / "summary.txt", "\n".join(lines), field="--out")
     campaign.plot_summary(summary, out / "sdc1.png", title)
 
 
 def run(args) -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    out = Path(args.out)
+    out = check.output_dir(args.out, "--out")
     model, images, labels = load_model(args)
     rows = fault_rows(args, model, images, out)
     engine_cls = FastEngine if args.engine == "fast" else NaiveEngine

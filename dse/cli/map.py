@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
+from dse import validate as check
 from dse.cli._common import print_json
 from dse.cli.evaluate import stats_document
 from dse.errors import InputError
+from dse.workers import cap_workers
 
 
 def register(subparsers: Any) -> None:
@@ -29,12 +32,12 @@ def register(subparsers: Any) -> None:
                    help="edp, energy, delay, or weights like 'energy=1,delay=2' (product) or "
                         "'sum:energy=1,delay=1000'")
     p.add_argument("--search", default="auto", choices=("auto", "exhaustive", "random", "hybrid"))
-    p.add_argument("--time-limit", type=float, default=30.0, metavar="S",
+    p.add_argument("--time-limit", type=check.positive_float, default=30.0, metavar="S",
                    help="seconds (default 30)")
-    p.add_argument("--victory", type=int, default=1500, metavar="N",
+    p.add_argument("--victory", type=check.positive_int, default=1500, metavar="N",
                    help="stop after N evaluations without a better mapping (default 1500)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--seed", type=check.non_negative_int, default=0)
+    p.add_argument("--workers", type=check.positive_int, default=2, help="processes (default 2)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write map.yaml and mapper.json here")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
@@ -54,18 +57,19 @@ def parse_objective(text: str) -> str | dict[str, float | str]:
             raise InputError(f"malformed objective term {part!r} (e.g. energy=1)",
                              field="--objective")
         try:
-            out[key.strip()] = float(value)
+            out[key.strip()] = check.non_negative(float(value), f"--objective {key.strip()}")
         except ValueError:
             raise InputError(f"weight {value!r} is not a number", field="--objective") from None
+    if not any(v for k, v in out.items() if k != "kind"):
+        raise InputError("at least one weight must be positive", field="--objective")
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise InputError("must be positive", field="--time-limit")
-    if args.workers < 1:
-        raise InputError("must be at least 1", field="--workers")
     objective = parse_objective(args.objective)
+    if args.out:
+        for name in ("map.yaml", "mapper.json"):
+            check.output_file(args.out / name, "--out")
 
     from tqdm import tqdm
 
@@ -80,20 +84,20 @@ def run(args: argparse.Namespace) -> int:
         arch = apply_ert(arch, read_ert(args.ert))
     problem = read_problem(args.problem)
     explain_empty(MapSpace(problem, arch))  # before the progress bar: errors stay one line
+    workers, note = cap_workers(args.workers)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     with tqdm(desc="mapping", unit=" maps", leave=False) as bar:
         result = search(problem, arch, objective=objective, search=args.search,
                         time_limit=args.time_limit, seed=args.seed, victory=args.victory,
-                        workers=args.workers, progress=bar.update)
+                        workers=workers, progress=bar.update)
     doc = stats_document(result.best_stats) | {
         "wall_s": result.wall_s, "visited": result.visited, "valid": result.valid,
         "evaluated": result.evaluated, "search": result.search, "complete": result.complete,
         "pareto": [[s.energy_pJ, s.cycles] for _, s in result.pareto]}
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
         write_mapping(result.best, args.out / "map.yaml", problem)
-        tmp = args.out / "mapper.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=2))
-        tmp.replace(args.out / "mapper.json")
+        check.write_text(args.out / "mapper.json", json.dumps(doc, indent=2), field="--out")
     if args.json:
         print_json(doc)
     else:

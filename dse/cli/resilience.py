@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dse import validate as check
 from dse.cli._common import print_json
 from dse.errors import InputError
 
@@ -27,15 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--mapping", type=Path, help="Timeloop map.yaml for this layer and design")
     src.add_argument("--map-objective", default="edp", choices=["edp", "energy", "delay"],
                      help="search a mapping with this objective when --mapping is not given")
-    p.add_argument("--map-evals", type=int, default=3000,
+    p.add_argument("--map-evals", type=check.positive_int, default=3000,
                    help="mapper evaluations (one worker, so the same seed finds the same mapping)")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--margin", type=float, default=0.05,
+    size.add_argument("--margin", type=check.fraction_arg, default=0.05,
                       help="error margin per site class (Leveugle sample size; default 0.05)")
-    size.add_argument("--n-faults", type=int, help="faults per site class instead of --margin")
-    p.add_argument("--confidence", type=float, default=0.95)
-    p.add_argument("--images", type=int, default=256, help="test images to draw faults over")
-    p.add_argument("--fit-per-mbit", type=float, default=None,
+    size.add_argument("--n-faults", type=check.positive_int, help="faults per site class instead of --margin")
+    p.add_argument("--confidence", type=check.fraction_arg, default=0.95)
+    p.add_argument("--images", type=check.positive_int, default=256, help="test images to draw faults over")
+    p.add_argument("--fit-per-mbit", type=check.positive_float, default=None,
                    help="raw FIT per Mbit of storage (default 1000)")
     p.add_argument("--include-dram", action="store_true", help="also place faults in DRAM")
     p.add_argument("--format", dest="fmt", default="int", choices=["int", "fp32", "fp16", "bf16"],
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stuck-pe", choices=["stuck0", "stuck1"],
                    help="also measure a permanent fault: one product-register bit of a random PE "
                    "stuck at 0 / 1 (its footprint: every output that PE computes)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=check.non_negative_int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 

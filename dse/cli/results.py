@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dse import validate as check
 from dse.cli._common import print_json
 
 DEFAULT_DB = "runs/sweep/sweep.sqlite"
@@ -46,7 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from dse.report import text_table, write_report
     from dse.sweep.store import export_csv, export_parquet, open_existing
 
+    for fld in ("csv", "parquet"):
+        if getattr(args, fld):
+            check.output_file(getattr(args, fld), f"--{fld}")
+    if args.report:
+        check.output_dir(args.report, "--report")
     with open_existing(args.db) as store:
+        if args.sweep:
+            check.resolve(args.sweep, store.sweeps(), "--sweep", file=args.db, what="sweep")
         rows, columns = _rows(store, args)
         if args.report:
             page = write_report(store.results(args.sweep), store.network(args.sweep),

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from dse import validate as check
 from dse.cli._common import parse_shape, print_json
 from dse.errors import InputError
 from dse.sweep.config import (
@@ -41,7 +42,8 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True,
     p.add_argument("--grid", action="append", metavar="K=V1,V2",
                    help="cross every variant with these values of K; repeatable")
     p.add_argument("--pe", nargs="+", metavar="XxY", help="PE array sizes to sweep (variants)")
-    p.add_argument("--word-bits", nargs="+", type=int, metavar="N", help="word widths to sweep")
+    p.add_argument("--word-bits", nargs="+", type=check.positive_int, metavar="N",
+                   help="word widths to sweep")
     p.add_argument("--technology", nargs="+", metavar="NODE", help="technology nodes, e.g. 45nm")
     p.add_argument("--depth", action="append", metavar="LEVEL=N1,N2",
                    help="buffer depths of one level to sweep; repeatable")
@@ -53,22 +55,24 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True,
     p.add_argument("--backend", choices=BACKENDS)
     p.add_argument("--objective", choices=OBJECTIVES, help="mapper objective")
     p.add_argument("--search", help="mapper search strategy")
-    p.add_argument("--time-limit", type=float, help="mapper seconds per layer")
-    p.add_argument("--budget", type=int, help="mapper evaluations per layer (repeatable results)")
+    p.add_argument("--time-limit", type=check.positive_float, help="mapper seconds per layer")
+    p.add_argument("--budget", type=check.positive_int,
+                   help="mapper evaluations per layer (repeatable results)")
     p.add_argument("--no-resilience", action="store_true", help="energy side only")
     p.add_argument("--no-pareto", action="store_true",
                    help="do not score the mapper's energy x delay Pareto set")
-    p.add_argument("--top-k", type=int, help="also score the K best mappings by EDP")
-    p.add_argument("--faults", type=int, help="fault injections per mapping")
-    p.add_argument("--margin", type=float, help="error margin of the SDC estimate")
-    p.add_argument("--confidence", type=float, help="confidence of the SDC interval")
-    p.add_argument("--fit-per-mbit", type=float, help="raw fault rate (FIT per Mbit)")
-    p.add_argument("--images", type=int, help="test images per injection")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--top-k", type=check.non_negative_int, help="also score the K best mappings by EDP")
+    p.add_argument("--faults", type=check.positive_int, help="fault injections per mapping")
+    p.add_argument("--margin", type=check.fraction_arg, help="error margin of the SDC estimate")
+    p.add_argument("--confidence", type=check.fraction_arg, help="confidence of the SDC interval")
+    p.add_argument("--fit-per-mbit", type=check.positive_float, help="raw fault rate (FIT per Mbit)")
+    p.add_argument("--images", type=check.positive_int, help="test images per injection")
+    p.add_argument("--seed", type=check.non_negative_int)
     p.add_argument("--executor", choices=EXECUTORS)
-    p.add_argument("--workers", type=int, help="local worker processes (default 2)")
+    p.add_argument("--workers", type=check.positive_int, help="local worker processes (default 2)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler to use")
-    p.add_argument("--dask-local", type=int, metavar="N", help="start a Dask LocalCluster of N")
+    p.add_argument("--dask-local", type=check.positive_int, metavar="N",
+                   help="start a Dask LocalCluster of N")
     p.add_argument("--out", help="output directory (store, figures, report)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the network rows as JSON")

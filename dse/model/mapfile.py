@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from dse import validate
 from dse.arch.spec import Arch
 from dse.errors import InputError
 from dse.model.mapping import LevelMapping, Loop, Mapping
@@ -178,10 +179,7 @@ def write_mapping(mapping: Mapping, path: str | Path, problem: Problem) -> Path:
     """Write ``mapping`` as a Timeloop map.yaml that :func:`read_mapping` reads back equal."""
     path = Path(path)
     text = yaml.safe_dump({"mapping": mapping_directives(mapping, problem)}, sort_keys=False)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    return validate.write_text(path, text)
 
 
 # ------------------------------------------------------------------------------------ map.txt

@@ -348,7 +348,11 @@ def profile(model: nn.Module, input_shape: Sequence[int], name: str | None = Non
     if dtype is None:
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     device = param.device if param is not None else torch.device("cpu")
-    x = torch.zeros(shape, dtype=dtype, device=device)
+    try:
+        x = torch.zeros(shape, dtype=dtype, device=device)
+    except (RuntimeError, MemoryError) as exc:
+        raise InputError(f"cannot allocate an input of {'x'.join(map(str, shape))}: "
+                         f"{str(exc).splitlines()[0][:200]}", field="input") from None
     trace = _Trace({id(m): p for p, m in model.named_modules()})
     handles = []
     for module in model.modules():

@@ -125,9 +125,13 @@ def _call(builder: Callable[..., nn.Module], name: str, options: dict[str, Any])
         if key in params:
             kwargs[key] = None
     try:
-        return builder(**kwargs)
+        model = builder(**kwargs)
     except (TypeError, ValueError) as exc:
         raise InputError(f"cannot build with options {options}: {exc}", field=name) from None
+    if not isinstance(model, nn.Module):
+        raise InputError(f"{name!r} is not a model: it returned a {type(model).__name__}, not a "
+                         "torch.nn.Module", field="model")
+    return model
 
 
 def _import_path(name: str) -> Callable[..., nn.Module]:

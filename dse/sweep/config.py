@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from dse import validate as check
 from dse.errors import InputError
 from dse.yamlfile import read_yaml
 
@@ -27,6 +28,7 @@ TRAINED_MODELS = ("digits_resnet20", "digits_cnn")
 EXECUTORS = ("process", "inprocess", "dask")
 BACKENDS = ("builtin", "timeloop")
 OBJECTIVES = ("edp", "energy", "delay")
+SEARCHES = ("hybrid", "exhaustive", "random", "auto")
 
 
 @dataclass
@@ -208,22 +210,8 @@ def _model(value: Any, fld: str, source: str | None) -> ModelSpec:
                              file=source, field=f"{fld}.{key}")
     spec = ModelSpec(**value)
     if shape is not None:
-        spec.input_shape = _shape(shape, f"{fld}.input", source)
+        spec.input_shape = check.shape(shape, f"{fld}.input", file=source)
     return spec
-
-
-def _shape(value: Any, fld: str, source: str | None) -> tuple[int, ...]:
-    try:
-        if isinstance(value, str):
-            shape = tuple(int(p) for p in value.replace(",", "x").lower().split("x"))
-        else:
-            shape = tuple(int(p) for p in value)
-    except (TypeError, ValueError):
-        raise InputError(f"malformed shape {value!r}; expected e.g. 1x3x224x224",
-                         file=source, field=fld) from None
-    if not shape or any(s <= 0 for s in shape):
-        raise InputError(f"shape {value!r} must be positive integers", file=source, field=fld)
-    return shape
 
 
 def read_config(path: str | Path) -> SweepConfig:
@@ -237,7 +225,7 @@ def read_config(path: str | Path) -> SweepConfig:
 
 
 def write_config(config: SweepConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    check.write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False), field="output")
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -249,47 +237,45 @@ def validate(config: SweepConfig) -> list[DesignPoint]:
     probe file in the output directory (removed again) to prove it is writable.
     """
     src = config.source
-    _check_choice(config.executor, EXECUTORS, "executor", src)
-    _check_choice(config.backend, BACKENDS, "backend", src)
-    _check_choice(config.mapper.objective, OBJECTIVES, "mapper.objective", src)
+    _check_scalars(config)
     if config.backend == "timeloop" and shutil.which("timeloop-mapper") is None:
         raise InputError("backend timeloop is not available: timeloop-mapper is not on PATH; "
                          "use builtin", file=src, field="backend")
-    _positive(config.workers, "workers", src, integer=True)
-    _positive(config.mapper.time_limit, "mapper.time_limit", src)
-    if config.mapper.budget is not None:
-        _positive(config.mapper.budget, "mapper.budget", src, integer=True)
-    res = config.resilience
-    if res.top_k < 0 or not isinstance(res.top_k, int):
-        raise InputError(f"must be an integer >= 0, got {res.top_k!r}",
-                         file=src, field="resilience.top_k")
-    if res.faults is not None:
-        _positive(res.faults, "resilience.faults", src, integer=True)
-    _positive(res.images, "resilience.images", src, integer=True)
-    for fld, value in (("resilience.margin", res.margin),
-                       ("resilience.confidence", res.confidence)):
-        if not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise InputError(f"must be a number in (0, 1), got {value!r}", file=src, field=fld)
-    if not isinstance(config.seed, int):
-        raise InputError(f"must be an integer, got {config.seed!r}", file=src, field="seed")
-    if config.dask_local is not None:
-        _positive(config.dask_local, "dask_local", src, integer=True)
     _check_models(config)
     points = _design_points(config)
     check_output_dir(config.output, src)
     return points
 
 
-def _check_choice(value: Any, choices: tuple[str, ...], fld: str, src: str | None) -> None:
-    if value not in choices:
-        raise InputError(f"{value!r} is not one of {', '.join(choices)}", file=src, field=fld)
-
-
-def _positive(value: Any, fld: str, src: str | None, *, integer: bool = False) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        kind = "a positive integer" if integer else "a positive number"
-        raise InputError(f"must be {kind}, got {value!r}", file=src, field=fld)
+def _check_scalars(config: SweepConfig) -> None:
+    """Every scalar key: a known choice, or a finite number in its range (NaN refused)."""
+    src = config.source
+    if not isinstance(config.name, str) or not config.name.strip():
+        raise InputError(f"must be a non-empty name, got {config.name!r}", file=src, field="name")
+    check.path_name(config.name, "name", file=src)
+    for fld, value, choices in (("executor", config.executor, EXECUTORS),
+                                ("backend", config.backend, BACKENDS),
+                                ("mapper.objective", config.mapper.objective, OBJECTIVES),
+                                ("mapper.search", config.mapper.search, SEARCHES)):
+        check.resolve(value, choices, fld, file=src, what="choice")
+    check.positive(config.workers, "workers", file=src, integer=True)
+    check.positive(config.mapper.time_limit, "mapper.time_limit", file=src)
+    if config.mapper.budget is not None:
+        check.positive(config.mapper.budget, "mapper.budget", file=src, integer=True)
+    res = config.resilience
+    check.non_negative(res.top_k, "resilience.top_k", file=src, integer=True)
+    if res.faults is not None:
+        check.positive(res.faults, "resilience.faults", file=src, integer=True)
+    check.positive(res.images, "resilience.images", file=src, integer=True)
+    check.fraction(res.margin, "resilience.margin", file=src)
+    check.fraction(res.confidence, "resilience.confidence", file=src)
+    check.positive(res.fit_per_mbit, "resilience.fit_per_mbit", file=src)
+    check.non_negative(config.seed, "seed", file=src, integer=True)
+    if config.dask_local is not None:
+        check.positive(config.dask_local, "dask_local", file=src, integer=True)
+    for key, values in config.grid.items():
+        if not values or any(v is None or v == "" for v in values):
+            raise InputError(f"empty value in {values!r}", file=src, field=f"grid.{key}")
 
 
 def _check_models(config: SweepConfig) -> None:
@@ -314,6 +300,7 @@ def _design_points(config: SweepConfig) -> list[DesignPoint]:
     available = list(list_designs())
     designs: list[str] = []
     for i, name in enumerate(config.designs):
+        check.path_name(name, f"designs[{i}]", file=config.source)
         if name == "all":
             designs.extend(d for d in available if d not in designs)
         elif name in available or Path(name).exists():
@@ -345,7 +332,8 @@ def _design_points(config: SweepConfig) -> list[DesignPoint]:
 
 def check_output_dir(output: str | Path, src: str | None = None) -> None:
     """Create the output directory and prove it is writable (probe file, removed again)."""
-    out = Path(output)
+    out = check.output_dir(output, "output", file=src)
+    check.output_file(out / "sweep.sqlite", "output", file=src)
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".probe", dir=out)

@@ -14,10 +14,12 @@ import hashlib
 import json
 import math
 from functools import lru_cache
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
 import dse
+from dse.errors import InputError
 
 # Stages whose source decides a row's numbers: editing any of them invalidates stored rows.
 _RESULT_PACKAGES = ("problems", "arch", "model", "mapper", "resilience")
@@ -61,15 +63,51 @@ def code_version() -> str:
     """The package version plus a digest of the sources of every stage that produces numbers.
 
     Why a source digest and not just the version: during development the version string does not
-    change when the model or mapper is fixed, and stale rows must not survive such a fix.
+    change when the model or mapper is fixed, and stale rows must not survive such a fix. The
+    sources are found through ``importlib.resources`` on the stage packages themselves (never
+    ``dse.__file__``, which is None when a ``dse/`` folder without ``__init__.py`` shadows the
+    package), so the key is the same for an editable install, a wheel or a zip. When they cannot be
+    read the run stops with one line rather than keying results by a guess.
     """
-    root = Path(dse.__file__).resolve().parent
-    digest = hashlib.sha256(getattr(dse, "__version__", "0").encode())
+    version = _version()
+    digest = hashlib.sha256(version.encode())
     for pkg in _RESULT_PACKAGES:
-        for path in sorted((root / pkg).rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
-    return f"{getattr(dse, '__version__', '0')}+{digest.hexdigest()[:12]}"
+        try:
+            files = sorted(_sources(resources.files(f"dse.{pkg}"), pkg))
+        except (ImportError, OSError, TypeError, ValueError) as exc:
+            raise InputError(f"cannot read the sources of dse.{pkg} to key results ({exc}); "
+                             "reinstall dse (pip install -e .)", field="code_version") from None
+        if not files:
+            raise InputError(f"no Python sources found for dse.{pkg}; cannot key results; "
+                             "reinstall dse (pip install -e .)", field="code_version")
+        for rel, data in files:
+            digest.update(rel.encode())
+            digest.update(data)
+    return f"{version}+{digest.hexdigest()[:12]}"
+
+
+def _version() -> str:
+    """The installed distribution's version; the package's own attribute when not installed."""
+    own = getattr(dse, "__version__", None)
+    if own:
+        return str(own)
+    try:
+        return metadata.version("dse")
+    except metadata.PackageNotFoundError:
+        raise InputError("dse is neither installed nor imported from its package folder (a 'dse/'"
+                         " folder without __init__.py may shadow it: run from another folder)",
+                         field="code_version") from None
+
+
+def _sources(node: Any, rel: str) -> list[tuple[str, bytes]]:
+    out: list[tuple[str, bytes]] = []
+    for child in node.iterdir():
+        name = f"{rel}/{child.name}"
+        if child.is_dir() and child.name != "__pycache__":
+            out += _sources(child, name)
+        elif child.name.endswith(".py"):
+            out.append((name, child.read_bytes()))
+    return out
 
 
 def file_digest(path: str | Path) -> str:

@@ -35,6 +35,7 @@ from dse.sweep.tasks import (
     run_map_task,
     run_resilience_task,
 )
+from dse.workers import cap_workers
 
 
 @dataclass
@@ -191,7 +192,12 @@ def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask]
         "resilience": tqdm(total=0, desc="resilience", unit="mapping", file=sys.stderr,
                            disable=None if progress else True, dynamic_ncols=True),
     }
-    executor = make_executor(config.executor, workers=config.workers,
+    workers, note = config.workers, None
+    if not (config.scheduler or config.dask_local or config.executor == "dask"):
+        workers, note = cap_workers(config.workers, flag="workers")
+    if note:
+        plan.notes.append(note)
+    executor = make_executor(config.executor, workers=workers,
                              scheduler=config.scheduler, dask_local=config.dask_local)
     pending: dict[Any, tuple[str, Any]] = {}
     try:

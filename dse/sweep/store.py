@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dse import validate
 from dse.errors import InputError
 
 SCHEMA_VERSION = "1"
@@ -130,9 +131,10 @@ class ResilienceRow:
 class Store:
     """A sweep database. Opening never overwrites: a file that is not a dse store is an error."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
-        self._conn = _open(self.path)
+        self.readonly = readonly
+        self._conn = _open_readonly(self.path) if readonly else _open(self.path)
 
     def close(self) -> None:
         self._conn.close()
@@ -206,15 +208,18 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run a read-only query (SQLite's query_only guard: a ``--query`` cannot change or delete
         stored results); a bad query is an InputError naming ``--query``."""
-        self._conn.execute("PRAGMA query_only = ON")
+        if not self.readonly:
+            self._conn.execute("PRAGMA query_only = ON")
         try:
             cur = self._conn.execute(sql, params)
             cols = [d[0] for d in cur.description or ()]
             return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-        except sqlite3.Error as exc:
-            raise InputError(f"bad query: {exc}", field="--query") from None
+        except (sqlite3.Error, sqlite3.Warning) as exc:
+            why = ("only reads (SELECT) are allowed" if "authoriz" in str(exc) else str(exc))
+            raise InputError(f"bad query: {why}", field="--query") from None
         finally:
-            self._conn.execute("PRAGMA query_only = OFF")
+            if not self.readonly:
+                self._conn.execute("PRAGMA query_only = OFF")
 
     def results(self, sweep: str | None = None) -> list[dict[str, Any]]:
         """Every (design point, model, layer, mapping) row, in a stable order."""
@@ -262,18 +267,49 @@ def _open(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def open_existing(path: str | Path) -> Store:
-    """Open a store that must already exist (for ``dse results``)."""
-    if not Path(path).is_file():
+# What a read-only connection may do: read tables and views, call functions, recurse (CTEs).
+_READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+                 sqlite3.SQLITE_RECURSIVE}
+
+
+def _read_only_authorizer(action: int, *_: Any) -> int:
+    return sqlite3.SQLITE_OK if action in _READ_ACTIONS else sqlite3.SQLITE_DENY
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """Open an existing store for reading only: the file is opened read-only by SQLite (no
+    journal, no schema, no WAL switch), and an authorizer refuses every statement that is not a
+    read (ATTACH, PRAGMA, writes), so ``dse results`` never creates or changes a file."""
+    if not path.is_file():
         raise InputError("no such sweep database", file=str(path))
-    return Store(path)
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if not head:
+        raise InputError("empty file, not a dse sweep database", file=str(path))
+    if head != b"SQLite format 3\x00":
+        raise InputError("not a dse sweep database (not SQLite)", file=str(path))
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"database is corrupt or unreadable ({exc})", file=str(path)) from None
+    if not {"meta", "results", "network", "sweeps"} <= tables:
+        conn.close()
+        raise InputError("an SQLite file that is not a dse sweep database", file=str(path))
+    conn.set_authorizer(_read_only_authorizer)
+    return conn
+
+
+def open_existing(path: str | Path) -> Store:
+    """Open a store that must already exist, read-only (for ``dse results``)."""
+    return Store(path, readonly=True)
 
 
 # ------------------------------------------------------------------------------------- export
 
 def export_csv(rows: Sequence[dict[str, Any]], out: str | Path) -> None:
     cols = list(rows[0]) if rows else []
-    with open(out, "w", newline="") as fh:
+    with validate.atomic_open(out, "w", field="--csv", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=cols)
         writer.writeheader()
         writer.writerows(rows)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import pickle
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -202,9 +201,13 @@ def _load(name: str, options: str, checkpoint: str | None, dataset: str | None,
             else:
                 data = torch.load(dataset, map_location="cpu", weights_only=True)
                 images, labels = data["images"], data["labels"]
-        except (OSError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as exc:
-            raise InputError(f"expected 'images' and 'labels' tensors ({exc})", file=dataset,
+        except Exception as exc:  # noqa: BLE001 - any failure to read the user's file is bad input
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise InputError(f"expected 'images' and 'labels' tensors ({reason})", file=dataset,
                              field="dataset") from None
+        if len(images) != len(labels) or len(images) == 0:
+            raise InputError(f"{len(images)} images but {len(labels)} labels", file=dataset,
+                             field="dataset")
     else:
         from dse.resilience.data import trained_model
 
