@@ -7,8 +7,17 @@ report it without a traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 
+def one_line(text: object) -> str:
+    """``text`` with line breaks and other control characters escaped (``\\n``), so a message
+    quoting a hostile value (a key holding a newline or a vertical tab) still prints as one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 class DseError(Exception):
     """Base class for errors dse reports to the user as one line."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class InputError(DseError):

@@ -20,10 +20,26 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from dse.errors import InputError
+from dse.errors import InputError, one_line
 
 # Longest single path component the common file systems take (bytes).
 NAME_MAX = 255
+
+
+# -------------------------------------------------------------------------------------- files
+
+@contextlib.contextmanager
+def parsing(file: str | Path, what: str) -> Iterator[None]:
+    """The safety net around a loader: a structure the field checks did not foresee (a list where
+    a mapping belongs, a number where a name belongs) still ends as one line naming the file,
+    never a traceback. Field-level checks inside give the more precise message first."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
+            RecursionError, ZeroDivisionError) as exc:
+        reason = one_line(exc)[:160]
+        raise InputError(f"malformed {what} ({type(exc).__name__}: {reason})",
+                         file=str(file)) from None
 
 
 # ------------------------------------------------------------------------------------- numbers

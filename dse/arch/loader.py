@@ -33,8 +33,9 @@ def load_arch(name_or_path: str | Path, *, energy: str | Path = "auto") -> Arch:
     if there is exactly one, as Timeloop would use; otherwise :func:`estimate_energy`),
     ``"builtin"``, ``"none"`` (structure only), or the path of an ERT file.
     """
-    arch, path = _load_structure(name_or_path)
-    return _attach_energy(arch, path, energy)
+    with validate.parsing(name_or_path, "design"):
+        arch, path = _load_structure(name_or_path)
+        return _attach_energy(arch, path, energy)
 
 
 def _attach_energy(arch: Arch, path: Path, energy: str | Path) -> Arch:

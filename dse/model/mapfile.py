@@ -86,7 +86,8 @@ def read_mapping(path: str | Path, arch: Arch, problem: Problem) -> Mapping:
     if not isinstance(entries, list):
         raise InputError("expected a list of directives under 'mapping'", file=str(path),
                          field="mapping")
-    return mapping_from_directives(entries, arch, problem, file=str(path))
+    with validate.parsing(path, "mapping"):
+        return mapping_from_directives(entries, arch, problem, file=str(path))
 
 
 def mapping_from_directives(entries: list[Any], arch: Arch, problem: Problem, *,

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from dse import validate
 from dse.errors import InputError
 from dse.problems.problem import DataSpace, Problem, Rank
 from dse.yamlfile import read_yaml
@@ -120,7 +121,9 @@ def problem_to_dict(problem: Problem, *, keys: str = "hyphen") -> dict:
 
 def read_problem(path: str | Path) -> Problem:
     """Read a Timeloop problem YAML (hyphenated or underscored keys)."""
-    return problem_from_dict(read_yaml(path), file=str(path))
+    doc = read_yaml(path)
+    with validate.parsing(path, "problem"):
+        return problem_from_dict(doc, file=str(path))
 
 
 def write_problem(problem: Problem, path: str | Path, *, keys: str = "hyphen",

@@ -218,7 +218,8 @@ def read_config(path: str | Path) -> SweepConfig:
     """Read an experiment YAML (no validation yet: flags may still override fields)."""
     path = Path(path)
     data = read_yaml(path)
-    config = config_from_dict(data or {}, source=str(path))
+    with check.parsing(path, "experiment"):
+        config = config_from_dict(data or {}, source=str(path))
     if "name" not in (data or {}):
         config.name = path.stem
     return config
@@ -236,6 +237,11 @@ def validate(config: SweepConfig) -> list[DesignPoint]:
     Raises :class:`InputError` naming the config file and the field; nothing is written except a
     probe file in the output directory (removed again) to prove it is writable.
     """
+    with check.parsing(config.source or "experiment", "experiment"):
+        return _validate(config)
+
+
+def _validate(config: SweepConfig) -> list[DesignPoint]:
     src = config.source
     _check_scalars(config)
     if config.backend == "timeloop" and shutil.which("timeloop-mapper") is None:
