@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 
 from dse.problems.models import cifar_resnet  # noqa: E402
-from dse.resilience.engine import FastEngine, NaiveEngine  # noqa: E402
-from dse.resilience.faults import Fault, faulty_weight  # noqa: E402
-from dse.resilience.outcomes import classify  # noqa: E402
+from dse.resilience.fault import Fault  # noqa: E402
+from dse.resilience.inference import FastEngine, NaiveEngine  # noqa: E402
+from dse.resilience.inference.targets import faulty_params  # noqa: E402
+from dse.resilience.outcomes import TOP1  # noqa: E402
 
 
 def draw(model: nn.Module, n: int, seed: int) -> list[Fault]:
@@ -42,7 +43,7 @@ def draw(model: nn.Module, n: int, seed: int) -> list[Fault]:
         li = int(np.searchsorted(offsets, elem, side="right") - 1)
         name, m = convs[li]
         index = np.unravel_index(elem - offsets[li], m.weight.shape)
-        faults.append(Fault(name, tuple(int(i) for i in index), (bit,)))
+        faults.append(Fault.of(name, tuple(int(i) for i in index), (bit,)))
     return faults
 
 
@@ -58,13 +59,14 @@ def run_pytorchfi(model: nn.Module, images: torch.Tensor, faults: list[Fault]) -
         golden = pfi.original_model(images)
     codes = np.empty((len(faults), len(images)), dtype=np.int8)
     for f, fault in enumerate(faults):
-        value = float(faulty_weight(model.get_submodule(fault.layer), fault)[fault.index])
-        k, c, h, w = fault.index
-        corrupted = pfi.declare_weight_fi(layer_num=[layer_no[fault.layer]], k=[k], dim1=[c],
+        index = fault.where.index
+        value = float(faulty_params(model.get_submodule(fault.where.layer), fault)[0][index])
+        k, c, h, w = index
+        corrupted = pfi.declare_weight_fi(layer_num=[layer_no[fault.where.layer]], k=[k], dim1=[c],
                                           dim2=[h], dim3=[w], value=[value])
         with torch.no_grad():
             out = corrupted(images)
-        codes[f] = classify(golden, out)[0]
+        codes[f] = TOP1.classify(golden, out)[:, 0]
     return codes
 
 
@@ -92,10 +94,11 @@ def recompute_bound(engine: FastEngine, faults: list[Fault], propagated: np.ndar
     total = sum(macs.values())
     per = []
     for f, rows in zip(faults, propagated, strict=True):
-        conv = engine.model.get_submodule(f.layer)
-        redo = macs[f.layer] / conv.out_channels
+        layer = f.where.layer
+        conv = engine.model.get_submodule(layer)
+        redo = macs[layer] / conv.out_channels
         share = rows / engine.n
-        redo += share * sum(macs.get(name, 0) for name in engine.downstream(f.layer))
+        redo += share * sum(macs.get(name, 0) for name in engine.downstream(layer))
         per.append(redo)
     return total / float(np.mean(per))
 
@@ -132,10 +135,11 @@ def main() -> None:
     naive, t_naive = timed(lambda: NaiveEngine(model, images).run(faults, progress=True))
     pfi, t_pfi = timed(lambda: run_pytorchfi(model, images, faults))
 
-    rows = [("naive re-inference (dse NaiveEngine)", t_naive, naive.codes),
+    naive_codes = naive.labels[..., 0]
+    rows = [("naive re-inference (dse NaiveEngine)", t_naive, naive_codes),
             ("pytorchfi 0.x weight FI", t_pfi, pfi),
-            ("dse FastEngine", t_fast, fast.codes)]
-    counts = np.bincount(naive.codes.ravel(), minlength=4)
+            ("dse FastEngine", t_fast, fast.labels[..., 0])]
+    counts = np.bincount(naive_codes.ravel(), minlength=4)
     lines = [
         f"ResNet-20 (CIFAR, random init), {args.images} images, {args.faults} single fp32 "
         "weight bit flips (uniform over conv weights x 32 bits), 1 thread.",
@@ -144,7 +148,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for name, t, codes in rows:
-        agree = int((codes == naive.codes).sum())
+        agree = int((codes == naive_codes).sum())
         lines.append(f"| {name} | {t:.1f} | {args.faults / t:.1f} | {t_pfi / t:.1f} | "
                      f"{agree}/{total} |")
     lines += ["", f"Outcomes (naive): masked {counts[0]}, non-critical {counts[1]}, "

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 from fi import workload  # noqa: E402
 
-from dse.resilience.faults import faulty_weight  # noqa: E402
-from dse.resilience.outcomes import classify  # noqa: E402
+from dse.resilience.inference.targets import faulty_params  # noqa: E402
+from dse.resilience.outcomes import TOP1  # noqa: E402
 
 ULP = 2.0 ** -23
 SDC_EDGE = 0.05  # a logit change under this moves log p(top-1) by < 0.1: drop under 5 %
@@ -108,23 +108,24 @@ def measure(model: nn.Module, images: torch.Tensor, faults: list) -> dict[str, n
            "full": sum(touched_macs(m, torch.ones_like(g_in[n][:1, :1])).item()
                        for n, m in convs.items())}
     for f, fault in enumerate(tqdm(faults, unit="fault")):
-        conv = convs[fault.layer]
+        conv = convs[fault.where.layer]
         saved = conv.weight.data
-        conv.weight.data = faulty_weight(conv, fault)
+        conv.weight.data = faulty_params(conv, fault)[0]
         try:
             logits, f_in, f_out = conv_inputs(model, images)
         finally:
             conv.weight.data = saved
-        out["codes"][f], out["buckets"][f] = classify(golden, logits)
-        work = touched_macs(conv, torch.ones_like(g_in[fault.layer][:, :1])) / conv.out_channels
+        labels = TOP1.classify(golden, logits)
+        out["codes"][f], out["buckets"][f] = labels[:, 0], labels[:, 1]
+        work = touched_macs(conv, torch.ones_like(g_in[fault.where.layer][:, :1])) / conv.out_channels
         out["channel"][f] = work[0].item()
         for name, m in convs.items():
             changed = f_in[name] != g_in[name]
-            if name != fault.layer and changed.any():
+            if name != fault.where.layer and changed.any():
                 work = work + touched_macs(m, changed)
         out["exact"][f] = work.numpy()
-        delta = (f_out[fault.layer] - g_out[fault.layer]).double().flatten(1)
-        pred = torch.einsum("cnp,np->nc", jac[fault.layer].flatten(2).double(), delta)
+        delta = (f_out[fault.where.layer] - g_out[fault.where.layer]).double().flatten(1)
+        pred = torch.einsum("cnp,np->nc", jac[fault.where.layer].flatten(2).double(), delta)
         out["pred_ulps"][f] = (pred.abs().amax(dim=1) / ulp).numpy()
     return out
 

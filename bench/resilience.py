@@ -37,17 +37,18 @@ from dse.mapper import MapSpace  # noqa: E402
 from dse.model import evaluate  # noqa: E402
 from dse.problems import Problem, profile  # noqa: E402
 from dse.resilience.data import trained_model  # noqa: E402
-from dse.resilience.engine import FastEngine  # noqa: E402
-from dse.resilience.mapping_aware import (  # noqa: E402
+from dse.resilience.inference import FastEngine  # noqa: E402
+from dse.resilience.mapped.campaign import (  # noqa: E402
     LayerCapture,
     draw_campaign,
     live_floor,
     live_fraction,
     mapping_resilience,
-    naive_sdc1,
     run_faults,
 )
-from dse.resilience.sites import Nest, exposures  # noqa: E402
+from dse.resilience.mapped.exposure import exposures  # noqa: E402
+from dse.resilience.mapped.sites import Nest  # noqa: E402
+from dse.resilience.oracles.reinference import naive_sdc1  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -77,8 +78,8 @@ def sampled_mappings(problem: Problem, arch, count: int, seed: int) -> list[tupl
 
 def _campaign(model, layer, images, problem, nest, sites, per_site):
     """The timed fast path: capture the layer, build the engine, draw faults, classify."""
-    capture = LayerCapture(model, layer, images, problem)
     engine = FastEngine(model, images)
+    capture = LayerCapture(engine, layer, problem)
     faults = draw_campaign(nest, sites, capture.ops, per_site, 1, fmt="bf16")
     return capture, faults, run_faults(engine, layer, capture, faults)
 
@@ -138,7 +139,7 @@ def mappings(args: argparse.Namespace) -> None:
     arch = load_arch(args.arch)
     problem = layer_problem(model, args.layer, x[:1])
     rows = sampled_mappings(problem, arch, 600, 0)[:80]
-    capture = LayerCapture(model, args.layer, x[:16], problem)
+    capture = LayerCapture(FastEngine(model, x[:16]), args.layer, problem)
     live = [predicted_live(problem, arch, r[3], capture, args.fmt) for r in rows]
     best = None
     for i in range(len(rows)):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from torch import nn
 
-from dse.resilience.faults import Fault
-from dse.resilience.formats import FORMATS
+from dse.resilience.fault import Fault
+from dse.resilience.formats import number_format
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +34,17 @@ def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def draw_bits(rng: np.random.Generator, fmt: str, k: int = 1) -> tuple[int, ...]:
     """Bits biased towards the top of the word (exponent / sign / int8 high bits), where faults
     change outcomes, while still covering low bits."""
-    width = FORMATS[fmt]
+    width = number_format(fmt).width
     p = np.linspace(1, 4, width)
     return tuple(int(b) for b in rng.choice(width, size=k, replace=False, p=p / p.sum()))
+
+
+def _fmt(fmt: str, per_channel: bool) -> str:
+    return f"{fmt}:channel" if per_channel else fmt
+
+
+def _when(image: int | None) -> str:
+    return "permanent" if image is None else "inference"
 
 
 def weight_faults(model: nn.Module, n: int, fmt: str, kind: str, seed: int,
@@ -49,8 +57,8 @@ def weight_faults(model: nn.Module, n: int, fmt: str, kind: str, seed: int,
         name, mod = layers[rng.integers(len(layers))]
         index = tuple(int(rng.integers(s)) for s in mod.weight.shape)
         image = None if images is None else int(rng.integers(images))
-        out.append(Fault(name, index, draw_bits(rng, fmt, k), "weights", kind, fmt, image,
-                         per_channel))
+        out.append(Fault.of(name, index, draw_bits(rng, fmt, k), role="weight", kind=kind,
+                            fmt=_fmt(fmt, per_channel), when=_when(image), at=image))
     return out
 
 
@@ -63,6 +71,6 @@ def activation_faults(shapes: dict[str, tuple[int, ...]], n: int, fmt: str, kind
         name = names[rng.integers(len(names))]
         index = tuple(int(rng.integers(s)) for s in shapes[name])
         image = None if i % 2 else int(rng.integers(images))
-        out.append(Fault(name, index, draw_bits(rng, fmt), "activations", kind, fmt, image,
-                         per_channel))
+        out.append(Fault.of(name, index, draw_bits(rng, fmt), role="output", kind=kind,
+                            fmt=_fmt(fmt, per_channel), when=_when(image), at=image))
     return out

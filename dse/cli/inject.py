@@ -1,7 +1,9 @@
-"""``dse inject``: a statistical fault-injection campaign on a model's weights or activations.
+"""``dse inject``: a statistical fault-injection campaign on a model's weights, biases or layer
+outputs.
 
 Writes ``faultlist.csv``, ``results.csv`` (resumable: run the same command again after a kill),
-``summary.json`` / ``summary.txt`` (per layer, per bit, overall) and ``sdc1.png`` into ``--out``.
+``summary.json`` / ``summary.txt`` (every outcome class with its rate and interval, per layer, per
+bit, overall) and ``<headline class>.png`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ import torch
 from dse import validate as check
 from dse.cli._common import print_json
 from dse.errors import InputError
-from dse.resilience import campaign, data, faultlist
-from dse.resilience.engine import FastEngine, NaiveEngine
-from dse.resilience.formats import FAULT_KINDS, FORMATS, word_bits
+from dse.resilience import campaign, data, outcomes, sampling
+from dse.resilience.device import resolve_device
+from dse.resilience.fault import KINDS
+from dse.resilience.formats import number_format
+from dse.resilience.inference import ENGINES
+
+# what --target accepts: the engines' tensor roles, and the older plural names
+TARGETS = {"weight": "weight", "bias": "bias", "output": "output", "weights": "weight",
+           "activations": "output"}
 
 
 def register(subparsers) -> None:
@@ -31,19 +39,27 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", choices=data.DATASETS, help="default: digits for digits models")
     p.add_argument("--data", help="dataset root directory (nothing is downloaded)")
     p.add_argument("--num-classes", type=check.positive_int, default=10)
-    p.add_argument("--target", choices=("weights", "activations"), default="weights")
-    p.add_argument("--fault", choices=FAULT_KINDS, default="bitflip")
-    p.add_argument("--format", choices=sorted(FORMATS), default="fp32")
-    p.add_argument("--per-channel", action="store_true", help="int8: one scale per channel")
+    p.add_argument("--target", choices=tuple(TARGETS), default="weight",
+                   help="tensor role: weight, bias or output (weights / activations also work)")
+    p.add_argument("--fault", choices=tuple(KINDS), default="bitflip",
+                   help="; ".join(f"{k.name}: {k.doc}" for k in KINDS.values()))
+    p.add_argument("--format", default="fp32",
+                   help="fp32, fp16, bf16 or intN (signed N-bit fixed point, scale = "
+                   "max|x| / (2^(N-1) - 1) per tensor)")
+    p.add_argument("--per-channel", action="store_true", help="intN: one scale per channel")
+    p.add_argument("--outcome", default="top1", help="outcome spec (default top1)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--bits", default="all", help="'all' or a list like 0,7,23-30")
-    p.add_argument("--n-bits", type=check.positive_int, default=1, help="bits per fault (multi-bit faults)")
+    p.add_argument("--n-bits", type=check.positive_int, default=1,
+                   help="bits per fault (multi-bit faults)")
     p.add_argument("--margin", type=check.fraction_arg, default=0.01)
     p.add_argument("--confidence", type=check.fraction_arg, default=0.99)
-    p.add_argument("--mode", choices=faultlist.MODES, default="network",
+    p.add_argument("--mode", choices=sampling.MODES, default="network",
                    help="sample size per network, per layer or per layer and bit (DATE 2023)")
-    p.add_argument("--n-faults", type=check.positive_int, help="use this many faults instead of Leveugle's n")
+    p.add_argument("--n-faults", type=check.positive_int,
+                   help="use this many faults instead of Leveugle's n")
     p.add_argument("--faults", help="replay this fault-list CSV instead of generating one")
-    p.add_argument("--engine", choices=("fast", "naive"), default="fast")
+    p.add_argument("--engine", choices=tuple(ENGINES), default="fast")
     p.add_argument("--images", type=check.positive_int, default=100, help="images per injection")
     p.add_argument("--workers", type=check.positive_int, default=1,
                    help="processes that run chunks of the fault list (one torch thread each)")
@@ -65,7 +81,7 @@ def parse_bits(text: str, fmt: str) -> list[int] | None:
     except ValueError:
         raise InputError(f"malformed bit list {text!r}; expected 'all' or e.g. 0,7,23-30",
                          field="--bits") from None
-    width = word_bits(fmt)
+    width = number_format(fmt).width
     bad = [b for b in out if not 0 <= b < width]
     if bad:
         raise InputError(f"bit {bad[0]} is outside the {width}-bit {fmt} word", field="--bits")
@@ -93,86 +109,109 @@ def load_model(args) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
 
 def _config(args) -> dict:
     keys = ("model", "checkpoint", "target", "fault", "format", "per_channel", "bits", "n_bits",
-            "margin", "confidence", "mode", "n_faults", "seed", "faults")
-    return {k: getattr(args, k) for k in keys}
+            "margin", "confidence", "mode", "n_faults", "seed", "faults", "outcome")
+    cfg = {k: getattr(args, k) for k in keys}
+    cfg["target"] = TARGETS[args.target]
+    return cfg
 
 
-def fault_rows(args, model, images, out: Path) -> list[faultlist.Row]:
+def _format(args) -> str:
+    form = number_format(args.format)
+    if args.per_channel and not form.fixed:
+        raise InputError(f"--per-channel is for intN formats, not {form}", field="--per-channel")
+    return f"{form.name}:channel" if args.per_channel else str(form)
+
+
+def fault_rows(args, model, images, out: Path) -> list[campaign.Row]:
     """The campaign's rows: a replayed list, the list of an interrupted run in ``out``, or a new
-    seeded list (saved before anything runs)."""
-    kw = {"target": args.target, "kind": args.fault, "fmt": args.format}
-    layers = faultlist.fault_layers(model)
-    shapes = faultlist.tensor_shapes(model, layers, args.target, images)
+    seeded list (saved before anything runs). Columns a replayed list lacks (Role, Kind, Format)
+    come from the flags."""
+    role, fmt = TARGETS[args.target], _format(args)
+    defaults = {"Role": role, "Kind": args.fault, "Format": fmt}
     listing, cfg_path = out / "faultlist.csv", out / "campaign.json"
     if args.faults:
-        rows = faultlist.load(args.faults, **kw)
-        faultlist.check_against(rows, shapes, args.faults)
+        rows = campaign.load_list(args.faults, defaults)
+        _check(rows, model, images, args.faults)
     elif listing.exists():
         old = json.loads(cfg_path.read_text()) if cfg_path.exists() else None
         if old != _config(args):
             raise InputError("this directory holds a different campaign; use another --out",
                              file=cfg_path, field="config")
-        rows = faultlist.load(listing, **kw)
-        faultlist.check_against(rows, shapes, listing)
-        return _per_channel(rows, args)
-    else:
-        faults = faultlist.generate(
-            shapes, bits=parse_bits(args.bits, args.format), n_bits=args.n_bits,
-            margin=args.margin, confidence=args.confidence, mode=args.mode,
-            n_faults=args.n_faults, seed=args.seed, **{"target": args.target,
-                                                       "kind": args.fault, "fmt": args.format})
-        rows = faultlist.numbered(faults)
-    out.mkdir(parents=True, exist_ok=True)
-    faultlist.save(rows, listing)
-    check.write_text(cfg_path, json.dumps(_config(args), indent=2), field="--out")
-    return _per_channel(rows, args)
-
-
-def _per_channel(rows: list[faultlist.Row], args) -> list[faultlist.Row]:
-    if not args.per_channel:
+        rows = campaign.load_list(listing, defaults)
+        _check(rows, model, images, listing)
         return rows
-    from dataclasses import replace
+    else:
+        shapes = sampling.tensor_shapes(model, sampling.fault_layers(model), role, images)
+        faults = sampling.generate(
+            shapes, role=role, kind=args.fault, fmt=fmt, bits=parse_bits(args.bits, fmt),
+            n_bits=args.n_bits, margin=args.margin, confidence=args.confidence, mode=args.mode,
+            n_faults=args.n_faults, seed=args.seed, model=args.model)
+        rows = campaign.numbered(faults)
+    out.mkdir(parents=True, exist_ok=True)
+    campaign.save_list(rows, listing)
+    check.write_text(cfg_path, json.dumps(_config(args), indent=2), field="--out")
+    return rows
 
-    return [replace(r, fault=replace(r.fault, per_channel=True)) for r in rows]
+
+def _check(rows: list[campaign.Row], model, images, path) -> None:
+    """Every row's layer, index and run exist in the model (each against its own role's
+    tensors)."""
+    layers = sampling.fault_layers(model)
+    by_role: dict[str, dict] = {}
+    for r in rows:
+        role = r.fault.where.role
+        if role not in by_role:
+            by_role[role] = sampling.tensor_shapes(model, layers, role, images)
+    for role, role_shapes in by_role.items():
+        mine = [r for r in rows if r.fault.where.role == role]
+        sampling.check_against([r.fault for r in mine], role_shapes,
+                               [r.injection for r in mine], str(path))
 
 
-def write_summary(summary: dict, out: Path, title: str) -> None:
+def write_summary(summary: dict, spec, out: Path, title: str) -> None:
+    """summary.json, summary.txt (a table per layer and per bit: every class count, then the
+    headline rate with its interval) and the headline plot."""
     check.write_text(out / "summary.json", json.dumps(summary, indent=2), field="--out")
-    lines = [title, ""]
+    cls = spec.headline
+    lines = [title, f"rates are shares of (fault, image) pairs; intervals at "
+             f"{summary['overall']['confidence']:.0%} with the fault as sampling unit", ""]
     for key in ("per_layer", "per_bit"):
-        lines.append(f"{key.replace('_', ' ')}: faults injections masked non_critical critical "
-                     "inf_nan sdc1_rate [ci]")
+        lines.append(f"{key.replace('_', ' ')}: faults injections "
+                     + " ".join(spec.classes) + f" {cls}_rate [ci]")
         for name, s in summary[key].items():
-            lines.append(f"  {name:24s} {s['faults']:6d} {s['injections']:8d} {s['masked']:8d} "
-                         f"{s['non_critical']:8d} {s['critical']:8d} {s['inf_nan']:6d} "
-                         f"{s['sdc1_rate']:.4f} [{s['sdc1_ci'][0]:.4f}, {s['sdc1_ci'][1]:.4f}]")
+            counts = " ".join(f"{s[c]['count']:{max(6, len(c))}d}" for c in spec.classes)
+            lines.append(f"  {name:24s} {s['faults']:6d} {s['injections']:8d} {counts} "
+                         f"{s[cls]['rate']:.4f} [{s[cls]['ci'][0]:.4f}, {s[cls]['ci'][1]:.4f}]")
         lines.append("")
     check.write_text(out / "summary.txt", "\n".join(lines), field="--out")
-    campaign.plot_summary(summary, out / "sdc1.png", title)
+    campaign.plot_summary(summary, spec, out / f"{cls}.png", title)
 
 
 def run(args) -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
+    device = resolve_device(args.device)
+    spec = outcomes.get(args.outcome)
     out = check.output_dir(args.out, "--out")
     model, images, labels = load_model(args)
     rows = fault_rows(args, model, images, out)
-    engine_cls = FastEngine if args.engine == "fast" else NaiveEngine
-    engine = engine_cls(model, images, labels)
+    engine = ENGINES[args.engine](model, images, labels, outcome=spec, device=device)
     done = campaign.run_campaign(engine, rows, out, progress=True, workers=args.workers)
-    summary = campaign.summarize_rows(done, campaign.read_extras(out), args.confidence)
-    title = (f"{args.model} {args.target} {args.fault} {args.format}: {len(done)} faults x "
-             f"{len(images)} images")
-    write_summary(summary, out, title)
+    summary = campaign.summarize_rows(done, spec, args.confidence)
+    title = (f"{args.model} {TARGETS[args.target]} {args.fault} {_format(args)}: {len(done)} "
+             f"faults x {len(images)} images ({device})")
+    write_summary(summary, spec, out, title)
     o = summary["overall"]
-    result = {"faults": len(done), "images": len(images), "masked": o["masked"],
-              "non_critical": o["non_critical"], "critical": o["critical"],
-              "sdc1_rate": o["sdc1_rate"], "sdc1_ci": o["sdc1_ci"],
+    result = {"faults": len(done), "images": len(images), "outcome": spec.name,
+              "device": str(device),
+              "classes": {c: o[c] for c in spec.classes},
               "wall_s": round(time.perf_counter() - t0, 3)}
     if args.json:
         print_json(result)
     else:
-        print(f"{title}\nSDC-1 {o['sdc1_rate']:.4f} [{o['sdc1_ci'][0]:.4f}, "
-              f"{o['sdc1_ci'][1]:.4f}] at {args.confidence:.0%}; masked {o['masked']}, "
-              f"non-critical {o['non_critical']}, critical {o['critical']}; files in {out}")
+        h = o[spec.headline]
+        rest = ", ".join(f"{c} {o[c]['count']}" for c in spec.classes)
+        print(f"{title}\n{spec.headline} rate {h['rate']:.4f} [{h['ci'][0]:.4f}, "
+              f"{h['ci'][1]:.4f}] at {args.confidence:.0%} (fault as sampling unit); {rest}; "
+              f"files in {out}")
     return 0

@@ -39,9 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-per-mbit", type=check.positive_float, default=None,
                    help="raw FIT per Mbit of storage (default 1000)")
     p.add_argument("--include-dram", action="store_true", help="also place faults in DRAM")
-    p.add_argument("--format", dest="fmt", default="int", choices=["int", "fp32", "fp16", "bf16"],
-                   help="how words are stored: the design's fixed point (int, default) or a "
-                   "floating-point format in every buffer")
+    p.add_argument("--format", dest="fmt", default="int",
+                   help="how words are stored: the design's fixed point at each level's word "
+                   "width (int, default), or one format in every buffer: fp32, fp16, bf16 or "
+                   "intN (scale = max|x| / (2^(N-1) - 1) per dataspace)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (where the network runs)")
     p.add_argument("--stuck-pe", choices=["stuck0", "stuck1"],
                    help="also measure a permanent fault: one product-register bit of a random PE "
                    "stuck at 0 / 1 (its footprint: every output that PE computes)")
@@ -54,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from dse.arch import load_arch
-    from dse.resilience.mapping_aware import (
+    from dse.resilience.device import resolve_device
+    from dse.resilience.formats import number_format
+    from dse.resilience.mapped import (
         DEFAULT_FIT_PER_MBIT,
         mapping_resilience,
         stuck_pe_resilience,
@@ -67,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"must be >= 1, got {args.n_faults}", field="--n-faults")
     if not 0 < args.margin < 1:
         raise InputError(f"must be in (0, 1), got {args.margin}", field="--margin")
+    device = resolve_device(args.device)
+    if args.fmt != "int":
+        number_format(args.fmt)
     arch = load_arch(args.arch)
     model, images, labels = _model_and_data(args.model, args.images)
     layer_path, problem = _layer(model, args.model, args.layer, images)
@@ -75,14 +82,14 @@ def run(args: argparse.Namespace) -> int:
         problem, arch, mapping, model, layer_path, images, labels,
         n_faults=args.n_faults, margin=args.margin, confidence=args.confidence, seed=args.seed,
         fit_per_mbit=args.fit_per_mbit if args.fit_per_mbit is not None else DEFAULT_FIT_PER_MBIT,
-        include_backing=args.include_dram, fmt=args.fmt, progress=not args.json,
+        include_backing=args.include_dram, fmt=args.fmt, device=device, progress=not args.json,
     )
     out = result.to_dict()
     if args.stuck_pe:
         stuck = stuck_pe_resilience(
             problem, arch, mapping, model, layer_path, images, labels,
             n_faults=args.n_faults or result.per_site[0].n, kind=args.stuck_pe,
-            confidence=args.confidence, seed=args.seed, fmt=args.fmt,
+            confidence=args.confidence, seed=args.seed, fmt=args.fmt, device=device,
         )
         out["stuck_pe"] = {"kind": args.stuck_pe, "sdc1_rate": stuck.sdc1_rate,
                            "sdc1_ci": list(stuck.sdc1_ci), "mean_footprint": stuck.mean_footprint,

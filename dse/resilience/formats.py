@@ -1,114 +1,158 @@
-"""Number formats a value can be stored in, and exact bit-level faults on that representation.
+"""Number formats a value can be stored in: encode to words, decode back, and the word change a
+fault makes. Torch-native, on whatever device the values are.
 
-The network always computes in float32. A value *stored* in format F is the float32 value
-``decode_F(encode_F(v))``; a fault changes bits of ``encode_F(v)``. When the fault leaves the
-encoding unchanged (a stuck-at equal to the stored bit), the value is left exactly as it was, so
-such a fault is masked by construction instead of showing up as a rounding change from the format
-conversion.
+The network computes in float32 (or whatever dtype it has). A value *stored* in format F is
+``decode(encode(v))``; a fault changes bits of ``encode(v)``. Where a fault leaves the word as it
+was (a stuck-at equal to the stored bit), :func:`corrupt` returns the value bit-identical, so such
+a fault is masked by construction instead of showing up as a rounding change of the format.
 
-Bit numbering: bit 0 is the least significant bit of the stored word; for fp32 bit 31 is the sign,
-30..23 the exponent; for fp16 15 sign, 14..10 exponent; for bf16 15 sign, 14..7 exponent; int8 is
-two's complement (bit 7 is the sign) of the symmetric quantization ``q = clamp(round(v / s), ±127)``
-with ``s = max|v| / 127`` over the tensor or over each channel.
+Formats (names as the CLI and the fault CSV spell them):
+
+- ``fp32``, ``fp16``, ``bf16``: IEEE-754 binary32 / binary16 and bfloat16 (round to nearest even
+  on encode). Bit 0 is the least significant bit of the word; fp32 bit 31 is the sign, 30..23 the
+  exponent; fp16 15 sign, 14..10 exponent; bf16 15 sign, 14..7 exponent.
+- ``intN`` (N = 2..32, e.g. ``int8``, ``int16``): signed N-bit fixed point, two's complement (bit
+  N-1 is the sign), suffix ``:channel`` for one scale per channel (``int8:channel``).
+
+**The fixed-point scale rule** (the one rule every campaign uses, :func:`fixed_scale`)::
+
+    scale = max|x| / (2^(N-1) - 1)        code = clamp(round(x / scale), -2^(N-1), 2^(N-1) - 1)
+
+with ``max|x|`` over the tensor (or over each channel), ``round`` half to even, and a tensor of
+zeros given scale 1 so zeros stay zeros. The stored value is ``code * scale``. Flipping bit k < N-1
+changes the code by ±2^k, flipping the sign bit by ∓2^(N-1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from dse.errors import InputError
 
-FORMATS: dict[str, int] = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
-FAULT_KINDS = ("bitflip", "stuck0", "stuck1")
+# float format -> (width, storage dtype, integer view of the same width)
+_FLOATS: dict[str, tuple[int, torch.dtype, torch.dtype]] = {
+    "fp32": (32, torch.float32, torch.int32),
+    "fp16": (16, torch.float16, torch.int16),
+    "bf16": (16, torch.bfloat16, torch.int16),
+}
+FIXED_WIDTHS = range(2, 33)
+FORMAT_NAMES = (*_FLOATS, "intN")  # for help texts: intN is any N in FIXED_WIDTHS
+
+WordOp = Callable[[torch.Tensor], torch.Tensor]  # words (int64, 0 <= w < 2^width) -> words
 
 
-def word_bits(fmt: str) -> int:
-    """Width in bits of one stored word of ``fmt``."""
-    if fmt not in FORMATS:
-        raise InputError(f"unknown number format {fmt!r}; expected one of {sorted(FORMATS)}",
+@dataclass(frozen=True)
+class NumberFormat:
+    """How a value is stored: ``name`` (fp32 / fp16 / bf16 / intN), its word ``width`` in bits,
+    whether it is ``fixed`` point, and for fixed point whether the scale is per ``channel``."""
+
+    name: str
+    width: int
+    fixed: bool = False
+    per_channel: bool = False
+
+    def __str__(self) -> str:
+        return self.name + (":channel" if self.per_channel else "")
+
+
+def number_format(spec: str | NumberFormat) -> NumberFormat:
+    """Parse a format name (``fp16``, ``int8``, ``int16:channel``); InputError naming the field
+    ``format`` for anything else. The one place format names are checked."""
+    if isinstance(spec, NumberFormat):
+        return spec
+    text = str(spec).strip().lower()
+    name, _, rule = text.partition(":")
+    if rule not in ("", "channel", "tensor"):
+        raise InputError(f"unknown scale rule {rule!r} in {spec!r}; expected :tensor or :channel",
                          field="format")
-    return FORMATS[fmt]
+    if name in _FLOATS:
+        if rule == "channel":
+            raise InputError(f"{name} has no scale; ':channel' is for intN formats",
+                             field="format")
+        return NumberFormat(name, _FLOATS[name][0])
+    if name.startswith("int") and name[3:].isdigit() and int(name[3:]) in FIXED_WIDTHS:
+        return NumberFormat(name, int(name[3:]), True, rule == "channel")
+    raise InputError(f"unknown number format {spec!r}; expected fp32, fp16, bf16 or intN "
+                     f"(N = {FIXED_WIDTHS[0]}..{FIXED_WIDTHS[-1]}, e.g. int8)", field="format")
 
 
-def check_bits(fmt: str, bits: Sequence[int]) -> tuple[int, ...]:
-    """The bit positions as a tuple, after checking they exist in ``fmt`` and are distinct."""
-    width = word_bits(fmt)
-    out = tuple(int(b) for b in bits)
-    if not out:
-        raise InputError("a fault needs at least one bit", field="bit")
-    bad = [b for b in out if not 0 <= b < width]
-    if bad:
-        raise InputError(f"bit {bad[0]} is outside the {width}-bit {fmt} word (0..{width - 1})",
-                         field="bit")
-    if len(set(out)) != len(out):
-        raise InputError(f"repeated bit in {list(out)}", field="bit")
-    return out
+def word_bits(spec: str | NumberFormat) -> int:
+    """Width in bits of one stored word of the format."""
+    return number_format(spec).width
 
 
-def quant_scale(values: torch.Tensor, per_channel: bool = False, axis: int = 0) -> torch.Tensor:
-    """Symmetric int8 step ``max|v| / 127``, one per tensor or one per index of ``axis``, shaped to
-    broadcast against ``values``. A zero range gets step 1 so zeros stay zeros."""
-    v = values.detach().float().abs()
-    if per_channel:
+def fixed_scale(values: torch.Tensor, width: int, per_channel: bool = False,
+                axis: int = 0) -> torch.Tensor:
+    """The scale rule (module doc): ``max|x| / (2^(width-1) - 1)`` over the tensor, or over each
+    index of ``axis``, shaped to broadcast against ``values``; a zero range gets scale 1."""
+    v = values.detach().abs()
+    if per_channel and v.dim() > 0:
         dims = [d for d in range(v.dim()) if d != axis]
         peak = v.amax(dim=dims, keepdim=True) if dims else v
     else:
         peak = v.max().reshape([1] * v.dim())
-    return torch.where(peak > 0, peak / 127.0, torch.ones_like(peak))
+    return torch.where(peak > 0, peak / (2 ** (width - 1) - 1), torch.ones_like(peak))
 
 
-def _encode(values: np.ndarray, fmt: str, scale: np.ndarray | None) -> np.ndarray:
-    """Stored words as unsigned integers (uint32 for fp32, uint16 for 16-bit, uint8 for int8)."""
-    if fmt == "fp32":
-        return values.astype(np.float32).view(np.uint32)
-    if fmt == "fp16":
-        return values.astype(np.float16).view(np.uint16)
-    if fmt == "bf16":
-        t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).to(torch.bfloat16)
-        return t.view(torch.int16).numpy().view(np.uint16)
-    q = np.clip(np.round(values.astype(np.float32) / scale), -127, 127).astype(np.int8)
-    return q.view(np.uint8)
+def _codes(values: torch.Tensor, width: int, scale: torch.Tensor | float) -> torch.Tensor:
+    top = 2 ** (width - 1)
+    return torch.clamp(torch.round(values / scale), -top, top - 1).to(torch.int64)
 
 
-def _decode(words: np.ndarray, fmt: str, scale: np.ndarray | None) -> np.ndarray:
-    if fmt == "fp32":
-        return words.view(np.float32)
-    if fmt == "fp16":
-        return words.view(np.float16).astype(np.float32)
-    if fmt == "bf16":
-        t = torch.from_numpy(words.view(np.int16).copy()).view(torch.bfloat16)
-        return t.float().numpy()
-    return (words.view(np.int8).astype(np.float32) * scale).astype(np.float32)
-
-
-def corrupt(values: torch.Tensor, fmt: str, bits: Sequence[int], kind: str = "bitflip",
-            scale: torch.Tensor | float | None = None) -> torch.Tensor:
-    """``values`` (float32, any shape) after the fault ``kind`` on ``bits`` of their ``fmt`` words.
-
-    ``scale`` is the int8 step, broadcastable to ``values`` (required for int8, ignored otherwise).
-    Elements whose stored word the fault does not change come back bit-identical.
-    """
-    bits = check_bits(fmt, bits)
-    if kind not in FAULT_KINDS:
-        raise InputError(f"unknown fault kind {kind!r}; expected one of {list(FAULT_KINDS)}",
-                         field="fault")
-    v = values.detach().to(torch.float32).cpu().numpy()
-    s = None
-    if fmt == "int8":
+def encode(values: torch.Tensor, fmt: str | NumberFormat,
+           scale: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Stored words of ``values`` as int64 in [0, 2^width). Fixed point needs ``scale``
+    (broadcastable to ``values``; the division is done in the values' dtype)."""
+    f = number_format(fmt)
+    mask = (1 << f.width) - 1
+    if f.fixed:
         if scale is None:
-            raise InputError("int8 faults need the quantization scale", field="format")
-        s = np.broadcast_to(torch.as_tensor(scale, dtype=torch.float32).numpy(), v.shape)
-    words = _encode(v, fmt, s)
-    mask = words.dtype.type(sum(1 << b for b in bits))
-    if kind == "bitflip":
-        faulty = words ^ mask
-    elif kind == "stuck0":
-        faulty = words & ~mask
-    else:
-        faulty = words | mask
-    decoded = _decode(np.ascontiguousarray(faulty), fmt, s).reshape(v.shape)
-    out = np.where(faulty == words, v, decoded).astype(np.float32)
-    return torch.from_numpy(out).to(values.dtype)
+            raise InputError(f"{f} faults need the fixed-point scale", field="format")
+        return _codes(values, f.width, scale) & mask
+    _, dtype, ints = _FLOATS[f.name]
+    return values.to(dtype).view(ints).to(torch.int64) & mask
+
+
+def _signed(words: torch.Tensor, width: int) -> torch.Tensor:
+    top = 1 << (width - 1)
+    return torch.where(words >= top, words - (1 << width), words)
+
+
+def decode(words: torch.Tensor, fmt: str | NumberFormat,
+           scale: torch.Tensor | float | None = None,
+           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Values of stored ``words`` (int64, as :func:`encode` gives) as ``dtype``."""
+    f = number_format(fmt)
+    if f.fixed:
+        if scale is None:
+            raise InputError(f"{f} faults need the fixed-point scale", field="format")
+        return _signed(words, f.width).to(dtype) * scale
+    _, storage, ints = _FLOATS[f.name]
+    return _signed(words, f.width).to(ints).view(storage).to(dtype)
+
+
+def corrupt(values: torch.Tensor, fmt: str | NumberFormat, op: WordOp,
+            scale: torch.Tensor | float | None = None) -> torch.Tensor:
+    """``values`` after ``op`` on their stored words: decoded faulty words where ``op`` changed
+    the word, the original values (bit-identical) where it did not. Same dtype and device."""
+    words = encode(values, fmt, scale)
+    faulty = op(words)
+    decoded = decode(faulty, fmt, scale, values.dtype)
+    return torch.where(faulty == words, values, decoded)
+
+
+def word_delta(values: torch.Tensor, fmt: str | NumberFormat, op: WordOp,
+               scale: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Change of each stored word's value under ``op`` (faulty decoded minus clean decoded, float64):
+    the perturbation the mapping-aware campaign injects into an unquantized model. For fixed point
+    this is (faulty code - clean code) x scale."""
+    f = number_format(fmt)
+    words = encode(values, f, scale)
+    faulty = op(words)
+    if f.fixed:
+        change = (_signed(faulty, f.width) - _signed(words, f.width)).to(torch.float64)
+        return change * torch.as_tensor(scale, dtype=torch.float64, device=values.device)
+    return decode(faulty, f, dtype=torch.float64) - decode(words, f, dtype=torch.float64)

@@ -1,5 +1,8 @@
 """Sample sizes for statistical fault injection and confidence intervals on rates.
 
+Intervals take the *fault* as the sampling unit (:func:`fault_unit_interval`): the images one fault
+runs on are not independent trials (an MSB flip fails on most of them, an LSB flip on none).
+
 Leveugle et al., DATE 2009: to estimate a proportion p over a fault population of N faults with
 error margin e at confidence level t (the normal quantile),
 ``n = N / (1 + e^2 (N - 1) / (t^2 p (1 - p)))``; p = 0.5 is the worst case. Ruospo et al., DATE 2023
@@ -12,8 +15,10 @@ what gives its 16,641 for e = 1 %, 99 %, N -> inf; :func:`t_value` does the same
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from statistics import NormalDist
+
+import numpy as np
 
 from dse.errors import InputError
 
@@ -65,7 +70,7 @@ def bit_wise(weights: Mapping[str, int], bits: int, margin: float, confidence: f
             for k, n in weights.items() for b in range(bits)}
 
 
-def wilson(k: int, n: int, z: float) -> tuple[float, float]:
+def wilson(k: float, n: float, z: float) -> tuple[float, float]:
     """Wilson score interval for k successes in n trials at normal quantile z."""
     if n <= 0:
         return (0.0, 1.0)
@@ -73,4 +78,40 @@ def wilson(k: int, n: int, z: float) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (phat + z * z / (2 * n)) / denom
     half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # the interval contains phat; rounding can put a bound a hair past it at k = 0 or k = n
+    return (max(0.0, min(phat, centre - half)), min(1.0, max(phat, centre + half)))
+
+
+def fault_unit_interval(k: Sequence[float] | np.ndarray, n: Sequence[float] | np.ndarray,
+                        z: float) -> tuple[float, float]:
+    """Interval of the rate sum(k) / sum(n) when fault i hit k[i] of its n[i] (fault, image)
+    pairs. Pairs of one fault are correlated, so the Wilson interval is taken on the effective
+    sample size sum(n) / design effect (Kish), the design effect being the ratio-estimator
+    variance over the faults divided by the binomial variance of the pairs (at least 1). With one
+    pair per fault this is the plain Wilson interval."""
+    k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    m, total = len(k), float(n.sum())
+    if m == 0 or total <= 0:
+        return (0.0, 1.0)
+    p = float(k.sum()) / total
+    binom = p * (1 - p) / total
+    if m > 1:
+        cluster = float(((k - p * n) ** 2).sum()) / (m * (m - 1) * (total / m) ** 2)
+    else:
+        cluster = binom
+    deff = max(1.0, cluster / binom) if binom > 0 else 1.0
+    n_eff = total / deff
+    return wilson(p * n_eff, n_eff, z)  # real-valued k and n: the interval always contains p
+
+
+def stratified(shares: Sequence[float], rates: Sequence[float],
+               intervals: Sequence[tuple[float, float]]) -> tuple[float, tuple[float, float]]:
+    """Sum of share x rate over strata, with a normal interval whose per-stratum variances are read
+    back from the per-stratum intervals (half-width / z, squared; asymmetric intervals use each
+    side)."""
+    rate = sum(s * r for s, r in zip(shares, rates, strict=True))
+    lo_var = sum((s * (r - lo)) ** 2 for s, r, (lo, _) in zip(shares, rates, intervals,
+                                                              strict=True))
+    hi_var = sum((s * (hi - r)) ** 2 for s, r, (_, hi) in zip(shares, rates, intervals,
+                                                              strict=True))
+    return rate, (max(0.0, rate - math.sqrt(lo_var)), min(1.0, rate + math.sqrt(hi_var)))

@@ -13,7 +13,7 @@ from conftest import CASES, REFERENCE, needs_shared
 from dse.arch import load_arch
 from dse.model import read_mapping
 from dse.problems.problem import conv_problem
-from dse.resilience.sites import Nest
+from dse.resilience.mapped.sites import Nest
 
 
 @pytest.mark.parametrize("design", sorted(DESIGNS))

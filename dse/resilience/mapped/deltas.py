@@ -6,9 +6,10 @@ read it. A corrupted partial sum moves its one output by (faulty − clean parti
 partial sum is what that copy had accumulated when the fault struck.
 A faulty product moves one output.
 
-Words are modelled as the hardware stores them: symmetric fixed point with the level's word width
-and one scale per dataspace, so flipping bit k changes the stored integer by ±2^k (the sign bit by
-∓2^(bits−1)); the float model itself stays unquantized and only the perturbation is injected.
+Words are modelled as the hardware stores them: by default symmetric fixed point with the level's
+word width and one scale per dataspace (the rule of :mod:`dse.resilience.formats`), so flipping bit
+k changes the stored integer by ±2^k (the sign bit by ∓2^(bits−1)); the float model itself stays
+unquantized and only the perturbation is injected.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from torch import nn
 
 from dse.errors import InputError
 from dse.problems.problem import Problem
-from dse.resilience.sites import Nest, Readers, accumulated
+from dse.resilience.fault import What, word_delta
+from dse.resilience.formats import NumberFormat, fixed_scale, number_format
+from dse.resilience.mapped.sites import Nest, Readers, accumulated
 
 Element = tuple[int, ...]
 
@@ -101,29 +104,26 @@ def _fits(have: tuple[int, ...], want: tuple[int, ...]) -> bool:
     return len(have) == len(want) and all(h >= w for h, w in zip(have, want, strict=True))
 
 
-def bit_delta(values: np.ndarray, bit: int, bits: int, scale: float,
-              kind: str = "bitflip") -> np.ndarray:
-    """Change of stored words when bit ``bit`` of their ``bits``-bit two's-complement fixed-point
-    codes (step ``scale``) flips, or is stuck at 0 / 1 (``kind`` ``stuck0`` / ``stuck1``: no change
-    where the bit already has that value). Codes saturate at the format's range first."""
-    top = 2 ** (bits - 1)
-    code = np.clip(np.round(np.asarray(values, dtype=np.float64) / scale), -top, top - 1)
-    was_set = ((code.astype(np.int64) & (2 * top - 1)) >> bit & 1) == 1
-    # setting a bit adds its weight, except the sign bit, whose weight is -2^(bits-1)
-    setting = (-float(top) if bit == bits - 1 else float(1 << bit)) * scale
-    if kind == "bitflip":
-        return np.where(was_set, -setting, setting)
-    if kind == "stuck1":
-        return np.where(was_set, 0.0, setting)
-    if kind == "stuck0":
-        return np.where(was_set, -setting, 0.0)
-    raise InputError(f"unknown fault kind {kind!r}; expected bitflip, stuck0 or stuck1",
-                     field="fault")
+def site_format(fmt: str, bits: int) -> NumberFormat:
+    """The format a site's words are stored in: ``"int"`` is the design's fixed point at the
+    site's own word width (``int<bits>``); any other name is that format everywhere."""
+    return number_format(f"int{bits}" if fmt == "int" else fmt)
+
+
+def word_change(values: np.ndarray, bit: int, fmt: NumberFormat, scale: float,
+                kind: str = "bitflip") -> np.ndarray:
+    """Change of stored words (float64) when ``bit`` flips, or is stuck (``kind``): faulty decoded
+    word minus clean decoded word, by :func:`dse.resilience.fault.word_delta` (for fixed point:
+    the change of the two's-complement code x ``scale``, codes saturating at the format's range;
+    the scale rule is :func:`dse.resilience.formats.fixed_scale`'s)."""
+    clean = torch.as_tensor(np.asarray(values, dtype=np.float64))
+    return word_delta(clean, What(kind, (bit,)), fmt, scale if fmt.fixed else None).numpy()
 
 
 def scale_for(max_abs: float, bits: int) -> float:
-    """Fixed-point step that fits ``max_abs`` in ``bits`` signed bits."""
-    return max(max_abs, 1e-12) / (2 ** (bits - 1) - 1)
+    """Fixed-point scale of words whose largest magnitude is ``max_abs`` (the one rule,
+    :func:`dse.resilience.formats.fixed_scale`)."""
+    return float(fixed_scale(torch.tensor([max_abs], dtype=torch.float64), bits)[0])
 
 
 def products(nest: Nest, ops: LayerOperands, steps: np.ndarray, pes: np.ndarray,
@@ -161,7 +161,7 @@ def operand_delta(nest: Nest, ops: LayerOperands, ds: str, readers: Readers,
 def partial_sum(nest: Nest, ops: LayerOperands, level: int, instance: int, element: Element,
                 time: int) -> np.ndarray:
     """Per image, the value held by a partial-sum word when a fault strikes at step ``time``: the
-    sum of the products it has accumulated (:func:`dse.resilience.sites.accumulated`)."""
+    sum of the products it has accumulated (:func:`dse.resilience.mapped.sites.accumulated`)."""
     steps, pes = accumulated(nest, level, instance, element, time)
     return products(nest, ops, steps, pes).sum(axis=1)
 

@@ -8,7 +8,8 @@ import pytest
 from _fi_util import fi_cache  # noqa: F401
 
 from dse.cli import main
-from dse.resilience import faultlist
+from dse.resilience import campaign
+from dse.resilience.outcomes import TOP1
 
 
 def test_inject_writes_list_summary_plot_and_json(tmp_path, capsys, fi_cache):  # noqa: F811
@@ -18,20 +19,27 @@ def test_inject_writes_list_summary_plot_and_json(tmp_path, capsys, fi_cache):  
                  "29-31", "--images", "50", "--out", str(out), "--json"])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"faults", "images", "masked", "non_critical", "critical", "sdc1_rate",
-                        "sdc1_ci", "wall_s"}
-    rows = faultlist.load(out / "results.csv")
+    assert set(doc) == {"faults", "images", "outcome", "device", "classes", "wall_s"}
+    assert doc["outcome"] == "top1" and doc["device"] == "cpu"
+    assert set(doc["classes"]) == set(TOP1.classes)
+    rows = campaign.load_results(out / "results.csv", TOP1)
+    c = doc["classes"]
     assert doc["faults"] == len(rows) > 0 and doc["images"] == 50
-    assert doc["masked"] + doc["non_critical"] + doc["critical"] <= 50 * len(rows)
-    assert doc["critical"] == sum(r.counts[3] for r in rows) > 0
-    assert doc["sdc1_ci"][0] <= doc["sdc1_rate"] <= doc["sdc1_ci"][1]
+    assert sum(c[k]["count"] for k in ("masked", "non_critical", "critical", "inf_nan")) == \
+        50 * len(rows)
+    assert c["critical"]["count"] == sum(r.counts[TOP1.columns.index("critical")]
+                                         for r in rows) > 0
+    for k in TOP1.classes:  # every count carries an interval around its rate
+        assert c[k]["ci"][0] <= c[k]["rate"] <= c[k]["ci"][1]
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["per_bit"]) == {"29", "30", "31"}
-    assert (out / "sdc1.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "critical.png").read_bytes()[:4] == b"\x89PNG"
     # replaying the written list in the naive engine gives the same counts
     code = main(["inject", "--faults", str(out / "faultlist.csv"), "--engine", "naive",
                  "--images", "50", "--out", str(tmp_path / "replay"), "--json"])
-    assert code == 0 and json.loads(capsys.readouterr().out)["critical"] == doc["critical"]
+    replay = json.loads(capsys.readouterr().out)["classes"]
+    assert code == 0 and {k: v["count"] for k, v in replay.items()} == {
+        k: v["count"] for k, v in c.items()}
 
 
 def test_activation_campaign_runs(tmp_path, capsys, fi_cache):  # noqa: F811
@@ -46,6 +54,9 @@ def test_activation_campaign_runs(tmp_path, capsys, fi_cache):  # noqa: F811
     (["--model", "nonet"], "nonet"),
     (["--checkpoint", "missing.pt"], "checkpoint"),
     (["--workers", "0"], "--workers"),
+    (["--device", "tpu"], "--device: unknown device"),
+    (["--format", "int99"], "format"),
+    (["--outcome", "nope"], "outcome"),
 ])
 def test_bad_flags_are_one_line_exit_2(tmp_path, capsys, fi_cache, argv, match):  # noqa: F811
     code = main(["inject", "--n-faults", "3", "--out", str(tmp_path), *argv])
@@ -58,7 +69,7 @@ def test_bad_fault_list_keeps_existing_results(tmp_path, capsys, fi_cache):  # n
     assert main(["inject", "--n-faults", "5", "--images", "10", "--out", str(out)]) == 0
     before = (out / "results.csv").read_text()
     bad = tmp_path / "bad.csv"
-    bad.write_text(",".join(faultlist.COLUMNS) + '\n0,classifier.9,"(0, 0)",3,,,,\n')
+    bad.write_text('Injection,Layer,TensorIndex,Bit\n0,classifier.9,"(0, 0)",3\n')
     capsys.readouterr()
     assert main(["inject", "--faults", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -90,3 +101,22 @@ def test_checkpoint_that_does_not_fit_the_model_exits_2(tmp_path, capsys):
                  "--dataset", "cifar10", "--data", str(tmp_path), "--n-faults", "5",
                  "--out", str(tmp_path / "o"), "--json"])
     assert code == 0
+
+
+def test_cuda_without_a_gpu_is_one_line_exit_2(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        return  # this machine has one: the flag is valid here
+    code = main(["inject", "--device", "cuda", "--n-faults", "3", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "cuda is not available" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bias_campaign_with_random_words_in_int8_runs(tmp_path, capsys, fi_cache):  # noqa: F811
+    code = main(["inject", "--target", "bias", "--fault", "random", "--format", "int8",
+                 "--n-faults", "12", "--images", "10", "--out", str(tmp_path), "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["faults"] == 12
+    rows = campaign.load_list(tmp_path / "faultlist.csv")
+    assert {r.fault.where.role for r in rows} == {"bias"}
+    assert all(r.fault.what.kind == "random" for r in rows)

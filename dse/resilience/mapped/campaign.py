@@ -2,18 +2,18 @@
 
 For one layer mapped onto one design, every (storage level × kept dataspace) and the MAC datapath
 is a fault-site class. Its share of the raw fault rate is its exposure (bits × instances × resident
-words × steps, :func:`dse.resilience.sites.exposures`). Within each class the campaign draws faults
+words × steps, :func:`dse.resilience.mapped.exposure.exposures`). Within each class the campaign draws faults
 uniformly — image, instance, step, word of the resident tile, bit — follows the word through the
-mapping to the exact outputs it corrupts (:mod:`dse.resilience.sites`), builds those outputs'
-faulty values from a delta (:mod:`dse.resilience.sites_delta`), and lets the fault-injection engine
-run only the rest of the network. The per-mapping SDC-1 rate is Σ exposure share × P(SDC-1 | fault
-there), a stratified estimate whose interval combines the per-class ones.
+mapping to the exact outputs it corrupts (:mod:`dse.resilience.mapped.sites`), builds those outputs'
+faulty values from a delta (:mod:`dse.resilience.mapped.deltas`), and lets the fault-injection
+engine run only the rest of the network. The per-mapping SDC-1 rate (the outcome spec's headline
+class) is Σ exposure share × P(SDC-1 | fault there), a stratified estimate whose interval combines
+the per-class ones.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -25,30 +25,24 @@ from dse.errors import InputError, InvalidMapping
 from dse.model import evaluate
 from dse.model.mapping import Mapping
 from dse.problems.problem import Problem
-from dse.resilience.formats import corrupt
 from dse.resilience.formats import word_bits as format_bits
-from dse.resilience.outcomes import CODES, classify
-from dse.resilience.sites import (
-    MAC_SITE,
-    Nest,
-    SiteExposure,
-    exposures,
-    mac_readers,
-    storage_readers,
-)
-from dse.resilience.sites_delta import (
+from dse.resilience.inference import FastEngine
+from dse.resilience.mapped.deltas import (
     LayerOperands,
     bind_layer,
-    bit_delta,
     operand_delta,
     output_positions,
     partial_sum,
     products,
     ranges,
     scale_for,
+    site_format,
     tile_element,
+    word_change,
 )
-from dse.resilience.stats import sample_size, wilson, z_value
+from dse.resilience.mapped.exposure import SiteExposure, exposures
+from dse.resilience.mapped.sites import MAC_SITE, Nest, mac_readers, storage_readers
+from dse.resilience.stats import fault_unit_interval, sample_size, stratified, z_value
 
 # Raw soft-error rate of on-chip SRAM / latches, FIT (failures per 1e9 device-hours) per Mbit. Field
 # and beam data for planar CMOS at 28-65 nm cluster around 10^2-10^3 FIT/Mbit; we take 1000, the
@@ -108,68 +102,17 @@ class ResilienceResult:
         }
 
 
-def clustered_interval(fractions: np.ndarray, images: int, z: float) -> tuple[float, float]:
-    """Interval of an SDC rate measured as (fault × image) pairs. Pairs of one fault are correlated
-    (an MSB flip fails on most images, an LSB flip on none), so the Wilson interval is taken on
-    the effective sample size n_pairs / design effect (Kish), design effect = the variance of the
-    per-fault fractions over the binomial variance of the pairs (at least 1)."""
-    n_faults = len(fractions)
-    if n_faults == 0:
-        return (0.0, 1.0)
-    pairs = n_faults * images
-    p = float(np.mean(fractions))
-    binom = p * (1 - p) / pairs
-    cluster = float(np.var(fractions, ddof=1)) / n_faults if n_faults > 1 else binom
-    deff = max(1.0, cluster / binom) if binom > 0 else 1.0
-    n_eff = pairs / deff
-    return wilson(p * n_eff, n_eff, z)  # real-valued k and n: the interval always contains p
-
-
-def stratified(shares: Sequence[float], rates: Sequence[float],
-               intervals: Sequence[tuple[float, float]]) -> tuple[float, tuple[float, float]]:
-    """Σ share × rate, with a normal interval whose per-class variances are read back from the
-    per-class intervals (half-width / z, squared); asymmetric intervals use their wider side."""
-    rate = sum(s * r for s, r in zip(shares, rates, strict=True))
-    lo_var = sum((s * (r - lo)) ** 2 for s, r, (lo, _) in zip(shares, rates, intervals,
-                                                              strict=True))
-    hi_var = sum((s * (hi - r)) ** 2 for s, r, (_, hi) in zip(shares, rates, intervals,
-                                                              strict=True))
-    return rate, (max(0.0, rate - math.sqrt(lo_var)), min(1.0, rate + math.sqrt(hi_var)))
-
-
 class LayerCapture:
-    """Clean input and output of one layer for every image, from one forward pass, and the layer's
-    operands laid out for the problem."""
+    """Clean input and output of one layer for every image, as the engine's golden run computed
+    them, and the layer's operands laid out for the problem."""
 
-    def __init__(self, model: nn.Module, layer_path: str, images: torch.Tensor, problem: Problem):
-        modules = dict(model.named_modules())
+    def __init__(self, engine, layer_path: str, problem: Problem):
+        modules = dict(engine.model.named_modules())
         if layer_path not in modules:
             raise InputError(f"model has no layer {layer_path!r}", field="--layer")
         self.module = modules[layer_path]
-        seen: dict[str, torch.Tensor] = {}
-
-        def hook(_m, inp, out):
-            seen["x"], seen["y"] = inp[0].detach(), out.detach()
-
-        handle = self.module.register_forward_hook(hook)
-        try:
-            with torch.no_grad():
-                model(images)
-        finally:
-            handle.remove()
-        self.inputs, self.outputs = seen["x"], seen["y"]
-        self.ops = bind_layer(problem, self.module, self.inputs)
-
-
-def word_change(values: np.ndarray, bit: int, bits: int, scale: float, fmt: str,
-                kind: str = "bitflip") -> np.ndarray:
-    """Change of stored words when ``bit`` flips (or is stuck, ``kind``): in the design's fixed
-    point (``fmt="int"``) or in a floating-point format (``fp32`` / ``fp16`` / ``bf16``, through
-    :func:`dse.resilience.formats.corrupt`: the faulty word decoded, minus the clean value)."""
-    if fmt == "int":
-        return bit_delta(values, bit, bits, scale, kind)
-    clean = torch.as_tensor(np.asarray(values, dtype=np.float32))
-    return (corrupt(clean, fmt, [bit], kind).double() - clean.double()).numpy()
+        self.inputs, self.outputs = engine.layer_io(layer_path)
+        self.ops = bind_layer(problem, self.module, self.inputs.cpu())
 
 
 def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, scale: float,
@@ -182,7 +125,7 @@ def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, s
         pe = int(rng.integers(nest.pes))
         readers = mac_readers(nest, pe, time)
         delta = word_change(products(nest, ops, readers.steps, readers.pes)[:, 0], bit,
-                            site.bits, scale, fmt)
+                            site_format(fmt, site.bits), scale)
         positions = output_positions(nest, ops, readers.steps, readers.pes)
         return MappedFault(index, MAC_SITE, pe, time, (), bit, delta, positions,
                            delta[:, None], 1)
@@ -190,14 +133,14 @@ def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, s
     element = tile_element(nest, site.level, site.dataspace, inst, time, rng)
     if site.dataspace == nest.problem.output.name:
         delta = word_change(partial_sum(nest, ops, site.level, inst, element, time), bit,
-                            site.bits, scale, fmt)
+                            site_format(fmt, site.bits), scale)
         positions = np.array([ops.out_index[element]])
         return MappedFault(index, site.dataspace, inst, time, element, bit, delta, positions,
                            delta[:, None], 1)
     tensor = ops.tensors[site.dataspace]
     inside = all(e < n for e, n in zip(element, tensor.shape[1:], strict=True))
     value = tensor[(slice(None), *element)] if inside else np.zeros(1)  # unused padding row
-    delta = word_change(value, bit, site.bits, scale, fmt)
+    delta = word_change(value, bit, site_format(fmt, site.bits), scale)
     readers = storage_readers(nest, site.level, site.dataspace, inst, element, time)
     positions, deltas = operand_delta(nest, ops, site.dataspace, readers, delta)
     deltas = np.broadcast_to(deltas, (len(ops.outputs), len(positions))).copy()
@@ -215,7 +158,8 @@ def stuck_pe_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperand
     bit = int(rng.integers(site.bits))
     readers = mac_readers(nest, pe, None)
     prods = products(nest, ops, readers.steps, readers.pes)
-    change = word_change(prods.ravel(), bit, site.bits, scale, fmt, kind).reshape(prods.shape)
+    change = word_change(prods.ravel(), bit, site_format(fmt, site.bits), scale,
+                         kind).reshape(prods.shape)
     keys, inverse = np.unique(output_positions(nest, ops, readers.steps, readers.pes),
                               return_inverse=True)
     deltas = np.zeros((len(prods), len(keys)))
@@ -226,29 +170,43 @@ def stuck_pe_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperand
 
 def stuck_pe_resilience(
     problem: Problem, arch: Arch, mapping: Mapping, model: nn.Module, layer_path: str,
-    images: torch.Tensor, labels: torch.Tensor | None = None, *, n_faults: int = 100,
+    images: torch.Tensor, targets: torch.Tensor | None = None, *, n_faults: int = 100,
     kind: str = "stuck1", confidence: float = 0.95, seed: int = 0, fmt: str = "int", engine=None,
+    device: str | torch.device = "cpu",
 ) -> SiteResult:
     """P(SDC-1) given one stuck bit in a random PE's product register, with its interval; the
     footprint is every output that PE computes under this mapping (so it depends on the mapping:
     a PE that sweeps many outputs spreads the damage)."""
-    from dse.resilience.engine import FastEngine
-
     evaluate(problem, arch, mapping)
     nest = Nest(problem, mapping)
     site = exposures(nest, arch, include_backing=False, include_mac=True,
-                     word_bits=None if fmt == "int" else format_bits(fmt))[-1]
-    capture = LayerCapture(model, layer_path, images, problem)
-    scale = site_scales([site], capture.ops, arch.compute.word_bits)[0]
+                     word_bits=_word_bits(fmt))[-1]
+    engine = engine or FastEngine(model, images, targets, device=device)
+    capture = LayerCapture(engine, layer_path, problem)
+    scale = site_scales([site], capture.ops, _operand_bits(arch, fmt))[0]
     rng = np.random.default_rng(seed)
     faults = [stuck_pe_fault(nest, site, 0, capture.ops, scale, rng, fmt, kind)
               for _ in range(n_faults)]
-    sdc = run_faults(engine or FastEngine(model, images, labels), layer_path, capture, faults)
-    fractions = sdc.mean(axis=1)
-    return SiteResult(site.level_name, f"{MAC_SITE} {kind}", 1.0, float(fractions.mean()),
-                      clustered_interval(fractions, sdc.shape[1], z_value(confidence)),
+    sdc = run_faults(engine, layer_path, capture, faults)
+    return SiteResult(site.level_name, f"{MAC_SITE} {kind}", 1.0, float(sdc.mean()),
+                      _interval(sdc, z_value(confidence)),
                       float(np.mean([f.footprint for f in faults])), n_faults,
                       live_fraction(faults, live_floor(capture)))
+
+
+def _word_bits(fmt: str) -> int | None:
+    """One word width for every site, or None for the design's own widths (``"int"``)."""
+    return None if fmt == "int" else format_bits(fmt)
+
+
+def _operand_bits(arch: Arch, fmt: str) -> int:
+    """Width of the MAC's operand codes: the design's, or the one format's."""
+    return arch.compute.word_bits if fmt == "int" else format_bits(fmt)
+
+
+def _interval(sdc: np.ndarray, z: float) -> tuple[float, float]:
+    """Interval of the SDC rate of (faults, images) outcomes, the fault as sampling unit."""
+    return fault_unit_interval(sdc.sum(axis=1), np.full(len(sdc), sdc.shape[1]), z)
 
 
 def site_scales(sites: list[SiteExposure], ops: LayerOperands, operand_bits: int) -> list[float]:
@@ -272,7 +230,7 @@ def mapping_resilience(
     model: nn.Module,
     layer_path: str,
     images: torch.Tensor,
-    labels: torch.Tensor | None = None,
+    targets: torch.Tensor | None = None,
     *,
     n_faults: int | None = None,
     margin: float = 0.05,
@@ -283,35 +241,35 @@ def mapping_resilience(
     include_backing: bool = False,
     fmt: str = "int",
     engine=None,
+    device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> ResilienceResult:
     """SDC-1 rate and FIT of one mapping of one layer.
 
     ``n_faults`` faults per site class, or as many as ``margin`` at ``confidence`` needs
     (Leveugle). ``fmt``: how words are stored -- ``"int"`` (default), fixed point in each
-    level's word width, or ``"fp32"`` / ``"fp16"`` / ``"bf16"`` everywhere. ``engine`` defaults
-    to ``FastEngine(model, images, labels)``; anything with
-    ``run_output_patches(layer_path, patches)`` works. Same seed, same result.
+    level's word width, or one format everywhere (``"fp32"`` / ``"fp16"`` / ``"bf16"`` /
+    ``"intN"``). ``engine`` defaults to ``FastEngine(model, images, targets, device=device)``;
+    anything with ``layer_io``, ``spec`` and ``run_output_patches`` works. Same seed, same result.
     """
-    from dse.resilience.engine import FastEngine
 
     evaluate(problem, arch, mapping)  # raises InvalidMapping (naming the level) for a bad one
     if set(mapping.levels[0].keep) != {ds.name for ds in problem.dataspaces}:
         raise InvalidMapping("the outermost level must keep every dataspace",
                              level=mapping.levels[0].level)
-    model.eval()
     z = z_value(confidence)
     per_site_n = n_faults if n_faults is not None else sample_size(math.inf, margin, confidence)
     if per_site_n < 1:
         raise InputError(f"n_faults must be >= 1, got {n_faults}", field="n_faults")
     nest = Nest(problem, mapping)
     sites = exposures(nest, arch, include_backing=include_backing, include_mac=include_mac,
-                      word_bits=None if fmt == "int" else format_bits(fmt))
-    capture = LayerCapture(model, layer_path, images, problem)
-    faults = draw_campaign(nest, sites, capture.ops, per_site_n, seed, arch.compute.word_bits, fmt)
-    engine = engine or FastEngine(model, images, labels)
+                      word_bits=_word_bits(fmt))
+    engine = engine or FastEngine(model, images, targets, device=device)
+    capture = LayerCapture(engine, layer_path, problem)
+    faults = draw_campaign(nest, sites, capture.ops, per_site_n, seed, _operand_bits(arch, fmt),
+                           fmt)
     sdc = run_faults(engine, layer_path, capture, faults, progress=progress)
-    return summarize(sites, faults, sdc, z, fit_per_mbit, live_floor(capture))
+    return site_summary(sites, faults, sdc, z, fit_per_mbit, live_floor(capture))
 
 
 def live_floor(capture: LayerCapture) -> float:
@@ -338,19 +296,18 @@ def live_fraction(faults: list[MappedFault], floor: float = 0.0) -> float:
     return float(np.mean([np.any(np.abs(f.deltas) > floor, axis=1).mean() for f in faults]))
 
 
-def summarize(sites: list[SiteExposure], faults: list[MappedFault], sdc: np.ndarray, z: float,
-              fit_per_mbit: float, floor: float = 0.0) -> ResilienceResult:
+def site_summary(sites: list[SiteExposure], faults: list[MappedFault], sdc: np.ndarray, z: float,
+                 fit_per_mbit: float, floor: float = 0.0) -> ResilienceResult:
     """Per-class SDC-1 rates (mean over faults of the fraction of images that fail) and their
     exposure-weighted sum; FIT = raw FIT/Mbit × exposed Mbit × SDC-1 rate."""
     total = sum(s.exposure for s in sites)
     results = []
     for i, site in enumerate(sites):
         mine = np.array([f.site == i for f in faults])
-        fractions = sdc[mine].mean(axis=1)
         mine_faults = [f for f in faults if f.site == i]
         results.append(SiteResult(
-            site.level_name, site.dataspace, site.exposure / total, float(fractions.mean()),
-            clustered_interval(fractions, sdc.shape[1], z),
+            site.level_name, site.dataspace, site.exposure / total, float(sdc[mine].mean()),
+            _interval(sdc[mine], z),
             float(np.mean([f.footprint for f in mine_faults])), int(mine.sum()),
             live_fraction(mine_faults, floor)))
     rate, ci = stratified([r.exposure_share for r in results], [r.sdc1_rate for r in results],
@@ -363,14 +320,16 @@ def patched_outputs(capture: LayerCapture, fault: MappedFault) -> tuple[torch.Te
     """(flat positions, (images, positions) faulty values) of one fault's layer-output patch:
     clean output + delta, rounded once to the layer's dtype."""
     out = capture.outputs.reshape(len(capture.outputs), -1)
-    pos = torch.as_tensor(fault.positions, dtype=torch.long)
-    values = (out[:, pos].double() + torch.as_tensor(fault.deltas)).to(out.dtype)
+    pos = torch.as_tensor(fault.positions, dtype=torch.long, device=out.device)
+    deltas = torch.as_tensor(fault.deltas, device=out.device)
+    values = (out[:, pos].double() + deltas).to(out.dtype)
     return pos, values
 
 
 def run_faults(engine, layer_path: str, capture: LayerCapture, faults: list[MappedFault], *,
                progress: bool = False) -> np.ndarray:
-    """(faults, images) SDC-1 outcomes (top-1 changed), running only the network after the layer.
+    """(faults, images) outcomes in the engine's headline class (top-1 changed, for the default
+    spec), running only the network after the layer.
     A (fault, image) pair whose layer output does not change at all (nothing read the word after
     it struck, or every cofactor was 0) is masked without running anything."""
     sdc = np.zeros((len(faults), len(capture.outputs)), dtype=bool)
@@ -387,65 +346,7 @@ def run_faults(engine, layer_path: str, capture: LayerCapture, faults: list[Mapp
             patches += [(int(b), pos, values[b]) for b in live]
             where += [(i, int(b)) for b in live]
     if patches:
-        outcomes = engine.run_output_patches(layer_path, patches, progress=progress)
+        labels = engine.run_output_patches(layer_path, patches, progress=progress)
         rows, cols = zip(*where, strict=True)
-        sdc[list(rows), list(cols)] = [o == "critical" for o in outcomes]
+        sdc[list(rows), list(cols)] = engine.spec.is_class(labels, engine.spec.headline)
     return sdc
-
-
-def naive_layer_output(capture: LayerCapture, fault: MappedFault, image: int) -> torch.Tensor:
-    """The faulty layer output of one image, recomputed whole (the baseline the deltas must match):
-    the layer runs again with the corrupted operand, and its result is taken on the fault's
-    footprint only (outside it the clean copy was used); a partial-sum or product fault adds the
-    word's change to its one output."""
-    module, ops = capture.module, capture.ops
-    x = capture.inputs[image : image + 1].double()
-    w = module.weight.detach().double().clone(memory_format=torch.contiguous_format)
-    if isinstance(module, nn.Conv2d):
-        pad_h, pad_w = module.padding
-        x = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h))
-    x = x.clone(memory_format=torch.contiguous_format)
-    change = float(fault.word_delta[image if len(fault.word_delta) > 1 else 0])
-    if fault.dataspace == "Weights":
-        w.view(-1)[int(ops.index["Weights"][fault.element])] += change
-    elif fault.dataspace == "Inputs" and all(
-        e < n for e, n in zip(fault.element, ops.index["Inputs"].shape, strict=True)
-    ):
-        x.view(-1)[int(ops.index["Inputs"][fault.element])] += change
-    bias = module.bias.detach().double() if module.bias is not None else None
-    with torch.no_grad():
-        if isinstance(module, nn.Conv2d):
-            y = torch.nn.functional.conv2d(x, w, bias, module.stride, 0, module.dilation,
-                                           module.groups)
-        else:
-            y = torch.nn.functional.linear(x.reshape(-1, module.in_features), w, bias)
-    clean = capture.outputs[image : image + 1].reshape(-1).clone()
-    flat = y.reshape(-1)
-    pos = torch.as_tensor(fault.positions, dtype=torch.long)
-    if fault.dataspace in ("Weights", "Inputs"):
-        clean[pos] = flat[pos].to(clean.dtype)
-    else:
-        clean[pos] = (flat[pos] + change).to(clean.dtype)
-    return clean.reshape(capture.outputs.shape[1:])
-
-
-def naive_sdc1(model: nn.Module, layer_path: str, capture: LayerCapture, images: torch.Tensor,
-               faults: list[MappedFault]) -> np.ndarray:
-    """(faults, images) SDC-1 by full re-inference: for every fault and image, the whole layer is
-    recomputed and the whole network run again; classified like the engines do (a NaN / inf
-    output is a detected error, not an SDC)."""
-    module = dict(model.named_modules())[layer_path]
-    with torch.no_grad():
-        golden = model(images)
-    out = np.zeros((len(faults), len(images)), dtype=bool)
-    for i, f in enumerate(faults):
-        for b in range(len(images)):
-            patched = naive_layer_output(capture, f, b).unsqueeze(0)
-            handle = module.register_forward_hook(lambda _m, _i, _o, p=patched: p)
-            try:
-                with torch.no_grad():
-                    code, _ = classify(golden[b : b + 1], model(images[b : b + 1]))
-                out[i, b] = CODES[int(code[0])] == "critical"
-            finally:
-                handle.remove()
-    return out

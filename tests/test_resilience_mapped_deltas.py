@@ -12,18 +12,21 @@ from _sites_designs import DESIGNS, random_mapping, random_problem
 from torch import nn
 
 from dse.problems.problem import conv_problem
-from dse.resilience.loopsim import LoopSim, MacFault, StorageFault
-from dse.resilience.sites import Nest, mac_readers, storage_readers
-from dse.resilience.sites_delta import (
+from dse.resilience.formats import number_format
+from dse.resilience.mapped.deltas import (
     LayerOperands,
     bind_layer,
-    bit_delta,
     operand_delta,
     output_positions,
     partial_sum,
     products,
     tile_element,
+    word_change,
 )
+from dse.resilience.mapped.sites import Nest, mac_readers, storage_readers
+from dse.resilience.oracles.loopsim import LoopSim, MacFault, StorageFault
+
+INT8 = number_format("int8")
 
 
 def _operands(problem, rng):
@@ -89,15 +92,16 @@ def test_footprint_deltas_and_partial_sums_match_the_simulated_values():
 
 
 def test_bit_flip_moves_a_fixed_point_word_by_a_power_of_two():
-    assert bit_delta(np.array(1.5), 0, 8, 0.5) == -0.5  # code 3 -> 2
-    assert bit_delta(np.array(1.5), 2, 8, 0.5) == 2.0  # code 3 -> 7
-    assert bit_delta(np.array(1.5), 7, 8, 0.5) == -64.0  # sign bit: 3 -> -125
-    assert bit_delta(np.array(-0.5), 7, 8, 0.5) == 64.0  # -1 -> 127
-    assert bit_delta(np.array(-0.5), 3, 8, 0.5) == -4.0  # -1 (all ones) -> -9
-    assert list(bit_delta(np.array([100.0, -100.0]), 6, 8, 1.0)) == [-64.0, 64.0]
-    assert list(bit_delta(np.array([1.5, 2.0]), 0, 8, 0.5, "stuck1")) == [0.0, 0.5]  # 3, 4
-    assert list(bit_delta(np.array([1.5, 2.0]), 0, 8, 0.5, "stuck0")) == [-0.5, 0.0]
-    assert list(bit_delta(np.array([1.0, -1.0]), 7, 8, 1.0, "stuck1")) == [-128.0, 0.0]
+    # hand-computed int8 codes (scale given): the word change the one corruption module reports
+    assert word_change(np.array(1.5), 0, INT8, 0.5) == -0.5  # code 3 -> 2
+    assert word_change(np.array(1.5), 2, INT8, 0.5) == 2.0  # code 3 -> 7
+    assert word_change(np.array(1.5), 7, INT8, 0.5) == -64.0  # sign bit: 3 -> -125
+    assert word_change(np.array(-0.5), 7, INT8, 0.5) == 64.0  # -1 -> 127
+    assert word_change(np.array(-0.5), 3, INT8, 0.5) == -4.0  # -1 (all ones) -> -9
+    assert list(word_change(np.array([100.0, -100.0]), 6, INT8, 1.0)) == [-64.0, 64.0]
+    assert list(word_change(np.array([1.5, 2.0]), 0, INT8, 0.5, "stuck1")) == [0.0, 0.5]  # 3, 4
+    assert list(word_change(np.array([1.5, 2.0]), 0, INT8, 0.5, "stuck0")) == [-0.5, 0.0]
+    assert list(word_change(np.array([1.0, -1.0]), 7, INT8, 1.0, "stuck1")) == [-128.0, 0.0]
 
 
 def test_layer_binding_reproduces_torch_conv_and_linear():
@@ -129,8 +133,8 @@ def test_layer_binding_reproduces_torch_conv_and_linear():
 def test_stuck_pe_deltas_match_the_simulated_outputs():
     """A product-register bit stuck in one PE for the whole layer: the campaign's per-output
     deltas equal the loop simulator's outputs with that PE's every product corrupted alike."""
-    from dse.resilience.mapping_aware import stuck_pe_fault
-    from dse.resilience.sites import SiteExposure
+    from dse.resilience.mapped.campaign import stuck_pe_fault
+    from dse.resilience.mapped.exposure import SiteExposure
 
     rng, nrng = random.Random(4), np.random.default_rng(4)
     changed = 0
@@ -145,7 +149,7 @@ def test_stuck_pe_deltas_match_the_simulated_outputs():
         clean = sim.run(values).outputs
 
         def corrupt(v, bit=fault.bit, kind=kind):
-            return v + float(bit_delta(np.array(v), bit, 8, 1.0, kind))
+            return v + float(word_change(np.array(v), bit, INT8, 1.0, kind))
 
         faulty = sim.run(values, MacFault(fault.instance, None, corrupt)).outputs
         got = {int(ops.out_index[e]): faulty[e] - clean[e] for e in clean if faulty[e] != clean[e]}

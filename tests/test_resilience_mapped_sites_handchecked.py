@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dse.model.mapping import LevelMapping, Loop, Mapping
 from dse.problems.problem import conv_problem
-from dse.resilience.loopsim import LoopSim, StorageFault
-from dse.resilience.sites import Nest, footprint
+from dse.resilience.mapped.sites import Nest, footprint
+from dse.resilience.oracles.loopsim import LoopSim, StorageFault
 
 ALL = frozenset({"Weights", "Inputs", "Outputs"})
 

@@ -1,5 +1,5 @@
 """Mapping-aware fault sites: which outputs one corrupted stored word reaches, and how exposed each
-buffer is.
+buffer is (exposures: :mod:`dse.resilience.mapped.exposure`).
 
 A mapping fixes, for every storage level, the tile of each dataspace it keeps and how long that tile
 stays (the FIdelity idea). A word corrupted in level L at step t0 is read by
@@ -17,7 +17,7 @@ every product it computes under this mapping.
 
 Nothing is simulated: the MACs that use an element come from inverting its projection (the use
 set) and the mixed-radix loop numbering, residencies from the tile box at each outer step of the
-level in question, all in numpy; :mod:`dse.resilience.loopsim` checks the result against a literal
+level in question, all in numpy; :mod:`dse.resilience.oracles.loopsim` checks the result against a literal
 step-by-step simulation.
 """
 
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dse.arch.spec import Arch
 from dse.model.mapping import Mapping
 from dse.problems.problem import Problem
 
@@ -55,19 +54,6 @@ class Readers:
         ranks = self.nest.project(self.nest.problem.output.name,
                                   self.nest.coords(self.steps, self.pes))
         return frozenset(zip(*(r.tolist() for r in ranks), strict=True))
-
-
-@dataclass(frozen=True)
-class SiteExposure:
-    """One (level, dataspace) fault site class: its share of the fault rate and its size."""
-
-    level: int
-    level_name: str
-    dataspace: str
-    bits: int
-    instances: int
-    words: int
-    exposure: float  # bits × instances × words × steps (bit-steps)
 
 
 class Nest:
@@ -307,42 +293,3 @@ def mac_readers(nest: Nest, pe: int, time: int | None) -> Readers:
 def footprint(nest: Nest, level: int, ds: str, instance: int, element: Element, time: int):
     """Output elements a word corrupted at (level, instance, ds, element, step) reaches."""
     return storage_readers(nest, level, ds, instance, element, time).outputs
-
-
-def exposures(
-    nest: Nest, arch: Arch, *, include_backing: bool = False, include_mac: bool = True,
-    word_bits: int | None = None,
-) -> list[SiteExposure]:
-    """Exposure of every (level, kept dataspace): bits × utilized instances × tile words × steps.
-
-    The outermost level (DRAM) is left out unless ``include_backing``: it is off-chip, usually
-    ECC-protected, and its whole-tensor residency would swamp every on-chip buffer. ``word_bits``
-    stores every word in one width (a floating-point format) instead of each level's own.
-    """
-    sites = []
-    for i, lm in enumerate(nest.mapping.levels):
-        if (i == 0 and not include_backing) or arch.levels[i].dummy:
-            continue
-        bits = word_bits or arch.levels[i].word_bits
-        for ds in sorted(lm.keep):
-            words = nest.tile_words(i, ds)
-            inst = nest.instances(i)
-            sites.append(
-                SiteExposure(
-                    i, lm.level, ds, bits, inst, words, float(bits) * inst * words * nest.steps
-                )
-            )
-    if include_mac:
-        bits = word_bits or 2 * arch.compute.word_bits  # a double-width product register
-        sites.append(
-            SiteExposure(
-                nest.nlev,
-                arch.compute.name,
-                MAC_SITE,
-                bits,
-                nest.pes,
-                1,
-                float(bits) * nest.pes * nest.steps,
-            )
-        )
-    return sites

@@ -10,8 +10,8 @@ from _sites_designs import DESIGNS, random_mapping, random_problem
 from dse.arch import load_arch
 from dse.mapper import MapSpace
 from dse.problems.problem import conv_problem
-from dse.resilience.loopsim import LoopSim, MacFault, StorageFault
-from dse.resilience.sites import Nest, footprint, mac_readers
+from dse.resilience.mapped.sites import Nest, footprint, mac_readers
+from dse.resilience.oracles.loopsim import LoopSim, MacFault, StorageFault
 
 
 def _direct_conv(problem, weights, inputs):

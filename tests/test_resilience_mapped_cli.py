@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_sites_campaign import eyeriss_mapping
+from test_resilience_mapped_campaign import eyeriss_mapping
 
 from dse.arch import load_arch
 from dse.cli import main

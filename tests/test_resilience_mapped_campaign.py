@@ -11,24 +11,22 @@ from dse.errors import InvalidMapping
 from dse.model import LevelMapping, Loop, Mapping
 from dse.problems.models import DigitsCNN
 from dse.problems.problem import conv_problem
-from dse.resilience.engine import FastEngine
-from dse.resilience.mapping_aware import (
+from dse.resilience.inference import FastEngine
+from dse.resilience.mapped.campaign import (
     LayerCapture,
-    clustered_interval,
     draw_campaign,
     draw_fault,
     live_floor,
     mapping_resilience,
-    naive_layer_output,
-    naive_sdc1,
     patched_outputs,
     run_faults,
     site_scales,
-    stratified,
-    summarize,
+    site_summary,
 )
-from dse.resilience.sites import Nest, exposures
-from dse.resilience.stats import wilson, z_value
+from dse.resilience.mapped.exposure import exposures
+from dse.resilience.mapped.sites import Nest
+from dse.resilience.oracles.reinference import naive_layer_output, naive_sdc1
+from dse.resilience.stats import z_value
 
 ALL = frozenset({"Weights", "Inputs", "Outputs"})
 
@@ -73,7 +71,7 @@ def test_footprint_deltas_equal_whole_layer_recompute_for_every_site_class():
         ("psum_spad", "Outputs"),
         ("mac", "MAC"),
     }
-    capture = LayerCapture(model, "features.2", images, problem)
+    capture = LayerCapture(FastEngine(model, images), "features.2", problem)
     scales = site_scales(sites, capture.ops, 8)
     rng = np.random.default_rng(5)
     multi = 0
@@ -93,17 +91,6 @@ def test_footprint_deltas_equal_whole_layer_recompute_for_every_site_class():
     assert multi > 5  # multicast / reused words were exercised, not only single outputs
 
 
-def test_clustered_and_stratified_intervals():
-    # faults that fail on all images or none: the interval is that of 10 faults (9 after the
-    # n - 1 of the unbiased variance), not of 1000 independent pairs
-    clustered = clustered_interval(np.array([1.0] * 3 + [0.0] * 7), 100, 1.96)
-    assert clustered == pytest.approx(wilson(0.3 * 9, 9, 1.96), abs=1e-9)
-    independent = clustered_interval(np.full(10, 0.3), 100, 1.96)
-    assert independent == pytest.approx(wilson(300, 1000, 1.96), abs=1e-9)
-    rate, (lo, hi) = stratified([0.75, 0.25], [0.1, 0.0], [(0.05, 0.15), (0.0, 0.04)])
-    assert rate == pytest.approx(0.075) and lo < rate < hi
-
-
 def test_campaign_outcomes_equal_naive_full_reinference_and_summarize():
     torch.manual_seed(1)
     model = DigitsCNN().eval()
@@ -112,13 +99,14 @@ def test_campaign_outcomes_equal_naive_full_reinference_and_summarize():
     arch = load_arch("eyeriss_like")
     nest = Nest(problem, eyeriss_mapping())
     sites = exposures(nest, arch, word_bits=16)
-    capture = LayerCapture(model, "features.2", images, problem)
+    engine = FastEngine(model, images)
+    capture = LayerCapture(engine, "features.2", problem)
     faults = draw_campaign(nest, sites, capture.ops, 20, seed=3, fmt="bf16")
-    fast = run_faults(FastEngine(model, images), "features.2", capture, faults)
+    fast = run_faults(engine, "features.2", capture, faults)
     naive = naive_sdc1(model, "features.2", capture, images, faults)
     assert fast.shape == (len(faults), 8) and np.array_equal(fast, naive)
     assert fast.any()  # some faults do flip the top-1 of this (untrained) model
-    result = summarize(sites, faults, fast, z_value(0.95), 1000.0, live_floor(capture))
+    result = site_summary(sites, faults, fast, z_value(0.95), 1000.0, live_floor(capture))
     assert sum(s.exposure_share for s in result.per_site) == pytest.approx(1.0)
     assert result.sdc1_ci[0] <= result.sdc1_rate <= result.sdc1_ci[1]
     assert result.sdc1_rate == pytest.approx(

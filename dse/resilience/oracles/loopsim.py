@@ -3,9 +3,9 @@
 It executes a mapping step by step on a tiny layer, with the real contents of every buffer instance,
 and answers "which outputs come out wrong if this one stored word is corrupted at time t?". It is
 deliberately naive (plain Python, sets and dicts, no closed forms) so that the analytical footprints
-in :mod:`dse.resilience.sites` can be checked against something that shares none of their reasoning.
+in :mod:`dse.resilience.mapped.sites` can be checked against something that shares none of their reasoning.
 
-Semantics (the same ones :mod:`dse.resilience.sites` derives in closed form):
+Semantics (the same ones :mod:`dse.resilience.mapped.sites` derives in closed form):
 
 * Time is the temporal iteration space of the whole nest, outermost loop most significant; at every
   step every spatial instance (PE) performs one MAC.

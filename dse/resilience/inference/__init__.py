@@ -1,0 +1,9 @@
+"""Inference fault-injection engines: the naive reference and the fast engine (bit-identical
+outcomes), both taking an outcome spec and a device."""
+
+from dse.resilience.inference.fast import FastEngine
+from dse.resilience.inference.naive import EngineResult, NaiveEngine
+
+ENGINES = {"fast": FastEngine, "naive": NaiveEngine}
+
+__all__ = ["ENGINES", "EngineResult", "FastEngine", "NaiveEngine"]
