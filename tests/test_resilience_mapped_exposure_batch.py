@@ -11,8 +11,9 @@ from _model_random import random_mapping
 from dse.arch import load_arch
 from dse.model.batch import mappings_to_arrays
 from dse.problems.problem import conv_problem
-from dse.resilience.exposure_batch import batch_exposure
-from dse.resilience.sites import Nest, exposures
+from dse.resilience.mapped.exposure import exposures
+from dse.resilience.mapped.exposure_batch import batch_exposure
+from dse.resilience.mapped.sites import Nest
 
 
 @pytest.mark.parametrize("design", ["eyeriss_like", "nvdla_like", "simple_weight_stationary",

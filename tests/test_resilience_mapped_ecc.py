@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from dse.arch.protection import SCHEMES
-from dse.resilience.ecc import code_bits, decode, escape_fraction
+from dse.resilience.mapped.ecc import code_bits, decode, escape_fraction
 
 
 def _encode(k: int, data: int) -> int:

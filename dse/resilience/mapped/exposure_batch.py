@@ -20,8 +20,7 @@ import numpy as np
 from dse.arch.spec import Arch
 from dse.model.batch import MappingArrays
 from dse.problems.problem import Problem
-
-MAC_SITE = "MAC"
+from dse.resilience.mapped.sites import MAC_SITE
 
 
 @dataclass(frozen=True)
