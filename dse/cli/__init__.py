@@ -42,7 +42,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    first = next((a for a in argv if not a.startswith("-")), None)
+    first = next((a for a in argv if not a.startswith("-")), "").replace("-", "_")
     parser = build_parser(first if first in _command_modules() else None)
     try:
         args = parser.parse_args(argv)

@@ -1,0 +1,441 @@
+"""Training fault campaigns: sample experiments, run them under each optimizer and mitigation,
+write one CSV row per experiment as it finishes, and resume after a kill.
+
+Files in the campaign directory:
+
+- ``config.json``: the settings (a different campaign in the same directory is refused);
+- ``experiments.csv``: the sampled faults (seed 002's columns, results empty), written first;
+- ``golden/<optimizer>-<mitigation>.pt``: golden runs with their checkpoints (reused on resume);
+- ``results.csv``: one row per finished (experiment, optimizer, mitigation), appended, flushed and
+  synced — an experiment counts as done exactly when its row is complete, so a kill loses only
+  the experiments in flight and repeats none (a half-written last line is cut on resume);
+- ``curves.jsonl``: each finished experiment's loss and test-accuracy curve (for the plots).
+
+Sampling is seed 002's: uniform over (epoch, step) such that ``steps_after`` steps fit before the
+golden run ends, layer, pass, operand, fault model, run length and element; or stratified: the same
+number of experiments per value of ``pass``, ``layer`` or ``fmodel``. The sampling unit of every
+rate is the experiment.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dse.errors import InputError
+from dse.resilience.outcomes import rate
+from dse.resilience.training.fault import (
+    BIT_MODELS,
+    EXTENTS,
+    FAULT_FORMATS,
+    FAULT_MODELS,
+    OPERANDS,
+    PASSES,
+    TrainFault,
+    layer_module,
+    target_layers,
+    weight_of,
+)
+from dse.resilience.training.outcome import GROUPS, OUTCOMES, TrainingOutcomeSpec, classify
+from dse.resilience.training.run import Experiment, Golden, golden_run, run_experiment
+from dse.resilience.training.trainer import Data, Trainer, TrainSetup, load_data
+from dse.workers import process_pool
+
+SEED_COLUMNS = ("model", "stage", "fmodel", "target_worker", "target_layer", "target_epoch",
+                "target_step", "learning_rate", "seed", "inj_pos", "inj_values")
+FAULT_COLUMNS = ("experiment", "dataset", "optimizer", "mitigation", "batch_size", "epochs",
+                 "precision", "eval_every", "steps_after", "pass", "operand", "fmt", "bits",
+                 "extent", "fault_seed", "golden_seeds")
+RESULT_COLUMNS = ("outcome", "final_test_acc", "golden_test_acc", "acc_drop", "max_drop", "tol",
+                  "final_loss", "orig_values", "inject_step", "end_step", "nonfinite_step",
+                  "exact_stop", "steps_run", "detections", "rollbacks", "curve_sha", "wall_s")
+COLUMNS = SEED_COLUMNS + FAULT_COLUMNS + RESULT_COLUMNS
+STAGES = {"forward": "fwrd_inject", "backward": "bkwd_inject", "optimizer": "optm_inject"}
+STRATA = ("pass", "layer", "fmodel")
+SAMPLED_MODELS = tuple(m for m in FAULT_MODELS if m != "value")  # 'value' needs given values
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to sample: passes, fault models, formats and run lengths to draw from."""
+
+    experiments: int = 200
+    passes: tuple[str, ...] = ("forward", "backward", "optimizer")
+    fmodels: tuple[str, ...] = ("bitflip", "random", "copy", "zero")
+    fmt: str = "fp32"
+    extents: tuple[int, ...] = (1, 16, 64)
+    steps_after: int | None = 100
+    stratify: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, given, known in (("--pass", self.passes, PASSES),
+                                   ("--fault-model", self.fmodels, SAMPLED_MODELS),
+                                   ("--format", (self.fmt,), FAULT_FORMATS),
+                                   ("--extent", self.extents, EXTENTS)):
+            bad = [v for v in given if v not in known]
+            if bad or not given:
+                what = {"--pass": "pass", "--fault-model": "fault model", "--format": "format",
+                        "--extent": "extent"}[name]
+                raise InputError(f"unknown {what} {bad[0] if bad else None!r}; expected "
+                                 f"{' '.join(map(str, known))}", field=name)
+
+
+def targets(setup: TrainSetup, data: Data) -> dict[tuple[str, str], tuple[int, ...]]:
+    """Shape of every (layer, operand) a fault can hit, from one probe step (operands that carry
+    no value — the input gradient of a layer whose input needs none — are left out)."""
+    trainer = Trainer(setup, data)
+    trainer.steps_per_epoch  # noqa: B018 -- InputError when the batch exceeds the data
+    shapes: dict[tuple[str, str], tuple[int, ...]] = {}
+    handles = []
+    for name in target_layers(trainer.model):
+        module = layer_module(trainer.model, name)
+
+        def fwd(mod, inputs, output, name=name):
+            shapes[(name, "output")] = shapes[(name, "grad_out")] = tuple(output.shape)
+            shapes[(name, "input")] = tuple(inputs[0].shape)
+            if inputs[0].requires_grad:
+                shapes[(name, "grad_in")] = tuple(inputs[0].shape)
+        handles.append(module.register_forward_hook(fwd))
+        w = tuple(weight_of(module, name).shape)
+        for op in ("weight", "grad_wt", "state"):
+            shapes[(name, op)] = w
+    trainer.forward_backward(0)
+    for h in handles:
+        h.remove()
+    return shapes
+
+
+def check_against(fault: TrainFault, setup: TrainSetup, data: Data, shapes: dict) -> None:
+    """InputError when ``fault`` does not fit ``setup``'s run and model (checked before any
+    training): epoch, step, layer, operand and position."""
+    spe = len(data.x) // setup.batch_size
+    if fault.epoch >= setup.epochs:
+        raise InputError(f"epoch {fault.epoch} is past the run's {setup.epochs} epochs",
+                         field="target_epoch")
+    if fault.step >= spe:
+        raise InputError(f"step {fault.step} is past the end of an epoch ({spe} steps of batch "
+                         f"{setup.batch_size})", field="target_step")
+    layers = sorted({n for n, _ in shapes})
+    if fault.layer not in layers:
+        raise InputError(f"unknown layer {fault.layer!r} in {setup.model}; layers: "
+                         f"{', '.join(layers)}", field="target_layer")
+    shape = shapes.get((fault.layer, fault.operand))
+    if shape is None:
+        raise InputError(f"{fault.layer!r} has no {fault.operand}", field="operand")
+    if len(fault.pos) != len(shape) or any(not 0 <= i < s for i, s in zip(fault.pos, shape,
+                                                                          strict=True)):
+        raise InputError(f"position {list(fault.pos)} is outside {fault.layer}'s "
+                         f"{fault.operand} of shape {list(shape)}", field="inj_pos")
+
+
+def sample(plan: Plan, shapes: dict, steps_per_epoch: int, total_steps: int) -> list[TrainFault]:
+    """The campaign's faults (module doc), drawn from ``plan.seed``."""
+    rng = np.random.default_rng(plan.seed)
+    layers = list(dict.fromkeys(name for name, _ in shapes))
+    last = total_steps - (plan.steps_after or 0)
+    if last < 2:
+        raise InputError(f"--steps-after {plan.steps_after} leaves no step to inject at in a "
+                         f"{total_steps}-step run; train more --epochs", field="--steps-after")
+    fixed: list[dict] = [{}]
+    if plan.stratify:
+        values = {"pass": plan.passes, "layer": layers, "fmodel": plan.fmodels}[plan.stratify]
+        fixed = [{plan.stratify: v} for v in values]
+    per = -(-plan.experiments // len(fixed))
+    faults = []
+    for stratum in fixed:
+        for _ in range(per if plan.stratify else plan.experiments):
+            faults.append(_draw(rng, plan, shapes, layers, steps_per_epoch, last, stratum))
+    return faults
+
+
+def _draw(rng, plan: Plan, shapes: dict, layers: list[str], spe: int, last: int,
+          stratum: dict) -> TrainFault:
+    pass_ = stratum.get("pass") or str(rng.choice(plan.passes))
+    layer = stratum.get("layer") or str(rng.choice(layers))
+    operand = str(rng.choice([op for op in OPERANDS[pass_] if (layer, op) in shapes]))
+    fmodel = stratum.get("fmodel") or str(rng.choice(plan.fmodels))
+    g = int(rng.integers(1 if pass_ == "optimizer" else 0, last))
+    shape = shapes[(layer, operand)]
+    pos = tuple(int(rng.integers(s)) for s in shape)
+    width = 16 if plan.fmt in ("bf16", "fp16") else 32
+    bits = (int(rng.integers(width)),) if fmodel in BIT_MODELS else ()
+    return TrainFault(g // spe, g % spe, layer, pass_, operand, fmodel, pos, plan.fmt, bits,
+                      int(rng.choice(plan.extents)), seed=int(rng.integers(2**31)))
+
+
+def _join(values) -> str:
+    return ";".join(repr(float(v)) if isinstance(v, float) else str(v) for v in values)
+
+
+def fault_row(i: int, fault: TrainFault, setup: TrainSetup, steps_after: int | None,
+              golden_seeds: int = 2) -> dict:
+    """The seed-002 row of an experiment plus what replaying it needs (results empty)."""
+    return {"model": setup.model, "stage": STAGES[fault.pass_], "fmodel": fault.fmodel,
+            "target_worker": 0, "target_layer": fault.layer, "target_epoch": fault.epoch,
+            "target_step": fault.step, "learning_rate": repr(setup.lr), "seed": setup.seed,
+            "inj_pos": _join(fault.pos), "inj_values": _join(fault.values), "experiment": i,
+            "dataset": setup.dataset, "optimizer": setup.optimizer,
+            "mitigation": setup.mitigation, "batch_size": setup.batch_size,
+            "epochs": setup.epochs, "precision": setup.precision, "eval_every": setup.eval_every,
+            "steps_after": "" if steps_after is None else steps_after, "pass": fault.pass_,
+            "operand": fault.operand, "fmt": fault.fmt, "bits": _join(fault.bits),
+            "extent": fault.extent, "fault_seed": fault.seed, "golden_seeds": golden_seeds}
+
+
+def _ints(text: str, field: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(";") if v != "")
+    except ValueError:
+        raise InputError(f"malformed integer list {text!r}", field=field) from None
+
+
+def _num(row: dict, key: str, kind=int):
+    try:
+        return kind(row[key])
+    except (KeyError, ValueError, TypeError):
+        raise InputError(f"missing or malformed value {row.get(key)!r}", field=key) from None
+
+
+def from_row(row: dict) -> tuple[TrainSetup, TrainFault, int | None]:
+    """(setup, fault, steps_after) of a CSV row; InputError naming the field when malformed."""
+    stage = {v: k for k, v in STAGES.items()}.get(row.get("stage", ""))
+    if stage is None:
+        raise InputError(f"unknown stage {row.get('stage')!r}; expected one of "
+                         f"{list(STAGES.values())}", field="stage")
+    setup = TrainSetup(model=row.get("model", ""), dataset=row.get("dataset", "digits"),
+                       optimizer=row.get("optimizer", ""), lr=_num(row, "learning_rate", float),
+                       batch_size=_num(row, "batch_size"), epochs=_num(row, "epochs"),
+                       seed=_num(row, "seed"), precision=row.get("precision", "fp32"),
+                       eval_every=_num(row, "eval_every"),
+                       mitigation=row.get("mitigation", "none"))
+    values = ()
+    if row.get("fmodel") == "value":
+        try:
+            values = tuple(float(v) for v in row.get("inj_values", "").split(";") if v)
+        except ValueError:
+            raise InputError("malformed inj_values", field="inj_values") from None
+    fault = TrainFault(_num(row, "target_epoch"), _num(row, "target_step"),
+                       row.get("target_layer", ""), row.get("pass") or stage,
+                       row.get("operand", ""), row.get("fmodel", ""),
+                       _ints(row.get("inj_pos", ""), "inj_pos"), row.get("fmt", "fp32"),
+                       _ints(row.get("bits", ""), "bits"), _num(row, "extent"), values,
+                       _num(row, "fault_seed"))
+    after = row.get("steps_after", "")
+    return setup, fault, (None if after in ("", None) else _num(row, "steps_after"))
+
+
+def curve_sha(exp: Experiment) -> str:
+    """A digest of the experiment's per-step losses and test accuracies (bit-exact replay check)."""
+    h = hashlib.blake2b(exp.curve.loss.tobytes(), digest_size=8)
+    h.update(repr(sorted(exp.curve.test_acc.items())).encode())
+    return h.hexdigest()
+
+
+def result_row(base: dict, exp: Experiment, golden: Golden, spec: TrainingOutcomeSpec) -> dict:
+    v = classify(exp, golden, spec)
+    c = exp.curve
+    ran = c.loss[~np.isnan(c.loss)]
+    return {**base, "inj_values": _join(exp.written), "outcome": v.outcome,
+            "final_test_acc": _f(v.final_acc), "golden_test_acc": _f(v.golden_acc),
+            "acc_drop": _f(v.drop), "max_drop": _f(v.max_drop), "tol": _f(v.tol),
+            "final_loss": _f(ran[-1] if len(ran) else float("nan")),
+            "orig_values": _join(exp.original), "inject_step": exp.inject, "end_step": exp.end,
+            "nonfinite_step": _opt(c.nonfinite), "exact_stop": _opt(c.exact_stop),
+            "steps_run": exp.steps_run, "detections": len([d for d in c.detections
+                                                           if d >= exp.inject]),
+            "rollbacks": c.rollbacks, "curve_sha": curve_sha(exp), "wall_s": f"{exp.wall_s:.3f}"}
+
+
+def _f(x: float) -> str:
+    return repr(float(x))
+
+
+def _opt(x: int | None) -> str:
+    return "" if x is None else str(x)
+
+
+# ---------------------------------------------------------------------------------- running
+
+
+def golden_for(setup: TrainSetup, data: Data, folder: Path, spread_seeds: int) -> Golden:
+    """The golden run of ``setup``, loaded from ``folder`` when an identical one is there."""
+    path = folder / f"{setup.optimizer}-{setup.mitigation}.pt"
+    key = {**setup.as_dict(), "spread_seeds": spread_seeds}
+    if path.exists():
+        saved = torch.load(path, weights_only=False)
+        if saved.get("key") == key:
+            return saved["golden"]
+    golden = golden_run(setup, data, spread_seeds)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"key": key, "golden": golden}, tmp)
+    os.replace(tmp, path)
+    return golden
+
+
+def run_one(golden: Golden, data: Data, base: dict, spec: TrainingOutcomeSpec,
+            early_stop: bool = True) -> tuple[dict, dict]:
+    """Run the experiment of row ``base``; its result row and its curve record."""
+    _, fault, steps_after = from_row(base)
+    exp = run_experiment(golden, data, fault, steps_after=steps_after, early_stop=early_stop)
+    row = result_row(base, exp, golden, spec)
+    c = exp.curve
+    record = {"key": row_key(row), "outcome": row["outcome"], "start": c.start,
+              "inject": exp.inject, "loss": [None if np.isnan(x) else float(x) for x in c.loss],
+              "test_acc": {str(k): v for k, v in sorted(c.test_acc.items())}}
+    return row, record
+
+
+def row_key(row: dict) -> str:
+    return f"{row['experiment']}/{row['optimizer']}/{row['mitigation']}"
+
+
+def _repair(path: Path) -> None:
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a results or experiments CSV (a half-written last line is cut first)."""
+    if not path.exists():
+        return []
+    _repair(path)
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+_STATE: dict = {}  # a pool worker's data, golden runs and outcome spec
+
+
+def _worker_setup(golden_paths: dict[tuple[str, str], str], dataset: str, spec: dict) -> None:
+    _STATE["data"] = load_data(dataset)
+    _STATE["golden"] = {k: torch.load(p, weights_only=False)["golden"]
+                        for k, p in golden_paths.items()}
+    _STATE["spec"] = TrainingOutcomeSpec(**spec)
+
+
+def _worker_run(base: dict) -> tuple[dict, dict]:
+    golden = _STATE["golden"][(base["optimizer"], base["mitigation"])]
+    return run_one(golden, _STATE["data"], base, _STATE["spec"])
+
+
+def run_campaign(bases: Sequence[dict], goldens: dict[tuple[str, str], Golden], data: Data,
+                 out: Path, spec: TrainingOutcomeSpec, *, workers: int = 1,
+                 progress: bool = False) -> list[dict]:
+    """Run every row of ``bases`` not yet in ``out/results.csv`` (module doc); all result rows in
+    the order of ``bases``."""
+    results, curves = out / "results.csv", out / "curves.jsonl"
+    done = {row_key(r): r for r in read_rows(results) if r.get("curve_sha")}
+    known = {row_key(b) for b in bases}
+    stray = [k for k in done if k not in known]
+    if stray:
+        raise InputError(f"results row {stray[0]} is not in this campaign; use another --out",
+                         file=results, field="experiment")
+    pending = [b for b in bases if row_key(b) not in done]
+    if curves.exists():
+        _repair(curves)
+    new = not results.exists() or results.stat().st_size == 0
+    with open(results, "a", newline="") as fh, open(curves, "a") as cfh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        bar = tqdm(total=len(bases), initial=len(done), disable=not progress, unit="exp")
+        for row, record in _results(pending, goldens, data, out, spec, workers):
+            cfh.write(json.dumps(record) + "\n")
+            cfh.flush()
+            writer.writerow(row)
+            fh.flush()
+            os.fsync(fh.fileno())
+            done[row_key(row)] = row
+            bar.update(1)
+        bar.close()
+    return [done[row_key(b)] for b in bases]
+
+
+def _results(pending: list[dict], goldens: dict, data: Data, out: Path,
+             spec: TrainingOutcomeSpec, workers: int) -> Iterator[tuple[dict, dict]]:
+    if workers <= 1 or len(pending) <= 1:
+        for base in pending:
+            yield run_one(goldens[(base["optimizer"], base["mitigation"])], data, base, spec)
+        return
+    paths = {k: str(out / "golden" / f"{k[0]}-{k[1]}.pt") for k in goldens}
+    pool = process_pool(min(workers, len(pending)), _worker_setup,
+                        (paths, pending[0]["dataset"], spec.as_dict()))
+    try:
+        futures = [pool.submit(_worker_run, b) for b in pending]
+        for fut in cf.as_completed(futures):
+            yield fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------------------- summary
+
+
+def summarize(rows: Sequence[dict], confidence: float = 0.95,
+              by: str | None = None) -> dict[str, dict]:
+    """Per (optimizer, mitigation[, stratum]): experiments, count and rate with a Wilson interval
+    of every outcome and outcome group."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        key = f"{r['optimizer']}/{r['mitigation']}" + (f"/{r[by]}" if by else "")
+        groups.setdefault(key, []).append(r)
+    out = {}
+    for key, members in groups.items():
+        n = len(members)
+        counts = {o: sum(r["outcome"] == o for r in members) for o in OUTCOMES}
+        block = {"experiments": n}
+        for name, k in {**counts, **{g: sum(counts[o] for o in os_) for g, os_ in
+                                     GROUPS.items()}}.items():
+            r = rate(k, n, confidence)
+            block[name] = {"count": k, "rate": r.rate, "ci": list(r.ci)}
+        block["detected"] = sum(int(r["detections"] or 0) > 0 for r in members)
+        out[key] = block
+    return out
+
+
+def write_rows(path: Path, rows: Sequence[dict]) -> None:
+    """Write ``rows`` with every column (atomically)."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_curves(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def table(summary: dict[str, dict], confidence: float = 0.95) -> str:
+    """Per-outcome table: count, rate and Wilson interval for every optimizer/mitigation."""
+    pct = f"{round(confidence * 100)}% CI"
+    lines = []
+    for key, block in summary.items():
+        n = block["experiments"]
+        lines.append(f"{key}: {n} experiments (rate = fraction of experiments; {pct})")
+        lines.append(f"  {'outcome':<16} {'count':>5} {'rate':>7}  {pct}")
+        for name in (*OUTCOMES, *GROUPS):
+            b = block[name]
+            if b["count"] or name in GROUPS:
+                lo, hi = b["ci"]
+                lines.append(f"  {name:<16} {b['count']:>5} {b['rate']:>7.3f}  "
+                             f"[{lo:.3f}, {hi:.3f}]")
+    return "\n".join(lines)
