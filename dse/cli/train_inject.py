@@ -148,9 +148,11 @@ def _campaign(args, spec) -> int:
                            progress=not args.json)
     summary = tc.summarize(rows, args.confidence)
     strata = tc.summarize(rows, args.confidence, by=args.stratify) if args.stratify else None
+    mitigations = tc.mitigation_report(rows, goldens, args.confidence)
     wall = time.perf_counter() - t0
     doc = {"experiments": len(faults), "runs": len(rows), "wall_s": round(wall, 1),
            "outcome_spec": spec.as_dict(), "summary": summary, "strata": strata,
+           "mitigations": mitigations,
            "golden": {f"{k[0]}/{k[1]}": _golden_doc(g) for k, g in goldens.items()}}
     (out / "summary.json").write_text(json.dumps(doc, indent=1))
     records = tc.read_curves(out / "curves.jsonl")
@@ -163,6 +165,12 @@ def _campaign(args, spec) -> int:
         print_json(doc)
     else:
         print(tc.table(summary, args.confidence))
+        for key, m in mitigations.items():
+            d, f = m["detection"], m["false_positive_per_step"]
+            print(f"{key}: detected {d['count']}/{d['n']} harmful experiments "
+                  f"({d['rate']:.3f} [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}]); false positives "
+                  f"{f['count']} in {f['n']} fault-free steps; time overhead "
+                  f"{100 * m['time_overhead']:+.1f}% (golden run wall per step)")
         print(f"{len(rows)} experiments in {wall:.1f} s; files in {out}")
     return 0
 

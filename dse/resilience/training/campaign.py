@@ -439,3 +439,40 @@ def table(summary: dict[str, dict], confidence: float = 0.95) -> str:
                 lines.append(f"  {name:<16} {b['count']:>5} {b['rate']:>7.3f}  "
                              f"[{lo:.3f}, {hi:.3f}]")
     return "\n".join(lines)
+
+
+def mitigation_report(rows: Sequence[dict], goldens: dict[tuple[str, str], Golden],
+                      confidence: float = 0.95) -> dict[str, dict]:
+    """Per optimizer and mitigation, against the same experiments without it: detection rate
+    (experiments that are not Masked without the mitigation, in which it fired at or after the
+    injection), benign detections (fired although the fault is Masked without it), false-positive
+    rate (detections per step of the fault-free golden run), the outcome shift, and the time
+    overhead (golden-run wall time per step with / without, minus 1)."""
+    by = {(r["optimizer"], r["mitigation"], r["experiment"]): r for r in rows}
+    out = {}
+    for (opt, mit), golden in goldens.items():
+        base_golden = goldens.get((opt, "none"))
+        if mit == "none" or base_golden is None:
+            continue
+        pairs = [(by[(opt, "none", e)], r) for (o, m, e), r in by.items()
+                 if o == opt and m == mit and (opt, "none", e) in by]
+        harmful = [(a, b) for a, b in pairs if a["outcome"] != "Masked"]
+        benign = [(a, b) for a, b in pairs if a["outcome"] == "Masked"]
+        fired = [int(b["detections"] or 0) > 0 for _, b in harmful]
+        fp = len(golden.curve.detections)
+        shift = {o: [sum(a["outcome"] == o for a, _ in pairs),
+                     sum(b["outcome"] == o for _, b in pairs)] for o in OUTCOMES}
+        out[f"{opt}/{mit}"] = {
+            "experiments": len(pairs),
+            "detection": _rate_doc(sum(fired), len(harmful), confidence),
+            "benign_detection": _rate_doc(sum(int(b["detections"] or 0) > 0 for _, b in benign),
+                                          len(benign), confidence),
+            "false_positive_per_step": _rate_doc(fp, golden.total_steps, confidence),
+            "outcome_without_with": {o: v for o, v in shift.items() if any(v)},
+            "time_overhead": golden.wall_s / base_golden.wall_s - 1}
+    return out
+
+
+def _rate_doc(k: int, n: int, confidence: float) -> dict:
+    r = rate(k, n, confidence)
+    return {"count": k, "n": n, "rate": r.rate, "ci": list(r.ci)}

@@ -128,8 +128,12 @@ def check_fault(fault: TrainFault, golden: Golden) -> int:
 
 def run_experiment(golden: Golden, data: Data, fault: TrainFault | None, *,
                    steps_after: int | None = None, epoch: int | None = None,
-                   early_stop: bool = True) -> Experiment:
-    """One experiment (module doc). ``fault=None`` runs fault-free from ``epoch``'s checkpoint."""
+                   early_stop: bool = True, from_scratch: bool = False) -> Experiment:
+    """One experiment (module doc). ``fault=None`` runs fault-free from ``epoch``'s checkpoint.
+
+    ``early_stop=False`` trains every step to the end (no stop at INF/NaN or at the golden
+    state) and ``from_scratch=True`` starts at step 0: together, the naive experiment that the
+    checkpoints and early stops are measured against (``bench/train_inject.py``)."""
     t0 = time.perf_counter()
     setup = golden.setup
     if fault is None:
@@ -137,6 +141,7 @@ def run_experiment(golden: Golden, data: Data, fault: TrainFault | None, *,
         start_epoch = epoch or 0
     else:
         inject, start_epoch = check_fault(fault, golden), fault.epoch
+    start_epoch = 0 if from_scratch else start_epoch
     end = end_step(golden, inject, steps_after)
     trainer = Trainer(setup, data)
     trainer.load(golden.checkpoints[start_epoch])
@@ -145,8 +150,9 @@ def run_experiment(golden: Golden, data: Data, fault: TrainFault | None, *,
     injector = Injector(fault) if fault is not None else None
     start = start_epoch * golden.steps_per_epoch
     curve = _loop(trainer, mitigation, start, end, injector=injector, inject=inject,
-                  golden=golden if early_stop else None)
-    last = next((g for g in (curve.exact_stop, curve.nonfinite) if g is not None), end)
+                  golden=golden if early_stop else None, stop_nonfinite=early_stop)
+    stops = (curve.exact_stop, curve.nonfinite) if early_stop else ()
+    last = next((g for g in stops if g is not None), end)
     if curve.exact_stop is not None:
         _fill_from_golden(curve, golden, curve.exact_stop + 1, end)
     return Experiment(fault, inject, end, curve, injector.written if injector else [],
@@ -164,7 +170,8 @@ def _fill_from_golden(curve: Curve, golden: Golden, first: int, end: int) -> Non
 
 def _loop(trainer: Trainer, mitigation: Mitigation, start: int, end: int, *,
           injector: Injector | None = None, inject: int = -1, golden: Golden | None = None,
-          digests: list[bytes] | None = None, checkpoints: dict[int, dict] | None = None) -> Curve:
+          digests: list[bytes] | None = None, checkpoints: dict[int, dict] | None = None,
+          stop_nonfinite: bool = True) -> Curve:
     """Train steps ``start..end``; the one loop behind golden runs and experiments."""
     mitigation.check_optimizer(trainer.setup.optimizer)
     n = end - start + 1
@@ -191,8 +198,9 @@ def _loop(trainer: Trainer, mitigation: Mitigation, start: int, end: int, *,
                 rec.finite = finite(rec.loss) and finite(trainer.grad_norm())  # after a skip
             curve.loss[g - start], curve.acc[g - start] = rec.loss, rec.acc
             if not rec.finite:
-                curve.nonfinite = g
-                break
+                curve.nonfinite = g if curve.nonfinite is None else curve.nonfinite
+                if stop_nonfinite:
+                    break
             trainer.opt.step()
             mitigation.observe(rec)
             if g in grid:
