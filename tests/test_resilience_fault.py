@@ -43,7 +43,9 @@ def test_each_kind_on_a_stored_word():
     assert torch.allclose(got, torch.full((3,), 3.14159265))
     fixed = corrupt(x, Fault.of("l", (0,), kind="random", word=0x81, fmt="int8"), scale=0.5)
     assert fixed.tolist() == [-127 * 0.5] * 3  # 0x81 is -127 in two's complement
-    assert set(KINDS) == {"bitflip", "stuck0", "stuck1", "random", "zero"}
+    copied = corrupt(x, Fault.of("l", (0,), kind="copy", word=0x40490FDB))  # copy / value: the
+    assert torch.equal(copied, got)  # word an engine resolved (another element's, a given one)
+    assert set(KINDS) == {"bitflip", "stuck0", "stuck1", "random", "zero", "copy", "value"}
 
 
 def test_a_run_covers_contiguous_elements_and_must_stay_inside_the_tensor():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dse.errors import InputError
-from dse.resilience.formats import corrupt
+from dse.resilience import fault as core
 from dse.resilience.training.fault import TrainFault, corrupt_run, random_finite
 
 
@@ -23,15 +23,22 @@ def test_bitflip_run_of_16_changes_exactly_those_elements_like_the_core():
     start = np.ravel_multi_index((1, 2, 1), t.shape)
     changed = torch.nonzero((out != t).reshape(-1)).reshape(-1).tolist()
     assert changed == list(range(start, start + 16))
-    ref = corrupt(t.reshape(-1)[start:start + 16], "fp32", [30], "bitflip")
+    ref = core.corrupt(t.reshape(-1)[start:start + 16], core.Fault.of("l", (0,), (30,)))
     got = out.reshape(-1)[start:start + 16]
     assert torch.equal(got.view(torch.int32), ref.view(torch.int32))  # bit-exact, NaNs included
 
 
-def test_run_is_clipped_at_the_end_of_the_tensor():
-    t = torch.ones(10)
-    out = corrupt_run(t, _fault(fmodel="zero", pos=(5,), extent=64), np.random.default_rng(0))
-    assert out.tolist() == [1.0] * 5 + [0.0] * 5
+def test_a_run_that_leaves_the_tensor_is_an_input_error():
+    with pytest.raises(InputError, match="leaves"):
+        corrupt_run(torch.ones(10), _fault(fmodel="zero", pos=(5,), extent=16),
+                    np.random.default_rng(0))
+
+
+def test_value_fault_writes_the_given_value_in_the_format():
+    t = torch.zeros(4, dtype=torch.bfloat16)
+    out = corrupt_run(t, _fault(fmodel="value", fmt="bf16", values=(3e38,), pos=(1,)),
+                      np.random.default_rng(0))
+    assert out[1].item() == torch.tensor(3e38).to(torch.bfloat16).item() and out[0] == 0
 
 
 def test_copy_takes_valid_values_from_elsewhere_in_the_tensor():

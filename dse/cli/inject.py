@@ -41,8 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--num-classes", type=check.positive_int, default=10)
     p.add_argument("--target", choices=tuple(TARGETS), default="weight",
                    help="tensor role: weight, bias or output (weights / activations also work)")
-    p.add_argument("--fault", choices=tuple(KINDS), default="bitflip",
-                   help="; ".join(f"{k.name}: {k.doc}" for k in KINDS.values()))
+    sampled = [k for k in KINDS.values() if k.word_from in (None, "draw")]
+    p.add_argument("--fault", choices=tuple(k.name for k in sampled), default="bitflip",
+                   help="; ".join(f"{k.name}: {k.doc}" for k in sampled))
     p.add_argument("--format", default="fp32",
                    help="fp32, fp16, bf16 or intN (signed N-bit fixed point, scale = "
                    "max|x| / (2^(N-1) - 1) per tensor)")

@@ -6,7 +6,8 @@ A :class:`Fault` says
   ``output`` / ``gradient`` / ``state``) and element index (without the batch dimension for
   per-image tensors);
 - **what** (:class:`What`): the fault kind on the stored word (:data:`KINDS`: ``bitflip`` of the
-  named bits, ``stuck0`` / ``stuck1``, ``random`` value, ``zero``) applied to ``run`` contiguous
+  named bits, ``stuck0`` / ``stuck1``, ``random`` value, ``zero``, ``copy`` of another element,
+  a given ``value``) applied to ``run`` contiguous
   elements (C order, from the index);
 - in which number **format** the tensor is stored (:mod:`dse.resilience.formats`);
 - **when** (:class:`When`): ``permanent`` (for the whole campaign), one ``inference`` (of image
@@ -38,21 +39,32 @@ TIMES = ("permanent", "inference", "step", "time_step")
 class Kind:
     """A fault kind: what it does to a stored word. ``apply(words, mask, what)`` gets the words
     (int64 in [0, 2^width)), the mask of the fault's bits and the :class:`What`, and returns the
-    faulty words; ``uses_bits`` says whether the kind needs bit positions."""
+    faulty words; ``uses_bits`` says whether the kind needs bit positions; ``word_from`` where
+    its ``word`` comes from: ``draw`` (uniform, when the fault is sampled), ``tensor`` (another
+    element of the struck tensor, read by the engine when the fault strikes), ``given`` (the
+    user's value), None (no word)."""
 
     name: str
     uses_bits: bool
     doc: str
     apply: Callable[[torch.Tensor, int, What], torch.Tensor]
+    word_from: str | None = None
+
+
+def _write_word(w: torch.Tensor, _mask: int, what: What) -> torch.Tensor:
+    return torch.full_like(w, what.word)
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("bitflip", True, "flip each named bit", lambda w, m, _: w ^ m),
     Kind("stuck0", True, "each named bit stuck at 0", lambda w, m, _: w & ~m),
     Kind("stuck1", True, "each named bit stuck at 1", lambda w, m, _: w | m),
-    Kind("random", False, "the word replaced by the fault's random word",
-         lambda w, _, what: torch.full_like(w, what.word)),
+    Kind("random", False, "the word replaced by the fault's random word", _write_word, "draw"),
     Kind("zero", False, "the word set to all zeros", lambda w, _m, _w: torch.zeros_like(w)),
+    Kind("copy", False, "the word replaced by the word of another element of the same tensor "
+         "(a valid value from elsewhere)", _write_word, "tensor"),
+    Kind("value", False, "the word replaced by a given value's word (e.g. a huge number)",
+         _write_word, "given"),
 )}
 
 
@@ -99,8 +111,9 @@ class What:
             raise InputError(f"repeated bit in {list(self.bits)}", field="bit")
         if self.run < 1:
             raise InputError(f"run must be >= 1, got {self.run}", field="run")
-        if (self.kind == "random") != (self.word is not None):
-            raise InputError("a random fault needs its word (and only it has one)", field="word")
+        if (kind.word_from is not None) != (self.word is not None):
+            raise InputError(f"a {self.kind} fault {'needs' if kind.word_from else 'takes no'} "
+                             "word", field="word")
 
 
 @dataclass(frozen=True)

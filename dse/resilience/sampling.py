@@ -115,7 +115,8 @@ def generate(shapes: dict[str, tuple[int, ...]], *, role: str = "weight",
             if uses_bits and n_bits > 1:
                 rest = [x for x in bits if x != chosen[0]]
                 chosen += [int(x) for x in rng.choice(rest, size=n_bits - 1, replace=False)]
-            word = int(rng.integers(2 ** form.width)) if kind == "random" else None
+            word = int(rng.integers(2 ** form.width)) if getattr(KINDS.get(kind), "word_from",
+                                                                None) == "draw" else None
             faults.append(Fault.of(name, index, chosen, role=role, kind=kind, fmt=form,
                                    word=word, model=model))
     return faults

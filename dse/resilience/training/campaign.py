@@ -33,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from dse.errors import InputError
-from dse.resilience.outcomes import rate
+from dse.resilience.stats import wilson, z_value
 from dse.resilience.training.fault import (
     BIT_MODELS,
     EXTENTS,
@@ -46,7 +46,13 @@ from dse.resilience.training.fault import (
     target_layers,
     weight_of,
 )
-from dse.resilience.training.outcome import GROUPS, OUTCOMES, TrainingOutcomeSpec, classify
+from dse.resilience.training.outcome import (
+    GROUPS,
+    OUTCOMES,
+    TRAIN_CURVE,
+    TrainingOutcomeSpec,
+    classify,
+)
 from dse.resilience.training.run import Experiment, Golden, golden_run, run_experiment
 from dse.resilience.training.trainer import Data, Trainer, TrainSetup, load_data
 from dse.workers import process_pool
@@ -62,7 +68,7 @@ RESULT_COLUMNS = ("outcome", "final_test_acc", "golden_test_acc", "acc_drop", "m
 COLUMNS = SEED_COLUMNS + FAULT_COLUMNS + RESULT_COLUMNS
 STAGES = {"forward": "fwrd_inject", "backward": "bkwd_inject", "optimizer": "optm_inject"}
 STRATA = ("pass", "layer", "fmodel")
-SAMPLED_MODELS = tuple(m for m in FAULT_MODELS if m != "value")  # 'value' needs given values
+SAMPLED_MODELS = tuple(m for m in FAULT_MODELS if m != "value")  # 'value' needs a given value
 
 
 @dataclass(frozen=True)
@@ -167,11 +173,14 @@ def _draw(rng, plan: Plan, shapes: dict, layers: list[str], spe: int, last: int,
     fmodel = stratum.get("fmodel") or str(rng.choice(plan.fmodels))
     g = int(rng.integers(1 if pass_ == "optimizer" else 0, last))
     shape = shapes[(layer, operand)]
-    pos = tuple(int(rng.integers(s)) for s in shape)
+    extent = min(int(rng.choice(plan.extents)), int(np.prod(shape)))
+    start = int(rng.integers(int(np.prod(shape)) - extent + 1))  # the run stays in the tensor
+    pos = tuple(int(i) for i in np.unravel_index(start, shape))
     width = 16 if plan.fmt in ("bf16", "fp16") else 32
     bits = (int(rng.integers(width)),) if fmodel in BIT_MODELS else ()
+    extent = extent if extent in EXTENTS else 1
     return TrainFault(g // spe, g % spe, layer, pass_, operand, fmodel, pos, plan.fmt, bits,
-                      int(rng.choice(plan.extents)), seed=int(rng.integers(2**31)))
+                      extent, seed=int(rng.integers(2**31)))
 
 
 def _join(values) -> str:
@@ -395,13 +404,11 @@ def summarize(rows: Sequence[dict], confidence: float = 0.95,
         groups.setdefault(key, []).append(r)
     out = {}
     for key, members in groups.items():
-        n = len(members)
-        counts = {o: sum(r["outcome"] == o for r in members) for o in OUTCOMES}
-        block = {"experiments": n}
-        for name, k in {**counts, **{g: sum(counts[o] for o in os_) for g, os_ in
-                                     GROUPS.items()}}.items():
-            r = rate(k, n, confidence)
-            block[name] = {"count": k, "rate": r.rate, "ci": list(r.ci)}
+        labels = np.array([[[OUTCOMES.index(r["outcome"])]] for r in members], dtype=np.int8)
+        core = TRAIN_CURVE.summarize(TRAIN_CURVE.tally(labels), confidence)  # experiment = unit
+        block = {"experiments": len(members), **{o: core[o] for o in OUTCOMES}}
+        for g, names in GROUPS.items():
+            block[g] = _rate_doc(sum(core[o]["count"] for o in names), len(members), confidence)
         block["detected"] = sum(int(r["detections"] or 0) > 0 for r in members)
         out[key] = block
     return out
@@ -474,5 +481,6 @@ def mitigation_report(rows: Sequence[dict], goldens: dict[tuple[str, str], Golde
 
 
 def _rate_doc(k: int, n: int, confidence: float) -> dict:
-    r = rate(k, n, confidence)
-    return {"count": k, "n": n, "rate": r.rate, "ci": list(r.ci)}
+    """A count of ``n`` experiments with its rate and Wilson interval (experiment = unit)."""
+    return {"count": k, "n": n, "rate": k / n if n else float("nan"),
+            "ci": list(wilson(k, n, z_value(confidence)))}

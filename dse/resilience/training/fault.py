@@ -33,14 +33,17 @@ import torch
 from torch import nn
 
 from dse.errors import InputError
-from dse.resilience.formats import check_bits, corrupt, word_bits
+from dse.resilience import fault as core_fault
+from dse.resilience import formats
 
 OPERANDS = {"forward": ("output", "input", "weight"),
             "backward": ("grad_out", "grad_in", "grad_wt"),
             "optimizer": ("state",)}
 PASSES = tuple(OPERANDS)
-FAULT_MODELS = ("bitflip", "stuck0", "stuck1", "random", "copy", "zero", "value")
-BIT_MODELS = ("bitflip", "stuck0", "stuck1")
+FAULT_MODELS = tuple(core_fault.KINDS)  # the fault core's kinds, seed 002's among them
+BIT_MODELS = tuple(k for k, v in core_fault.KINDS.items() if v.uses_bits)
+ROLES = {"output": "output", "input": "input", "weight": "weight", "grad_out": "gradient",
+         "grad_in": "gradient", "grad_wt": "gradient", "state": "state"}
 FAULT_FORMATS = ("fp32", "bf16", "fp16")
 EXTENTS = (1, 16, 64)
 
@@ -80,64 +83,70 @@ class TrainFault:
         if self.extent not in EXTENTS:
             raise InputError(f"extent must be one of {list(EXTENTS)}, got {self.extent}",
                              field="extent")
-        if self.fmodel in BIT_MODELS:
-            object.__setattr__(self, "bits", check_bits(self.fmt, self.bits))
-        if self.fmodel == "value" and not self.values:
-            raise InputError("fault model 'value' needs values", field="inj_values")
+        if self.fmodel == "value" and len(self.values) != 1:
+            raise InputError("fault model 'value' needs one value", field="inj_values")
+        if self.fmodel not in BIT_MODELS:
+            object.__setattr__(self, "bits", ())
+        self.core((1,) * len(self.pos), word=0 if self.needs_word else None)  # checks the bits
         if self.epoch < 0 or self.step < 0:
             raise InputError("epoch and step must be >= 0", field="target_step")
         object.__setattr__(self, "pos", tuple(int(i) for i in self.pos))
         object.__setattr__(self, "values", tuple(float(v) for v in self.values))
+        object.__setattr__(self, "bits", tuple(int(b) for b in self.bits))
+
+    @property
+    def needs_word(self) -> bool:
+        return core_fault.KINDS[self.fmodel].word_from is not None
+
+    def core(self, shape: tuple[int, ...], word: int | None = None) -> core_fault.Fault:
+        """This fault in the fault core's description (role, kind, format, run, training step
+        of the epoch)."""
+        return core_fault.Fault.of(self.layer, self.pos, self.bits, role=ROLES[self.operand],
+                                   kind=self.fmodel, fmt=self.fmt, when="step", at=self.step,
+                                   run=self.extent, word=word)
 
 
 def corrupt_run(t: torch.Tensor, fault: TrainFault, rng: np.random.Generator) -> torch.Tensor:
-    """A copy of ``t`` with the fault's run of elements corrupted (values computed in float32 and
-    stored back in ``t``'s dtype)."""
-    if len(fault.pos) != t.dim() or any(not 0 <= i < s for i, s in zip(fault.pos, t.shape,
-                                                                      strict=True)):
-        raise InputError(f"position {list(fault.pos)} is outside {fault.layer}'s {fault.operand} "
-                         f"of shape {list(t.shape)}", field="inj_pos")
+    """A copy of ``t`` with the fault's run of elements corrupted through the fault core
+    (:func:`dse.resilience.fault.corrupt`; values stay in ``t``'s dtype). The word of a
+    ``random`` / ``copy`` / ``value`` fault is resolved here, when the fault strikes."""
     out = t.detach().clone().contiguous()
     flat = out.view(-1)
-    start = int(np.ravel_multi_index(fault.pos, tuple(t.shape)))
-    stop = min(start + fault.extent, flat.numel())
-    old = flat[start:stop].float()
-    flat[start:stop] = _new_values(old, flat, start, fault, rng).to(out.dtype)
+    core = fault.core(tuple(t.shape), word=_word(flat, tuple(t.shape), fault, rng))
+    run = core_fault.run_positions(core, tuple(t.shape))
+    flat[run] = core_fault.corrupt(flat[run], core)
     return out
 
 
-def _new_values(old: torch.Tensor, flat: torch.Tensor, start: int, fault: TrainFault,
-                rng: np.random.Generator) -> torch.Tensor:
-    n = old.numel()
-    if fault.fmodel in BIT_MODELS:
-        return corrupt(old, fault.fmt, fault.bits, fault.fmodel)
-    if fault.fmodel == "zero":
-        return torch.zeros(n)
-    if fault.fmodel == "value":
-        return torch.tensor([fault.values[i % len(fault.values)] for i in range(n)],
-                            dtype=torch.float32)
-    if fault.fmodel == "copy":
-        others = [i for i in range(flat.numel()) if not start <= i < start + n] or [start]
-        src = int(rng.choice(others))
-        return flat.float()[[min(src + i, flat.numel() - 1) for i in range(n)]].clone()
-    return torch.from_numpy(random_finite(fault.fmt, n, rng))
+def _word(flat: torch.Tensor, shape: tuple[int, ...], fault: TrainFault,
+          rng: np.random.Generator) -> int | None:
+    source = core_fault.KINDS[fault.fmodel].word_from
+    if source == "draw":
+        return int(random_words(fault.fmt, 1, rng)[0])
+    if source == "given":
+        return int(formats.encode(torch.tensor([fault.values[0]]), fault.fmt)[0])
+    if source == "tensor":
+        start = int(np.ravel_multi_index(fault.pos, shape))
+        others = [i for i in range(flat.numel()) if not start <= i < start + fault.extent]
+        src = int(rng.choice(others)) if others else start
+        return int(formats.encode(flat[src:src + 1].float(), fault.fmt)[0])
+    return None
+
+
+def random_words(fmt: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` stored words of ``fmt`` drawn uniformly over the words of finite values."""
+    width = formats.word_bits(fmt)
+    out = np.empty(0, dtype=np.int64)
+    while out.size < n:
+        words = rng.integers(0, 1 << width, size=n, dtype=np.int64)
+        vals = formats.decode(torch.from_numpy(words), fmt)
+        out = np.concatenate([out, words[torch.isfinite(vals).numpy()]])
+    return out[:n]
 
 
 def random_finite(fmt: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` random finite values of ``fmt`` (uniform over its finite bit patterns), as float32."""
-    width = word_bits(fmt)
-    out = np.empty(0, dtype=np.float32)
-    while out.size < n:
-        words = rng.integers(0, 1 << width, size=n, dtype=np.uint64)
-        if fmt == "fp32":
-            vals = words.astype(np.uint32).view(np.float32)
-        elif fmt == "fp16":
-            vals = words.astype(np.uint16).view(np.float16).astype(np.float32)
-        else:
-            half = torch.from_numpy(words.astype(np.uint16).view(np.int16))
-            vals = half.view(torch.bfloat16).float().numpy()
-        out = np.concatenate([out, vals[np.isfinite(vals)]])
-    return out[:n]
+    """``n`` random finite values of ``fmt`` (uniform over its finite words), as float32."""
+    return formats.decode(torch.from_numpy(random_words(fmt, n, rng)), fmt).numpy()
 
 
 @dataclass

@@ -29,12 +29,21 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from dse.errors import InputError
+from dse.resilience import outcomes
 
 OUTCOMES = ("Masked", "ImmediateInfNaN", "ShortTermInfNaN", "LateInfNaN", "SharpDegrade",
             "SlowDegrade", "LowTestAccuracy", "Recovered")
 GROUPS = {"ok": ("Masked", "Recovered"),
           "degraded": ("SharpDegrade", "SlowDegrade", "LowTestAccuracy"),
           "diverged": ("ImmediateInfNaN", "ShortTermInfNaN", "LateInfNaN")}
+
+
+def _classify_all(golden, experiments) -> np.ndarray:
+    """Labels (experiments, 1) of ``experiments`` against ``golden`` at the default thresholds
+    (the fault core's classify form; campaigns with other thresholds call :func:`classify`)."""
+    spec = TrainingOutcomeSpec()
+    return np.array([[OUTCOMES.index(classify(e, golden, spec).outcome)] for e in experiments],
+                    dtype=np.int8)
 
 
 @dataclass(frozen=True)
@@ -124,3 +133,8 @@ def _loss_healthy(exp, golden, spec: TrainingOutcomeSpec) -> bool:
     w = slice(max(exp.end - spec.loss_window + 1, 0), exp.end + 1)
     ref = max(float(np.mean(c[w])) for c in [golden.curve.loss, *golden.seed_loss])
     return mine <= ref * (1 + spec.loss_tol)
+
+
+TRAIN_CURVE = outcomes.register(outcomes.OutcomeSpec(
+    "train_curve", (("outcome", OUTCOMES),), _classify_all, identical=(0,),
+    headline="SharpDegrade", doc=__doc__ or ""))
