@@ -113,3 +113,22 @@ def test_auto_is_exhaustive_on_a_small_space_and_random_never_beats_it() -> None
     rnd = search(problem, arch, search="random", workers=1, time_limit=60, victory=300)
     assert rnd.search == "random" and rnd.valid > 0 and not rnd.complete
     assert auto.best_stats.edp <= rnd.best_stats.edp
+
+
+def test_top_k_from_the_batched_path_equals_an_observer_on_the_scalar_path() -> None:
+    """The top-K by EDP is collected from the vectorized results: the same K mappings (and the
+    same best) as a per-mapping observer sees when the search runs on the scalar model."""
+    seen: list[tuple[float, float, str]] = []
+
+    def observe(mapping, stats) -> float:
+        seen.append((stats.edp, stats.energy_pJ, repr(mapping)))
+        return 0.0
+
+    scalar = _small_run(extra_metric=observe)
+    batched = _small_run(top_k=5)
+    assert batched.best == scalar.best and batched.evaluated == scalar.evaluated
+    expected = sorted(seen)[:5]
+    got = [(s.edp, s.energy_pJ) for _, s in batched.top]
+    assert got == pytest.approx([(e, n) for e, n, _ in expected], rel=1e-12)
+    assert len({repr(m) for m, _ in batched.top}) == 5
+    assert batched.top[0][1].edp == batched.best_stats.edp

@@ -133,8 +133,9 @@ def _apply_constraints(arch: Arch, block: Any, file: str | None, key: str) -> No
 # Writer
 
 
-def native_dict(arch: Arch, *, keys: str = "hyphen") -> dict[str, Any]:
-    """The native tree (flat, timeloopfe-style) plus ``architecture_constraints``."""
+def native_dict(arch: Arch, *, keys: str = "hyphen", constraints: bool = True) -> dict[str, Any]:
+    """The native tree (flat, timeloopfe-style) plus ``architecture_constraints`` (left out
+    with ``constraints=False``: Timeloop v3.0.3's model rejects valid mappings against them)."""
     local: list[dict[str, Any]] = [_storage_node(lvl) for lvl in arch.levels]
     local.append(_compute_node(arch.compute))
     doc: dict[str, Any] = {
@@ -145,18 +146,20 @@ def native_dict(arch: Arch, *, keys: str = "hyphen") -> dict[str, Any]:
         },
     }
     targets = [t for lvl in arch.levels for t in native_targets(lvl.name, lvl.constraints)]
-    if targets:
+    if targets and constraints:
         doc["architecture_constraints"] = {"targets": targets}
     return _rekey(doc, keys)
 
 
-def write_native(arch: Arch, path: str | Path, *, keys: str = "hyphen") -> Path:
+def write_native(arch: Arch, path: str | Path, *, keys: str = "hyphen",
+                 constraints: bool = True) -> Path:
     """Write Timeloop's native tree form (hyphenated keys for v3.0.x by default; ``keys=
     "underscore"`` for newer Timeloop). Re-reading it gives back the same Arch."""
     if keys not in ("hyphen", "underscore"):
         raise InputError(f"keys must be 'hyphen' or 'underscore', got {keys!r}", field="keys")
     path = Path(path)
-    text = yaml.safe_dump(native_dict(arch, keys=keys), sort_keys=False, default_flow_style=False)
+    text = yaml.safe_dump(native_dict(arch, keys=keys, constraints=constraints), sort_keys=False,
+                          default_flow_style=False)
     validate.write_text(path, text, field="--output")
     return path
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.cli._common import print_json
+from dse.model.timeloop import ENERGY_RTOL
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +31,8 @@ def register(subparsers: Any) -> None:
                    help="count tile deltas with the exact loop walk instead of Timeloop's default "
                         "two-iteration extrapolation (= TIMELOOP_DISABLE_TEMPORAL_EXTRAPOLATION=1)")
     p.add_argument("--backend", choices=("builtin", "timeloop"), default="builtin",
-                   help="builtin model (default) or the real timeloop-model on PATH")
+                   help="builtin model (default) or the real timeloop-model on PATH (then the "
+                        "builtin model re-checks its numbers: see `check` in --json)")
     p.add_argument("--workdir", type=Path, default=Path("timeloop-run"),
                    help="with --backend timeloop: where its inputs and outputs are kept")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -80,12 +82,31 @@ def run(args: argparse.Namespace) -> int:
     if args.ert:
         arch = apply_ert(arch, read_ert(args.ert))
     mapping = read_mapping(args.mapping, arch, problem)
-    if args.backend == "timeloop":
-        stats = timeloop.evaluate(problem, arch, mapping, args.workdir)
-    else:
-        stats = evaluate(problem, arch, mapping, extrapolate=not args.exact_walk)
+    real = timeloop.evaluate(problem, arch, mapping, args.workdir) \
+        if args.backend == "timeloop" else None
+    stats = evaluate(problem, arch, mapping, extrapolate=not args.exact_walk)
+    check = None
+    if real is not None:
+        stats, check = real, timeloop.agreement(real, stats)
     if args.json:
-        print_json(stats_document(stats))
+        print_json(stats_document(stats) | ({"check": check_document(check)} if check else {}))
     else:
         print(summary_text(stats, arch.name))
+        if check:
+            print(check_text(check))
     return 0
+
+
+def check_document(check: Any) -> dict[str, Any]:
+    """The builtin model against the real Timeloop on one mapping (JSON fields)."""
+    return {"builtin_agrees": check.agree, "energy_pJ": check.energy_pJ, "cycles": check.cycles,
+            "builtin_energy_pJ": check.builtin_energy_pJ,
+            "builtin_cycles": check.builtin_cycles, "energy_rel_diff": check.energy_rel,
+            "energy_rtol": ENERGY_RTOL, "error": check.error}
+
+
+def check_text(check: Any) -> str:
+    verdict = "agrees" if check.agree else "DISAGREES"
+    return (f"builtin model {verdict} with timeloop-model: cycles {check.builtin_cycles} vs "
+            f"{check.cycles}, relative energy difference {check.energy_rel:.2e} (tolerance "
+            f"{ENERGY_RTOL:g})")

@@ -1,8 +1,13 @@
-"""``dse map``: find the best mapping of one layer on one design with the builtin mapper.
+"""``dse map``: find the best mapping of one layer on one design.
 
 Prints the best mapping's energy, cycles and EDP (``--json``: the model's fields plus the search
 counts and the energy × delay Pareto set) and, with ``--out DIR``, writes ``DIR/map.yaml`` (a
 Timeloop mapping a real ``timeloop-model`` can check) and ``DIR/mapper.json``.
+
+Backends: ``builtin`` (dse's mapper and model); ``timeloop`` (the real ``timeloop-mapper`` on PATH
+searches with the design's constraints; dse's model re-scores its best mapping, ``check``);
+``timeloop-check`` (dse's mapper searches; the real ``timeloop-model`` re-evaluates the best
+mapping and the Pareto set, ``checks``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from dse import validate as check
 from dse.cli._common import print_json
-from dse.cli.evaluate import stats_document
+from dse.cli.evaluate import check_document, stats_document
 from dse.errors import InputError
 from dse.workers import cap_workers
 
@@ -38,6 +43,12 @@ def register(subparsers: Any) -> None:
                    help="stop after N evaluations without a better mapping (default 1500)")
     p.add_argument("--seed", type=check.non_negative_int, default=0)
     p.add_argument("--workers", type=check.positive_int, default=2, help="processes (default 2)")
+    p.add_argument("--budget", type=check.positive_int, metavar="N",
+                   help="at most N evaluated mappings (per worker; timeloop: its search-size)")
+    p.add_argument("--backend", choices=("builtin", "timeloop", "timeloop-check"),
+                   default="builtin", help="who searches and who checks (see above)")
+    p.add_argument("--workdir", type=Path, default=Path("timeloop-run"),
+                   help="with a timeloop backend: where its inputs and outputs are kept")
     p.add_argument("--out", type=Path, metavar="DIR", help="write map.yaml and mapper.json here")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
@@ -76,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
     from dse.arch import apply_ert, load_arch, read_ert
     from dse.mapper import MapSpace, search
     from dse.mapper.search import explain_empty
-    from dse.model import write_mapping
     from dse.problems import read_problem
 
     arch = load_arch(args.arch)
@@ -87,24 +97,74 @@ def run(args: argparse.Namespace) -> int:
     workers, note = cap_workers(args.workers)
     if note:
         print(f"note: {note}", file=sys.stderr)
+    if args.backend == "timeloop":
+        return _report(args, problem, *_timeloop_map(args, problem, arch, objective, workers))
     with tqdm(desc="mapping", unit=" maps", leave=False) as bar:
         result = search(problem, arch, objective=objective, search=args.search,
                         time_limit=args.time_limit, seed=args.seed, victory=args.victory,
-                        workers=workers, progress=bar.update)
+                        workers=workers, progress=bar.update, max_evals=args.budget)
     doc = stats_document(result.best_stats) | {
-        "wall_s": result.wall_s, "visited": result.visited, "valid": result.valid,
-        "evaluated": result.evaluated, "search": result.search, "complete": result.complete,
+        "backend": args.backend, "wall_s": result.wall_s, "visited": result.visited,
+        "valid": result.valid, "evaluated": result.evaluated, "search": result.search,
+        "complete": result.complete,
         "pareto": [[s.energy_pJ, s.cycles] for _, s in result.pareto]}
+    if args.backend == "timeloop-check":
+        doc["checks"] = _real_checks(args, problem, arch, [(result.best, result.best_stats),
+                                                            *result.pareto])
+    return _report(args, problem, result.best, result.best_stats, doc)
+
+
+def _timeloop_map(args: argparse.Namespace, problem: Any, arch: Any, objective: Any,
+                  workers: int) -> tuple:
+    """The real mapper searches; dse's model re-scores the mapping it reports."""
+    import time
+
+    from dse.model import evaluate, timeloop
+
+    if not isinstance(objective, str):
+        raise InputError("timeloop-mapper takes edp, energy or delay", field="--objective")
+    settings = timeloop.MapperSettings(
+        metric=objective, threads=workers, victory_condition=args.victory,
+        search_size=args.budget or timeloop.MapperSettings.search_size)
+    start = time.perf_counter()
+    mapping, stats = timeloop.search(problem, arch, args.workdir, settings)
+    verdict = timeloop.agreement(stats, evaluate(problem, arch, mapping))
+    doc = stats_document(stats) | {"backend": "timeloop", "wall_s": time.perf_counter() - start,
+                                   "search": "timeloop-mapper", "check": check_document(verdict)}
+    return mapping, stats, doc
+
+
+def _real_checks(args: argparse.Namespace, problem: Any, arch: Any, kept: list) -> list[dict]:
+    """timeloop-model on each kept mapping (best first, then the Pareto set)."""
+    from dse.model import timeloop
+
+    return [check_document(timeloop.check(problem, arch, m, s, args.workdir / f"check{i}"))
+            for i, (m, s) in enumerate(kept)]
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2e}"
+
+
+def _report(args: argparse.Namespace, problem: Any, best: Any, st: Any,
+            doc: dict[str, Any]) -> int:
+    from dse.model import write_mapping
+
     if args.out:
-        write_mapping(result.best, args.out / "map.yaml", problem)
+        write_mapping(best, args.out / "map.yaml", problem)
         check.write_text(args.out / "mapper.json", json.dumps(doc, indent=2), field="--out")
     if args.json:
         print_json(doc)
     else:
-        st = result.best_stats
-        print(f"best of {result.valid} valid mappings ({result.search}, {result.wall_s:.1f} s): "
+        valid = f"{doc['valid']} valid mappings" if "valid" in doc else "timeloop-mapper"
+        print(f"best of {valid} ({doc['search']}, {doc['wall_s']:.1f} s): "
               f"energy {st.energy_pJ / 1e6:.4g} uJ, cycles {st.cycles}, "
               f"utilization {st.utilization:.3f}, EDP {st.edp:.4g} J*cycle")
+        for verdict in [doc["check"]] if "check" in doc else doc.get("checks", []):
+            agree = "agree" if verdict["builtin_agrees"] else "DISAGREE"
+            print(f"  builtin vs timeloop-model: {agree} (cycles {verdict['builtin_cycles']} vs "
+                  f"{verdict['cycles']}, relative energy difference "
+                  f"{_num(verdict['energy_rel_diff'])})")
         if args.out:
             print(f"wrote {args.out / 'map.yaml'}")
     return 0

@@ -117,6 +117,10 @@ class MapSpace:
         index = {d: k for k, d in enumerate(self.dims)}
         self._ranks = {ds.name: [[(index[d], problem.coefficient(c)) for d, c in rank]
                                  for rank in ds.projection] for ds in problem.dataspaces}
+        # Memos of pure checks: a search re-checks the same factors / orders thousands of times
+        # (edits change one part of a point), and these checks cost more than the model's
+        # batched evaluation of the point. Keys are the exact inputs, so answers are unchanged.
+        self._memo: dict[tuple, object] = {}
 
     # ---- construction helpers -----------------------------------------------------------
     def _xy(self, i: int) -> tuple[int, int]:
@@ -219,6 +223,13 @@ class MapSpace:
     def order_allowed(self, i: int, order: Sequence[str]) -> bool:
         """Non-unit temporal dims (outermost first) respect level i's permutation constraint:
         listed dims innermost in the listed order, free dims outside them."""
+        key = ("order", i, tuple(order))
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = self._order_allowed(i, order)
+        return got
+
+    def _order_allowed(self, i: int, order: Sequence[str]) -> bool:
         listed = self.arch.levels[i].constraints.temporal_permutation
         if not listed:
             return True
@@ -244,6 +255,13 @@ class MapSpace:
         """Dims whose sliding can continue into level i's loops from below: the nearest
         temporal loop of the dim below level i has bound 2 and no spatial factor of the dim
         sits between (see :func:`order_signature`)."""
+        key = ("live", i, factors)
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = self._live_dims(factors, i)
+        return got
+
+    def _live_dims(self, factors: Sequence[Sequence[int]], i: int) -> frozenset[str]:
         out = set()
         for k, d in enumerate(self.dims):
             for j in range(i + 1, self.nlev):
@@ -359,7 +377,12 @@ class MapSpace:
         return [tuple(c) for c in itertools.product(*per_level)]
 
     def nonunit(self, factors: Sequence[Sequence[int]], i: int) -> tuple[str, ...]:
-        return tuple(d for d, v in zip(self.dims, factors[2 * i + T], strict=False) if v > 1)
+        f = tuple(factors[2 * i + T])
+        got = self._memo.get(("nonunit", f))
+        if got is None:
+            got = self._memo[("nonunit", f)] = tuple(
+                d for d, v in zip(self.dims, f, strict=False) if v > 1)
+        return got
 
     def iter_points(self, pruned: bool = True, part: int = 0, parts: int = 1
                     ) -> Iterator[Point]:
@@ -488,16 +511,31 @@ class MapSpace:
         """Fast validity for points built by the search's edits (which keep factor products
         and list every non-unit loop). ``capacity=False`` leaves the capacity check to the
         model's vectorized path, which does it for a batch faster than Python per point."""
-        if capacity and not all(self._level_fits(p.factors, p.keeps, i) for i in self._bounded):
-            return False
-        for slot, f in enumerate(p.factors):
-            for (lo, hi), v in zip(self.bounds[slot], f, strict=True):
-                if not lo <= v <= hi:
-                    return False
-        if self._util_low(p.factors) or self.fanout_problem(p.factors, p.axes):
+        memo = self._memo
+        if capacity:
+            key = ("fits", p.factors, p.keeps)
+            fits = memo.get(key)
+            if fits is None:
+                fits = memo[key] = all(self._level_fits(p.factors, p.keeps, i)
+                                       for i in self._bounded)
+            if not fits:
+                return False
+        key = ("spread", p.factors, p.axes)
+        spread_ok = memo.get(key)
+        if spread_ok is None:
+            spread_ok = memo[key] = self._factors_ok(p.factors, p.axes)
+        if not spread_ok:
             return False
         return all(self.order_allowed(i, o) and self.max_loops_ok(i, o)
                    for i, o in enumerate(p.orders))
+
+    def _factors_ok(self, factors, axes) -> bool:
+        """Factor bounds, utilization and fanout of a point (its orders and keeps aside)."""
+        for slot, f in enumerate(factors):
+            for (lo, hi), v in zip(self.bounds[slot], f, strict=True):
+                if not lo <= v <= hi:
+                    return False
+        return not (self._util_low(factors) or self.fanout_problem(factors, axes))
 
     def to_mapping(self, p: Point) -> Mapping:
         levels = []

@@ -85,6 +85,7 @@ class MapperResult:
     search: str = ""
     space: dict[str, float] = field(default_factory=dict)
     complete: bool = False  # exhaustive search saw every pruned point (best is the optimum)
+    top: list[tuple[Mapping, Stats]] = field(default_factory=list)  # ``top_k`` lowest EDP
 
 
 @dataclass
@@ -98,13 +99,18 @@ class _Found:
 
 
 class _Evaluator:
-    """Runs the model on points, remembers equivalent ones, counts, keeps the Pareto set."""
+    """Runs the model on points, remembers equivalent ones, counts, keeps the Pareto set and
+    the ``top_k`` lowest-EDP mappings (both from the batched results: no per-mapping Python)."""
 
-    def __init__(self, space: MapSpace, objective: Objective, extra: ExtraMetric | None):
+    def __init__(self, space: MapSpace, objective: Objective, extra: ExtraMetric | None,
+                 top_k: int = 0):
         self.space, self.objective, self.extra = space, objective, extra
         self.seen: set = set()
         self.visited = self.valid = self.evaluated = self.rejected = 0
         self.pareto: list[_Found] = []
+        self.top_k = top_k
+        self.top: list[_Found] = []
+        self._cut = math.inf
         self.best: _Found | None = None
         self._sigs: dict[tuple, tuple] = {}
         self._live: dict[tuple, tuple[frozenset[str], ...]] = {}
@@ -146,7 +152,17 @@ class _Evaluator:
         self.valid += len(out)
         for f in out:
             self._record(f)
+        if self.top_k:
+            self._keep_top(out)
         return out
+
+    def _keep_top(self, found: list[_Found]) -> None:
+        """Add a batch to the top-K by EDP; trimmed (with the canonical tie-break) only when the
+        list doubles, so the cost per batch stays about a comparison per mapping."""
+        self.top.extend(f for f in found if f.energy * f.cycles <= self._cut)
+        if len(self.top) >= 2 * self.top_k:
+            self.top = top_by_edp(self.top, self.top_k)
+            self._cut = self.top[-1].energy * self.top[-1].cycles  # K kept at or below it
 
     def _vectorized(self, points: list[Point]) -> list[_Found]:
         if not points:
@@ -190,6 +206,12 @@ def canonical_key(p: Point) -> tuple:
     """A total order on points that does not depend on hashing (keep sets as sorted tuples):
     the last tie-breaker wherever two mappings score the same."""
     return (p.factors, p.axes, p.orders, tuple(tuple(sorted(k)) for k in p.keeps))
+
+
+def top_by_edp(found: Iterable[_Found], k: int) -> list[_Found]:
+    """The ``k`` lowest-EDP mappings; ties by energy, then :func:`canonical_key` (so the set
+    does not depend on evaluation order or the worker split)."""
+    return sorted(found, key=lambda f: (f.energy * f.cycles, f.energy, canonical_key(f.point)))[:k]
 
 
 def _rank(f: _Found) -> tuple:
@@ -572,9 +594,9 @@ _SHARED: dict = {}
 
 def _worker(args: tuple) -> tuple:
     part, parts, mode, seed, deadline, victory, max_evals = args
-    problem, arch, objective, extra = _SHARED["job"]
+    problem, arch, objective, extra, top_k = _SHARED["job"]
     space = MapSpace(problem, arch)
-    ev = _Evaluator(space, objective, extra)
+    ev = _Evaluator(space, objective, extra, top_k)
     tick = _SHARED.get("tick") or (lambda n: None)
     complete = False
     if mode == "exhaustive":
@@ -584,7 +606,8 @@ def _worker(args: tuple) -> tuple:
     else:
         _hybrid(space, ev, random.Random(seed * 7919 + part), deadline, victory, max_evals, tick)
         _polish(space, ev, deadline, tick)
-    return ev.best, ev.pareto, ev.visited + ev.rejected, ev.valid, ev.evaluated, complete
+    return (ev.best, ev.pareto, ev.visited + ev.rejected, ev.valid, ev.evaluated, complete,
+            ev.top)
 
 
 EXHAUSTIVE_RATE = 5000.0  # pruned mappings per second assumed by ``auto`` (a constant, never measured)
@@ -617,15 +640,17 @@ def choose_mode(space: MapSpace, search: str, time_limit: float | None, workers:
 def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "edp",
            search: str = "auto", time_limit: float | None = 30.0, seed: int = 0,
            victory: int = 1500, extra_metric: ExtraMetric | None = None, workers: int = 2,
-           max_evals: int | None = None, progress: Callable[[int], None] | None = None
-           ) -> MapperResult:
+           max_evals: int | None = None, progress: Callable[[int], None] | None = None,
+           top_k: int = 0) -> MapperResult:
     """Find the best mapping of ``problem`` on ``arch``.
 
     ``search``: ``exhaustive`` (every pruned point), ``random`` / ``hybrid`` (seeded random +
     local search, stopping after ``victory`` evaluations without improvement, at
     ``time_limit`` seconds or at ``max_evals`` per worker), or ``auto`` (see
     :func:`choose_mode`: by counts, not by measured speed). ``workers`` processes search in
-    parallel (different random streams, or shares of the exhaustive list).
+    parallel (different random streams, or shares of the exhaustive list). ``top_k``: also
+    return the K lowest-EDP valid mappings seen (``MapperResult.top``), taken from the batched
+    evaluation; ``extra_metric`` is the only thing that needs the per-mapping scalar path.
 
     Reproducibility: with the same inputs and seed, and a stop by ``victory``/``max_evals`` or
     a complete exhaustive search (not by the wall-clock ``time_limit``), the result is the same
@@ -644,7 +669,7 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
         victory = max(victory, 1)
     deadline = _deadline(t0, time_limit)
     jobs = [(w, workers, mode, seed, deadline, victory, max_evals) for w in range(workers)]
-    _SHARED["job"] = (problem, arch, obj, extra_metric)
+    _SHARED["job"] = (problem, arch, obj, extra_metric, top_k)
     try:
         if workers > 1 and not mp.current_process().daemon:  # pool workers cannot fork
             results = _run_pool(jobs, progress)
@@ -661,14 +686,20 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
     pareto = _merge_pareto(f for r in results for f in r[1])
     best_map = space.to_mapping(best.point)
     best_stats = evaluate(problem, arch, best_map)
+    top = top_by_edp((f for r in results for f in r[6]), top_k)
     return MapperResult(
         best=best_map, best_stats=best_stats,
-        pareto=[(space.to_mapping(f.point), evaluate(problem, arch, space.to_mapping(f.point)))
-                for f in pareto],
+        pareto=[_full(space, f) for f in pareto], top=[_full(space, f) for f in top],
         visited=sum(r[2] for r in results), valid=sum(r[3] for r in results),
         evaluated=sum(r[4] for r in results), wall_s=time.monotonic() - t0,
         best_score=best.score, search=mode, space=sizes,
         complete=all(r[5] for r in results))
+
+
+def _full(space: MapSpace, f: _Found) -> tuple[Mapping, Stats]:
+    """A kept mapping with the model's full stats (per level), for the few mappings returned."""
+    mapping = space.to_mapping(f.point)
+    return mapping, evaluate(space.problem, space.arch, mapping)
 
 
 def _deadline(t0: float, time_limit: float | None) -> float:

@@ -26,7 +26,10 @@ from dse.yamlfile import read_yaml
 # Models whose trained weights and test data dse provides (dse.resilience.data.trained_model).
 TRAINED_MODELS = ("digits_resnet20", "digits_cnn")
 EXECUTORS = ("process", "inprocess", "dask")
-BACKENDS = ("builtin", "timeloop")
+# builtin: dse's mapper and model; timeloop: the real timeloop-mapper searches; timeloop-check:
+# dse's mapper searches and the real timeloop-model re-evaluates every kept mapping.
+BACKENDS = ("builtin", "timeloop", "timeloop-check")
+_BACKEND_BINARY = {"timeloop": "timeloop-mapper", "timeloop-check": "timeloop-model"}
 OBJECTIVES = ("edp", "energy", "delay")
 SEARCHES = ("hybrid", "exhaustive", "random", "auto")
 
@@ -244,9 +247,10 @@ def validate(config: SweepConfig) -> list[DesignPoint]:
 def _validate(config: SweepConfig) -> list[DesignPoint]:
     src = config.source
     _check_scalars(config)
-    if config.backend == "timeloop" and shutil.which("timeloop-mapper") is None:
-        raise InputError("backend timeloop is not available: timeloop-mapper is not on PATH; "
-                         "use builtin", file=src, field="backend")
+    binary = _BACKEND_BINARY.get(config.backend)
+    if binary and shutil.which(binary) is None:
+        raise InputError(f"backend {config.backend} is not available: {binary} is not on PATH "
+                         "(see `python -m dse doctor`); use builtin", file=src, field="backend")
     _check_models(config)
     points = _design_points(config)
     check_output_dir(config.output, src)

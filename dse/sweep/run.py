@@ -50,6 +50,7 @@ class SweepResult:
     reused: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    timeloop_checks: list[dict[str, Any]] = field(default_factory=list)  # timeloop-check
 
 
 @dataclass
@@ -97,8 +98,23 @@ def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
         _execute(config, plan, store, todo, done, computed, reused, progress)
         rows = store.results(config.name)
         network = store.network(config.name)
-    return SweepResult(config, config.db_path, rows, network, computed, reused, plan.notes,
-                       time.perf_counter() - start)
+        checks = store.timeloop_checks(config.name) if config.backend == "timeloop-check" else []
+    notes = plan.notes + ([_check_note(checks)] if checks else [])
+    return SweepResult(config, config.db_path, rows, network, computed, reused, notes,
+                       time.perf_counter() - start, checks)
+
+
+def _check_note(checks: list[dict[str, Any]]) -> str:
+    """One line on how the real timeloop-model judged the kept mappings."""
+    bad = [c for c in checks if not c["agree"]]
+    text = (f"timeloop-model re-evaluated {len(checks)} kept mappings: "
+            f"{len(checks) - len(bad)} agree with dse's model (equal cycles, energy within 1e-6)")
+    if bad:
+        first = bad[0]
+        text += (f"; {len(bad)} DISAGREE (first: {first['point']} / {first['layer']} rank "
+                 f"{first['rank']}: {first['error'] or 'numbers differ'}; see table "
+                 "timeloop_checks)")
+    return text
 
 
 # ------------------------------------------------------------------------------------- planning

@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS resilience (
     layer_path TEXT NOT NULL, settings_key TEXT NOT NULL, sdc_rate REAL NOT NULL,
     sdc_lo REAL NOT NULL, sdc_hi REAL NOT NULL, fit REAL, injections INTEGER,
     wall_s REAL, detail TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS timeloop_checks (
+    row_key TEXT PRIMARY KEY REFERENCES mappings(row_key), energy_pJ REAL, cycles INTEGER,
+    energy_rel REAL, agree INTEGER NOT NULL, error TEXT);
 CREATE INDEX IF NOT EXISTS resilience_lookup
     ON resilience (row_key, model_key, layer_path, settings_key);
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -110,6 +113,7 @@ class MappingRow:
     macs: int
     components: dict[str, float]
     mapping: str
+    check: dict[str, Any] | None = None  # backend timeloop-check: timeloop-model's verdict
 
 
 @dataclass
@@ -178,6 +182,10 @@ class Store:
                 [(r.row_key, task_key, r.rank, r.roles, float(r.energy_pJ),
                   int(r.cycles), float(r.utilization), float(r.edp), int(r.macs),
                   json.dumps(r.components), r.mapping) for r in rows])  # keeps level order
+            self._conn.executemany(
+                "INSERT INTO timeloop_checks VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.row_key, r.check["energy_pJ"], r.check["cycles"], r.check["energy_rel"],
+                  int(r.check["agree"]), r.check["error"]) for r in rows if r.check])
 
     def put_resilience(self, row: ResilienceRow) -> None:
         with self._conn:
@@ -230,6 +238,14 @@ class Store:
     def network(self, sweep: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE sweep = ?", (sweep,)) if sweep else ("", ())
         return self.query(f"SELECT * FROM network {where} ORDER BY sweep, point, model", params)
+
+    def timeloop_checks(self, sweep: str) -> list[dict[str, Any]]:
+        """The real-Timeloop verdicts on this sweep's kept mappings (backend timeloop-check)."""
+        return self.query(
+            "SELECT DISTINCT c.*, r.design, r.point, r.layer, r.rank, r.energy_pJ AS dse_energy_pJ,"
+            " r.cycles AS dse_cycles FROM timeloop_checks c JOIN results r"
+            " ON r.row_key = c.row_key WHERE r.sweep = ? ORDER BY r.point, r.layer, r.rank",
+            (sweep,))
 
     def sweeps(self) -> list[str]:
         return [r["sweep"] for r in self.query("SELECT sweep FROM sweeps ORDER BY updated DESC")]

@@ -9,7 +9,6 @@ never touch the store, so the driver is the only writer and results cannot depen
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 import time
@@ -103,32 +102,6 @@ def keep_mappings(best: tuple[Any, Any], pareto: list[tuple[Any, Any]],
     return [(text, stats, roles) for text, (stats, roles) in kept.items()]
 
 
-class TopK:
-    """Keeps the K lowest-EDP mappings the mapper evaluates (fed through its ``extra_metric``).
-
-    The mapper reports only its best mapping and the Pareto set; the top-K by EDP needs every
-    valid candidate, which the extra-metric hook sees. It returns 0 so it never changes the score.
-    """
-
-    def __init__(self, k: int):
-        self.k = k
-        self._heap: list[tuple[float, float, int, Any, Any]] = []
-        self._seq = 0
-
-    def __call__(self, mapping: Any, stats: Any) -> float:
-        self._seq += 1
-        # max-heap on (edp, energy) via negation; seq keeps ties in evaluation order
-        item = (-stats.edp, -stats.energy_pJ, -self._seq, mapping, stats)
-        if len(self._heap) < self.k:
-            heapq.heappush(self._heap, item)
-        elif item[:3] > self._heap[0][:3]:
-            heapq.heapreplace(self._heap, item)
-        return 0.0
-
-    def ranked(self) -> list[tuple[Any, Any]]:
-        return [(m, s) for *_, m, s in sorted(self._heap, key=lambda t: (-t[0], -t[1], -t[2]))]
-
-
 def run_map_task(task: MapTask) -> MapResult:
     """Map one layer. One mapper worker: the sweep parallelises over layers, and a fixed worker
     count keeps the random streams (so the results) identical on every executor."""
@@ -140,15 +113,33 @@ def run_map_task(task: MapTask) -> MapResult:
     start = time.perf_counter()
     if task.backend == "timeloop":
         return _run_timeloop_map_task(task, start)
-    top = TopK(task.top_k)
     result = search(task.problem, task.arch, objective=task.mapper.objective,
                     search=task.mapper.search, time_limit=task.mapper.time_limit,
-                    seed=task.seed, workers=1, max_evals=task.mapper.budget,
-                    extra_metric=top if task.top_k else None)
-    kept = keep_mappings((result.best, result.best_stats), list(result.pareto), top.ranked(),
+                    seed=task.seed, workers=1, max_evals=task.mapper.budget, top_k=task.top_k)
+    kept = keep_mappings((result.best, result.best_stats), list(result.pareto), result.top,
                          use_pareto=task.pareto, top_k=task.top_k, problem=task.problem)
-    return MapResult(task.task_key, _mapping_rows(task, kept), result.evaluated, result.valid,
+    rows = _mapping_rows(task, kept)
+    if task.backend == "timeloop-check":
+        _check_rows(task, kept, rows)
+    return MapResult(task.task_key, rows, result.evaluated, result.valid,
                      time.perf_counter() - start)
+
+
+def _check_rows(task: MapTask, kept: list, rows: list[MappingRow]) -> None:
+    """The real ``timeloop-model`` re-evaluates every kept mapping; the verdict goes with the row
+    (the store keeps it, so a disagreement is a queryable result, not a crash)."""
+    import tempfile
+
+    from dse.model import timeloop
+
+    with tempfile.TemporaryDirectory(prefix="dse-timeloop-") as workdir:
+        for (text, stats, _), row in zip(kept, rows, strict=True):
+            mapping = read_mapping_text(text, task.arch, task.problem)
+            check = timeloop.check(task.problem, task.arch, mapping, stats,
+                                   f"{workdir}/{row.rank}")
+            row.check = {"energy_pJ": check.energy_pJ, "cycles": check.cycles,
+                         "energy_rel": check.energy_rel, "agree": check.agree,
+                         "error": check.error}
 
 
 def _run_timeloop_map_task(task: MapTask, start: float) -> MapResult:
@@ -157,9 +148,10 @@ def _run_timeloop_map_task(task: MapTask, start: float) -> MapResult:
 
     from dse.model import timeloop
 
+    settings = timeloop.MapperSettings(metric=task.mapper.objective, threads=1,
+                                       search_size=task.mapper.budget or 20000)
     with tempfile.TemporaryDirectory(prefix="dse-timeloop-") as workdir:
-        mapping, stats = timeloop.search(task.problem, task.arch, workdir,
-                                         timeloop.MapperSettings(metric=task.mapper.objective))
+        mapping, stats = timeloop.search(task.problem, task.arch, workdir, settings)
     kept = keep_mappings((mapping, stats), [], [], use_pareto=False, top_k=0,
                          problem=task.problem)
     return MapResult(task.task_key, _mapping_rows(task, kept), 0, 0, time.perf_counter() - start)
