@@ -38,6 +38,7 @@ from dse.problems.yaml_io import write_problem
 MODEL_BINARY = "timeloop-model"
 MAPPER_BINARY = "timeloop-mapper"
 ENERGY_RTOL = 1e-6  # a check "agrees" when cycles are equal and energies within this (relative)
+PRINTED_PJ = 0.005  # stats.txt prints each energy to 0.01 pJ: half of that per printed term
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,14 @@ def search(problem: Problem, arch: Arch, workdir: str | Path,
 
 
 def agreement(real: Stats, ours: Stats) -> Check:
-    """How dse's numbers for a mapping (``ours``) compare with the real model's (``real``)."""
-    rel = abs(real.energy_pJ - ours.energy_pJ) / max(abs(real.energy_pJ), 1e-300)
+    """How dse's numbers for a mapping (``ours``) compare with the real model's (``real``).
+    Energies agree within :data:`ENERGY_RTOL`, or within the rounding of the printed figures the
+    real energy is summed from (matters only for layers of a few pJ)."""
+    diff = abs(real.energy_pJ - ours.energy_pJ)
+    rel = diff / max(abs(real.energy_pJ), 1e-300)
+    printed = PRINTED_PJ * (len(real.levels) + 1)
     return Check(real.energy_pJ, real.cycles, ours.energy_pJ, ours.cycles, rel,
-                 real.cycles == ours.cycles and rel <= ENERGY_RTOL)
+                 real.cycles == ours.cycles and (rel <= ENERGY_RTOL or diff <= printed))
 
 
 def check(problem: Problem, arch: Arch, mapping: Mapping, stats: Stats,
