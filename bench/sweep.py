@@ -1,94 +1,161 @@
-"""Whole-sweep wall times: executors compared, resume cost, and the ResNet-18 energy goal.
+"""Whole-sweep wall times: this tree against the old mapping path, side by side in one run.
 
     python -m bench.sweep            # writes the "sweep" section of docs/benchmarks.md
 
-Measures, each in a fresh output directory (so nothing is reused unless stated):
-1. energy side of ResNet-18 on all four shipped designs: in-process (1 core, the baseline),
-   local process pool (2 workers) and Dask LocalCluster (2 workers); goal <= 60 s;
-2. a rerun of the same sweep in the same directory (everything reused from the store);
-3. the shipped default (`dse sweep --arch eyeriss_like`: both axes on the digits ResNet-20).
+The sweep: energy side of ResNet-18 (1x3x224x224) on all four shipped designs, mapper budget
+``--budget`` evaluations per layer, process pool of 2 workers. Each run is a fresh child process
+(imports, profiling, planning and the store included) in a fresh output directory:
+
+1. the old path: the same sweep on the tree at ``--baseline-rev`` (extracted with ``git archive``),
+   where the top-K observer forced the mapper onto the scalar model, one Python call per mapping;
+2. this tree at the same budget (top-K and Pareto sets from the batched evaluation, memoized
+   mapspace checks); the network EDPs must be identical to 1.;
+3. this tree at 10x the budget: what the saved time buys in EDP.
+
+``--executors`` adds the executor comparison (in-process, process pool, Dask) and a rerun that
+reuses the store, on this tree. Load averages are printed with every figure: the machine is shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from bench._report import write_section
-from dse.sweep import ModelSpec, SweepConfig, run_sweep
-from dse.sweep.config import MapperSettings
-
-torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parent.parent
+BASELINE_REV = "78a1b4a"  # main before the batched top-K (the path docs/benchmarks.md timed)
 
 
-def resnet18_config(out: Path, executor: str, *, dask_local: int | None = None,
-                    budget: int) -> SweepConfig:
-    return SweepConfig(name="bench_resnet18", designs=["all"],
-                       models=[ModelSpec("resnet18", input_shape=(1, 3, 224, 224))],
-                       mapper=MapperSettings(budget=budget, time_limit=5.0),
-                       executor=executor, dask_local=dask_local, output=str(out))
+def child(out: str, budget: int, executor: str) -> None:
+    """Run the sweep in this process (whatever ``dse`` is on the path) and print JSON."""
+    import torch
 
+    from dse.sweep import ModelSpec, SweepConfig, run_sweep
+    from dse.sweep.config import MapperSettings
 
-def timed(config: SweepConfig) -> tuple[float, int, float]:
-    start = time.perf_counter()
+    torch.set_num_threads(1)
+    config = SweepConfig(name="bench_resnet18", designs=["all"],
+                         models=[ModelSpec("resnet18", input_shape=(1, 3, 224, 224))],
+                         mapper=MapperSettings(budget=budget, time_limit=5.0),
+                         executor=executor, dask_local=2 if executor == "dask" else None,
+                         output=out)
     result = run_sweep(config, progress=False)
-    wall = time.perf_counter() - start
-    edp = sum(r["edp"] for r in result.network)
-    return wall, len(result.rows), edp
+    print(json.dumps({"network": {r["point"]: r["edp"] for r in result.network},
+                      "rows": len(result.rows), "computed": result.computed["map"]}))
+
+
+def timed_child(tree: Path, out: Path, budget: int, executor: str = "process") -> dict:
+    """The sweep as a child process on ``tree``'s dse: wall time, load, network EDPs."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(out),
+                           str(budget), executor], capture_output=True, text=True, env=env,
+                          check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep on {tree} failed: {proc.stderr[-800:]}")
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    return doc | {"wall": wall, "load": (load + os.getloadavg()[0]) / 2}
+
+
+def extract(rev: str, into: Path) -> Path:
+    """The repository's tree at ``rev`` (committed files only)."""
+    archive = into / "old.tar"
+    with open(archive, "wb") as fh:
+        subprocess.run(["git", "-C", str(REPO), "archive", rev], stdout=fh, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "old", filter="data")
+    return into / "old"
+
+
+def network_edp(doc: dict) -> float:
+    return sum(doc["network"].values())
+
+
+def compare(args: argparse.Namespace, root: Path) -> list[str]:
+    old_tree = extract(args.baseline_rev, root)
+    old = timed_child(old_tree, root / "old", args.budget)
+    new = timed_child(REPO, root / "new", args.budget)
+    big = timed_child(REPO, root / "big", 10 * args.budget)
+    same = old["network"] == new["network"]
+    lines = [
+        "Energy side of ResNet-18 (1x3x224x224, 12 unique conv/linear layers) on all four "
+        "shipped designs, process pool of 2 workers; each run a fresh child process (start-up, "
+        "profiling, planning and store included), one after the other in one bench run.",
+        "",
+        "| path | budget / layer | wall (s) | load (1-min avg) | network EDP, sum over designs "
+        "(J x cycles) | speed-up vs old |",
+        "|---|---|---|---|---|---|",
+        f"| old path (tree {args.baseline_rev}: scalar model under the top-K observer) | "
+        f"{args.budget} | {old['wall']:.1f} | {old['load']:.1f} | {network_edp(old):.6g} | 1.00x |",
+        f"| this tree (batched top-K, memoized checks) | {args.budget} | {new['wall']:.1f} | "
+        f"{new['load']:.1f} | {network_edp(new):.6g} | {old['wall'] / new['wall']:.2f}x |",
+        f"| this tree, 10x budget | {10 * args.budget} | {big['wall']:.1f} | {big['load']:.1f} | "
+        f"{network_edp(big):.6g} | {old['wall'] / big['wall']:.2f}x |",
+        "",
+        f"Network EDPs at equal budget identical per design (old vs this tree): {same}.",
+        "",
+        "| design | network EDP, old = new at budget " + str(args.budget) + " | at 10x budget | "
+        "10x / 1x |",
+        "|---|---|---|---|",
+    ]
+    for point, edp in new["network"].items():
+        lines.append(f"| {point} | {edp:.6g} | {big['network'][point]:.6g} | "
+                     f"{big['network'][point] / edp:.4f} |")
+    return lines
+
+
+def executors(args: argparse.Namespace, root: Path) -> list[str]:
+    walls: dict[str, float] = {}
+    edps = set()
+    for label, executor in (("in-process (1 core)", "inprocess"),
+                            ("process pool, 2 workers", "process"),
+                            ("Dask LocalCluster, 2 workers", "dask")):
+        doc = timed_child(REPO, root / executor, args.budget, executor)
+        walls[label] = doc["wall"]
+        edps.add(json.dumps(doc["network"], sort_keys=True))
+    rerun = timed_child(REPO, root / "process", args.budget)["wall"]
+    base = walls["in-process (1 core)"]
+    lines = ["", "Executors (this tree, same sweep; child processes include start-up):", "",
+             "| executor | wall (s) | speed-up vs in-process |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.1f} | {base / v:.2f}x |" for k, v in walls.items()]
+    lines += [f"| rerun, same store (all rows reused) | {rerun:.1f} | {base / rerun:.1f}x |", "",
+              f"Identical network EDPs across the three executors: {len(edps) == 1}."]
+    return lines
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=2000, help="mapper evaluations per layer")
-    parser.add_argument("--skip-default", action="store_true", help="skip the both-axes sweep")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV,
+                        help=f"git revision of the old path (default {BASELINE_REV})")
+    parser.add_argument("--executors", action="store_true",
+                        help="also compare executors and a rerun (this tree)")
     args = parser.parse_args()
-    lines = []
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        walls: dict[str, float] = {}
-        edps: dict[str, float] = {}
-        for label, executor, dask in (("in-process (1 core)", "inprocess", None),
-                                      ("process pool, 2 workers", "process", None),
-                                      ("Dask LocalCluster, 2 workers", "dask", 2)):
-            out = root / executor
-            wall, nrows, edp = timed(resnet18_config(out, executor, dask_local=dask,
-                                                     budget=args.budget))
-            walls[label], edps[label] = wall, edp
-            print(f"{label}: {wall:.1f} s, {nrows} rows")
-        wall_rerun, _, _ = timed(resnet18_config(root / "process", "process", budget=args.budget))
-        base = walls["in-process (1 core)"]
-        same = len(set(edps.values())) == 1
-        lines += [
-            "Energy side of ResNet-18 (1x3x224x224, all unique conv/linear layers) on all four "
-            f"shipped designs; mapper budget {args.budget} mappings per layer. Goal: <= 60 s.",
-            "",
-            "| executor | wall (s) | speedup vs in-process |",
-            "|---|---|---|",
-        ]
-        lines += [f"| {k} | {v:.1f} | {base / v:.2f}x |" for k, v in walls.items()]
-        lines += [f"| rerun, same store (all rows reused) | {wall_rerun:.1f} | "
-                  f"{base / wall_rerun:.1f}x |", "",
-                  f"Identical network EDPs across the three executors: {same}.", ""]
-        if not args.skip_default:
-            cfg = SweepConfig(designs=["eyeriss_like"], output=str(root / "default"))
-            wall, nrows, _ = timed(cfg)
-            lines += [f"Shipped default (`python -m dse sweep --arch eyeriss_like`: digits "
-                      f"ResNet-20, both axes, process pool): {wall:.1f} s, {nrows} result rows "
-                      "(model already trained and cached).", ""]
-    load = os.getloadavg()[1]
-    lines.append(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores;"
-                 f" 5-min load average at the end {load:.1f} (other work on the machine"
-                 " shrinks the speedups); command: "
-                 f"`python -m bench.sweep --budget {args.budget}`.")
+        lines = compare(args, Path(tmp))
+        if args.executors:
+            lines += executors(args, Path(tmp))
+    lines += ["", f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} "
+              "cores, shared with other work (the load column); command: `python -m bench.sweep "
+              f"--budget {args.budget}" + (" --executors" if args.executors else "") + "`."]
+    sys.path.insert(0, str(REPO))
+    from bench._report import write_section
+
     write_section("sweep", "## Sweep\n\n" + "\n".join(lines))
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    else:
+        main()

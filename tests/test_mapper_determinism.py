@@ -25,7 +25,9 @@ def _map_json(problem: Path, mode: str, hashseed: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONHASHSEED=hashseed)
     return subprocess.Popen(
         [sys.executable, "-m", "dse", "map", "--arch", "simple_weight_stationary", "--problem",
-         str(problem), "--search", mode, "--seed", "0", "--json"],
+         str(problem), "--search", mode, "--seed", "0", "--json",
+         # a wall-clock cap that a loaded shared machine cannot reach: the search must complete
+         "--time-limit", "600"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
 
 
