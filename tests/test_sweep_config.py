@@ -91,6 +91,7 @@ def test_hash_changes_with_any_fault_setting_and_only_then():
     base = stable_hash(FaultSettings(), 0)
     assert stable_hash(FaultSettings(), 0) == base
     assert stable_hash(FaultSettings(margin=0.051), 0) != base
+    assert stable_hash(FaultSettings(device="cuda"), 0) != base  # kernels differ by device
     assert stable_hash(FaultSettings(), 1) != base
     assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
 
@@ -119,3 +120,34 @@ def test_run_sweep_reports_a_bad_dict_config_naming_the_field(tmp_path):
                    "output": str(tmp_path)}, progress=False)
     assert info.value.field == "mapper.budgett"
     assert not (tmp_path / "sweep.sqlite").exists()
+
+
+def test_unknown_device_or_cuda_without_a_gpu_names_the_device_field(tmp_path, monkeypatch):
+    import torch
+
+    from dse.sweep.config import validate
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "dev.yaml"
+    path.write_text("resilience: {device: tpu}\n")
+    with pytest.raises(InputError, match="unknown device") as info:
+        validate(read_config(path))
+    assert info.value.field == "resilience.device" and info.value.file == str(path)
+    if not torch.cuda.is_available():
+        path.write_text("resilience: {device: cuda}\n")
+        with pytest.raises(InputError, match="cuda is not available") as info:
+            validate(read_config(path))
+        assert info.value.field == "resilience.device"
+        # workers on a remote scheduler may have the GPU this machine lacks
+        path.write_text("resilience: {device: cuda}\nscheduler: tcp://gpu-node:8786\n")
+        assert validate(read_config(path))
+
+
+def test_sweep_device_flag_is_checked_in_one_line(tmp_path, capsys, monkeypatch):
+    from dse.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "--device", "tpu"]) == 2
+    err = capsys.readouterr().err
+    assert "resilience.device" in err and "unknown device" in err
+    assert len(err.strip().splitlines()) == 1

@@ -9,15 +9,16 @@ from dse.errors import InputError
 DEVICES = ("cpu", "cuda")
 
 
-def resolve_device(name: str | torch.device = "cpu") -> torch.device:
-    """The device named ``name``; InputError naming ``--device`` for an unknown name or for CUDA
-    on a machine without it (so the CLI says so in one line instead of a driver traceback)."""
+def resolve_device(name: str | torch.device = "cpu", *, here: bool = True) -> torch.device:
+    """The device named ``name``; InputError naming ``--device`` for an unknown name or, when it
+    must exist ``here`` (not on a remote worker), for CUDA on a machine without it (so the CLI
+    says so in one line instead of a driver traceback)."""
     if isinstance(name, torch.device):
         name = str(name)
     base, _, number = str(name).partition(":")
     if base not in DEVICES or (number and (base != "cuda" or not number.isdigit())):
         raise InputError(f"unknown device {name!r}; expected cpu or cuda[:N]", field="--device")
-    if base == "cuda":
+    if base == "cuda" and here:
         if not torch.cuda.is_available():
             raise InputError("cuda is not available here (torch.cuda.is_available() is False); "
                              "use --device cpu", field="--device")

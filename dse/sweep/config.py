@@ -83,6 +83,7 @@ class FaultSettings:
     confidence: float = 0.95
     fit_per_mbit: float = 1000.0
     images: int = 32
+    device: str = "cpu"  # where the network runs: cpu or cuda[:N]
 
 
 @dataclass
@@ -257,6 +258,16 @@ def _validate(config: SweepConfig) -> list[DesignPoint]:
     return points
 
 
+def _check_device(name: str, remote: bool, file: str | None) -> None:
+    """A known device name; without a remote scheduler also one that exists on this machine."""
+    from dse.resilience.device import resolve_device
+
+    try:
+        resolve_device(name, here=not remote)
+    except InputError as exc:
+        raise InputError(exc.reason, file=file, field="resilience.device") from None
+
+
 def _check_scalars(config: SweepConfig) -> None:
     """Every scalar key: a known choice, or a finite number in its range (NaN refused)."""
     src = config.source
@@ -280,6 +291,7 @@ def _check_scalars(config: SweepConfig) -> None:
     check.fraction(res.margin, "resilience.margin", file=src)
     check.fraction(res.confidence, "resilience.confidence", file=src)
     check.positive(res.fit_per_mbit, "resilience.fit_per_mbit", file=src)
+    _check_device(res.device, remote=config.scheduler is not None, file=src)
     check.non_negative(config.seed, "seed", file=src, integer=True)
     if config.dask_local is not None:
         check.positive(config.dask_local, "dask_local", file=src, integer=True)

@@ -229,7 +229,7 @@ def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
     result = mapping_resilience(
         task.problem, task.arch, mapping, model, task.layer_path, images, labels,
         n_faults=faults_per_site(f), margin=f.margin, confidence=f.confidence,
-        fit_per_mbit=f.fit_per_mbit, seed=task.seed)
+        fit_per_mbit=f.fit_per_mbit, seed=task.seed, device=f.device)
     lo, hi = result.sdc1_ci
     return ResilienceRow(
         res_key=task.res_key, row_key=task.row_key, model_key=task.model_key,
