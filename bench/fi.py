@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 
 from dse.problems.models import cifar_resnet  # noqa: E402
+from dse.resilience.device import resolve_device  # noqa: E402
 from dse.resilience.fault import Fault  # noqa: E402
 from dse.resilience.inference import FastEngine, NaiveEngine  # noqa: E402
 from dse.resilience.inference.targets import faulty_params  # noqa: E402
@@ -52,7 +54,7 @@ def run_pytorchfi(model: nn.Module, images: torch.Tensor, faults: list[Fault]) -
     from pytorchfi.core import fault_injection
 
     pfi = fault_injection(copy.deepcopy(model), len(images), input_shape=list(images.shape[1:]),
-                          layer_types=[nn.Conv2d], use_cuda=False)
+                          layer_types=[nn.Conv2d], use_cuda=images.is_cuda)
     layer_no = {name: i for i, (name, _) in enumerate(
         (n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d))}
     with torch.no_grad():
@@ -115,25 +117,31 @@ def workload(description: str) -> tuple[argparse.Namespace, nn.Module, torch.Ten
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--faults", type=int, default=1000)
     ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (every injector runs there)")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = ap.parse_args()
+    args.device = str(resolve_device(args.device))
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = cifar_resnet(20).eval()
     images = torch.randn(args.images, 3, 32, 32)
-    return args, model, images, draw(model, args.faults, seed=0)
+    faults = draw(model, args.faults, seed=0)
+    return args, model.to(args.device), images.to(args.device), faults
 
 
 def main() -> None:
     args, model, images, faults = workload(__doc__.splitlines()[0])
     total = args.faults * args.images
 
-    engine, t_init = timed(lambda: FastEngine(model, images))
+    load_before = os.getloadavg()[0]
+    engine, t_init = timed(lambda: FastEngine(model, images, device=args.device))
     fast, t_run = timed(lambda: engine.run(faults, progress=True))
     t_fast = t_init + t_run
     bound = recompute_bound(engine, faults, fast.propagated, conv_macs(model, images))
-    naive, t_naive = timed(lambda: NaiveEngine(model, images).run(faults, progress=True))
+    naive, t_naive = timed(lambda: NaiveEngine(model, images, device=args.device).run(
+        faults, progress=True))
     pfi, t_pfi = timed(lambda: run_pytorchfi(model, images, faults))
+    load_after = os.getloadavg()[0]
 
     naive_codes = naive.labels[..., 0]
     rows = [("naive re-inference (dse NaiveEngine)", t_naive, naive_codes),
@@ -142,7 +150,9 @@ def main() -> None:
     counts = np.bincount(naive_codes.ravel(), minlength=4)
     lines = [
         f"ResNet-20 (CIFAR, random init), {args.images} images, {args.faults} single fp32 "
-        "weight bit flips (uniform over conv weights x 32 bits), 1 thread.",
+        f"weight bit flips (uniform over conv weights x 32 bits), 1 thread, device {args.device}. "
+        f"All three ran in this one process, one after the other; machine load (1-minute load "
+        f"average) {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores.",
         "",
         "| injector | wall s | faults/s | x pytorchfi | outcomes equal to naive |",
         "|---|---:|---:|---:|---:|",
@@ -161,11 +171,16 @@ def main() -> None:
               f"{t_naive / t_fast:.1f}x faster than naive. `bench/fi_bound.py` bounds every "
               "injector with identical outcomes on this fault list, position by position and "
               "with an oracle for the rows rounding does not decide (section below).", "",
-              f"Command: `python bench/fi.py --faults {args.faults} --images {args.images}`"]
+              f"Command: `python bench/fi.py --faults {args.faults} --images {args.images}"
+              + ("" if args.device == "cpu" else f" --device {args.device}") + "`"]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section("fi", "## Fault injection (bench/fi.py)\n\n" + text)
+        if args.device == "cpu":
+            write_section("fi", "## Fault injection (bench/fi.py)\n\n" + text)
+        else:
+            write_section("fi_cuda", "## Fault injection on a GPU (bench/fi.py --device cuda)"
+                          "\n\n" + text)
 
 
 if __name__ == "__main__":

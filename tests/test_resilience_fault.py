@@ -98,3 +98,29 @@ def test_malformed_fault_lists_name_the_file_and_line(tmp_path, text, match):
     with pytest.raises(InputError, match=match) as err:
         read_csv(path)
     assert str(path) in str(err.value)
+
+
+def test_a_kind_added_to_the_table_runs_everywhere(monkeypatch):
+    """The docs' worked example: one entry in KINDS, and faults of that kind validate, read from
+    CSV, corrupt in every format, and run in both engines with identical outcomes."""
+    from torch import nn
+
+    from dse.resilience.fault import Kind
+    from dse.resilience.inference import FastEngine, NaiveEngine
+
+    monkeypatch.setitem(KINDS, "invert", Kind("invert", False, "every bit of the word inverted",
+                                              lambda w, _m, _what, width: w ^ ((1 << width) - 1)))
+    assert corrupt(torch.tensor([1.0]), Fault.of("l", (0,), kind="invert")).item() == \
+        -3.9999997615814210  # 0x3F800000 inverted is 0xC07FFFFF
+    assert corrupt(torch.tensor([0.5]), Fault.of("l", (0,), kind="invert", fmt="int8"),
+                   scale=0.5).item() == -1.0  # code 1 -> ~1 = -2
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    model.eval()
+    images = torch.randn(5, 2, 6, 6)
+    faults = [Fault.of("0", (i % 4, 1, 0, 2), kind="invert", fmt=fmt, role=role)
+              for i, (fmt, role) in enumerate([("fp32", "weight"), ("int8", "weight"),
+                                               ("fp16", "output"), ("bf16", "weight")])]
+    faults[2] = Fault.of("0", (1, 2, 3), kind="invert", fmt="fp16", role="output")
+    naive, fast = NaiveEngine(model, images).run(faults), FastEngine(model, images).run(faults)
+    assert (naive.labels == fast.labels).all() and (naive.labels[..., 0] > 0).any()

@@ -37,9 +37,10 @@ TIMES = ("permanent", "inference", "step", "time_step")
 
 @dataclass(frozen=True)
 class Kind:
-    """A fault kind: what it does to a stored word. ``apply(words, mask, what)`` gets the words
-    (int64 in [0, 2^width)), the mask of the fault's bits and the :class:`What`, and returns the
-    faulty words; ``uses_bits`` says whether the kind needs bit positions; ``word_from`` where
+    """A fault kind: what it does to a stored word. ``apply(words, mask, what, width)`` gets the
+    words (int64 in [0, 2^width)), the mask of the fault's bits, the :class:`What` and the word
+    width, and returns the faulty words (in the same range); ``uses_bits`` says whether the kind
+    needs bit positions; ``word_from`` where
     its ``word`` comes from: ``draw`` (uniform, when the fault is sampled), ``tensor`` (another
     element of the struck tensor, read by the engine when the fault strikes), ``given`` (the
     user's value), None (no word)."""
@@ -47,20 +48,21 @@ class Kind:
     name: str
     uses_bits: bool
     doc: str
-    apply: Callable[[torch.Tensor, int, What], torch.Tensor]
+    apply: Callable[[torch.Tensor, int, What, int], torch.Tensor]
     word_from: str | None = None
 
 
-def _write_word(w: torch.Tensor, _mask: int, what: What) -> torch.Tensor:
+def _write_word(w: torch.Tensor, _mask: int, what: What, _width: int) -> torch.Tensor:
     return torch.full_like(w, what.word)
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("bitflip", True, "flip each named bit", lambda w, m, _: w ^ m),
-    Kind("stuck0", True, "each named bit stuck at 0", lambda w, m, _: w & ~m),
-    Kind("stuck1", True, "each named bit stuck at 1", lambda w, m, _: w | m),
+    Kind("bitflip", True, "flip each named bit", lambda w, m, _what, _n: w ^ m),
+    Kind("stuck0", True, "each named bit stuck at 0", lambda w, m, _what, _n: w & ~m),
+    Kind("stuck1", True, "each named bit stuck at 1", lambda w, m, _what, _n: w | m),
     Kind("random", False, "the word replaced by the fault's random word", _write_word, "draw"),
-    Kind("zero", False, "the word set to all zeros", lambda w, _m, _w: torch.zeros_like(w)),
+    Kind("zero", False, "the word set to all zeros",
+         lambda w, _m, _what, _n: torch.zeros_like(w)),
     Kind("copy", False, "the word replaced by the word of another element of the same tensor "
          "(a valid value from elsewhere)", _write_word, "tensor"),
     Kind("value", False, "the word replaced by a given value's word (e.g. a huge number)",
@@ -171,17 +173,19 @@ def corrupt(values: torch.Tensor, fault: Fault,
             scale: torch.Tensor | float | None = None) -> torch.Tensor:
     """``values`` stored in the fault's format, after the fault's kind on every element (the
     caller picks the elements: the fault's run). ``scale``: the fixed-point scale."""
-    what = fault.what
-    mask = sum(1 << b for b in what.bits)
-    return formats.corrupt(values, fault.fmt, lambda w: KINDS[what.kind].apply(w, mask, what),
-                           scale)
+    return formats.corrupt(values, fault.fmt, _word_op(fault.what, fault.fmt.width), scale)
 
 
 def word_delta(values: torch.Tensor, what: What, fmt: str | NumberFormat,
                scale: torch.Tensor | float | None = None) -> torch.Tensor:
     """Change of each stored word's value under ``what`` (float64; :func:`formats.word_delta`)."""
+    return formats.word_delta(values, fmt, _word_op(what, number_format(fmt).width), scale)
+
+
+def _word_op(what: What, width: int) -> formats.WordOp:
+    """The word operation of ``what`` on ``width``-bit words."""
     mask = sum(1 << b for b in what.bits)
-    return formats.word_delta(values, fmt, lambda w: KINDS[what.kind].apply(w, mask, what), scale)
+    return lambda w: KINDS[what.kind].apply(w, mask, what, width)
 
 
 def run_positions(fault: Fault, shape: Sequence[int]) -> torch.Tensor:
