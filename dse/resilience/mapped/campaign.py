@@ -112,7 +112,7 @@ class LayerCapture:
             raise InputError(f"model has no layer {layer_path!r}", field="--layer")
         self.module = modules[layer_path]
         self.inputs, self.outputs = engine.layer_io(layer_path)
-        self.ops = bind_layer(problem, self.module, self.inputs.cpu())
+        self.ops = bind_layer(problem, self.module, self.inputs)
 
 
 def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, scale: float,

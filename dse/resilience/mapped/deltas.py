@@ -51,17 +51,18 @@ def bind_layer(problem: Problem, module: nn.Module, x: torch.Tensor) -> LayerOpe
 
     Timeloop's problem has no padding: its Inputs are the zero-padded input. R and P run along the
     width, S and Q along the height; channels split into G groups of C (inputs) and M (outputs).
+    The operands are numpy float64 on the CPU, wherever the model runs.
     """
     inst = problem.instance
     c, m, g, b = inst["C"], inst["M"], inst["G"], len(x)
     if inst["N"] != 1:
         raise InputError(f"the layer's problem must have N = 1 (one image), got {inst['N']}",
                          field="--layer")
-    x = x.detach().double()
+    x = x.detach().cpu().double()
     if isinstance(module, nn.Conv2d):
         pad_h, pad_w = module.padding if isinstance(module.padding, tuple) else (0, 0)
         xp = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h))
-        w = module.weight.detach().double()
+        w = module.weight.detach().cpu().double()
         kh, kw = w.shape[-2:]
         # the same permutation lays out the values and their flat torch indices
         weights, w_idx = (t.reshape(1, g, m, c, kh, kw).permute(0, 3, 2, 5, 4, 1)
@@ -75,7 +76,7 @@ def bind_layer(problem: Problem, module: nn.Module, x: torch.Tensor) -> LayerOpe
                                            module.dilation, module.groups)
     elif isinstance(module, nn.Linear):
         rows = x.reshape(b, -1, module.in_features)
-        w = module.weight.detach().double()
+        w = module.weight.detach().cpu().double()
         weights, w_idx = (t.reshape(m, c).T.reshape(1, c, m, 1, 1, 1)
                           for t in (w, torch.arange(w.numel())))
         inputs, x_idx = (t.reshape(-1, inst["P"], c).permute(0, 2, 1).reshape(-1, 1, c, inst["P"],
