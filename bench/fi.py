@@ -147,7 +147,8 @@ def main() -> None:
     rows = [("naive re-inference (dse NaiveEngine)", t_naive, naive_codes),
             ("pytorchfi 0.x weight FI", t_pfi, pfi),
             ("dse FastEngine", t_fast, fast.labels[..., 0])]
-    counts = np.bincount(naive_codes.ravel(), minlength=4)
+    totals = TOP1.summarize(naive.counts())
+    counts = {c: totals[c]["count"] for c in ("masked", "non_critical", "critical", "inf_nan")}
     lines = [
         f"ResNet-20 (CIFAR, random init), {args.images} images, {args.faults} single fp32 "
         f"weight bit flips (uniform over conv weights x 32 bits), 1 thread, device {args.device}. "
@@ -161,8 +162,9 @@ def main() -> None:
         agree = int((codes == naive_codes).sum())
         lines.append(f"| {name} | {t:.1f} | {args.faults / t:.1f} | {t_pfi / t:.1f} | "
                      f"{agree}/{total} |")
-    lines += ["", f"Outcomes (naive): masked {counts[0]}, non-critical {counts[1]}, "
-              f"critical {counts[2]}, INF/NaN {counts[3]}. FastEngine time includes its golden "
+    lines += ["", f"Outcomes (naive): masked {counts['masked']}, non-critical "
+              f"{counts['non_critical']}, critical {counts['critical']}, INF/NaN "
+              f"{counts['inf_nan']}. FastEngine time includes its golden "
               f"pass ({t_init:.1f} s).", "",
               "Work left for a bit-exact engine that recomputes only what a fault changes: conv "
               "MACs of a full inference over the mean conv MACs per fault (the faulty channel for "

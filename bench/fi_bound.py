@@ -101,8 +101,8 @@ def measure(model: nn.Module, images: torch.Tensor, faults: list) -> dict[str, n
     shape = (len(faults), len(images))
     top2 = golden.double().topk(2, dim=1).values
     out = {"exact": np.zeros(shape), "channel": np.zeros(len(faults)),
-           "pred_ulps": np.zeros(shape), "codes": np.zeros(shape, dtype=np.int8),
-           "buckets": np.zeros(shape, dtype=np.int8),
+           "pred_ulps": np.zeros(shape),
+           "labels": np.zeros((*shape, len(TOP1.axes)), dtype=np.int8),
            "margin_ulps": ((top2[:, 0] - top2[:, 1]) / ulp).numpy(),
            "edge_ulps": (SDC_EDGE / ulp).numpy(),
            "full": sum(touched_macs(m, torch.ones_like(g_in[n][:1, :1])).item()
@@ -115,8 +115,7 @@ def measure(model: nn.Module, images: torch.Tensor, faults: list) -> dict[str, n
             logits, f_in, f_out = conv_inputs(model, images)
         finally:
             conv.weight.data = saved
-        labels = TOP1.classify(golden, logits)
-        out["codes"][f], out["buckets"][f] = labels[:, 0], labels[:, 1]
+        out["labels"][f] = TOP1.classify(golden, logits)
         work = touched_macs(conv, torch.ones_like(g_in[fault.where.layer][:, :1])) / conv.out_channels
         out["channel"][f] = work[0].item()
         for name, m in convs.items():
@@ -132,7 +131,7 @@ def measure(model: nn.Module, images: torch.Tensor, faults: list) -> dict[str, n
 
 def report(m: dict[str, np.ndarray], args: argparse.Namespace) -> str:
     total = m["full"] * m["exact"].size
-    masked = m["codes"] == 0
+    masked = TOP1.is_class(m["labels"], "masked")
     top = float(m["pred_ulps"][masked].max()) if masked.any() else 0.0
 
     def floor(threshold: float) -> float:
@@ -147,7 +146,8 @@ def report(m: dict[str, np.ndarray], args: argparse.Namespace) -> str:
         p = m["pred_ulps"]
         ok = (p >= threshold) & (safety * p < m["margin_ulps"][None] / 2) & (
             2 * safety * p < m["edge_ulps"][None])
-        wrong = int((ok & ~((m["codes"] == 1) & (m["buckets"] == 0))).sum())
+        small = TOP1.is_class(m["labels"], "non_critical") & TOP1.is_class(m["labels"], "sdc_0_5")
+        wrong = int((ok & ~small).sum())
         work = np.where(ok, m["channel"][:, None], m["exact"]).sum()
         return (f"| linear screen: over {threshold:g} ulp, safety {safety:g}x ({ok.mean():.0%} of "
                 f"rows settled, {wrong} wrong) | {total / work:.1f}x |")
