@@ -49,6 +49,8 @@ def test_json_result_for_a_mapping_file(tmp_path, capsys):
      "missing.yaml"),
     (["--arch", "eyeriss_like", "--layer", "features.2", "--margin", "2"], "--margin"),
     (["--arch", "eyeriss_like", "--model", "nope", "--layer", "features.2"], "nope"),
+    (["--arch", "eyeriss_like", "--layer", "features.2", "--device", "tpu"], "--device"),
+    (["--arch", "eyeriss_like", "--layer", "features.2", "--format", "int77"], "format"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, names, capsys):
     code, _, stderr = _run(capsys, *args)
