@@ -55,8 +55,15 @@ def register(subparsers: Any) -> None:
 
 
 def parse_objective(text: str) -> str | dict[str, float | str]:
-    """``edp`` / ``energy`` / ``delay``, or ``[sum:|product:]energy=a,delay=b``."""
-    if text in ("edp", "energy", "delay"):
+    """A name from the mapper's registry (``edp`` / ``energy`` / ``delay``), or
+    ``[sum:|product:]energy=a,delay=b``."""
+    from dse.mapper.search import NEEDS_METRIC, OBJECTIVES
+
+    if text in NEEDS_METRIC:
+        raise InputError(f"objective {text!r} needs an SDC-FIT estimate calibrated on a model; "
+                         "dse map has no model (use dse sweep or the Python API)",
+                         field="--objective")
+    if text in OBJECTIVES:
         return text
     kind, _, body = text.rpartition(":")
     out: dict[str, float | str] = {"kind": kind or "product"}

@@ -12,6 +12,9 @@ from pathlib import Path
 from dse import validate as check
 from dse.cli._common import print_json
 from dse.errors import InputError
+from dse.mapper.search import NEEDS_METRIC, OBJECTIVES
+
+MAP_OBJECTIVES = [name for name in OBJECTIVES if name not in NEEDS_METRIC]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", required=True, help="layer name or module path (e.g. features.2)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--mapping", type=Path, help="Timeloop map.yaml for this layer and design")
-    src.add_argument("--map-objective", default="edp", choices=["edp", "energy", "delay"],
+    src.add_argument("--map-objective", default="edp", choices=MAP_OBJECTIVES,
                      help="search a mapping with this objective when --mapping is not given")
     p.add_argument("--map-evals", type=check.positive_int, default=3000,
                    help="mapper evaluations (one worker, so the same seed finds the same mapping)")

@@ -6,6 +6,7 @@ pruning); :class:`Objective` / :func:`make_objective`.
 """
 
 from dse.mapper.mapspace import MapSpace, Point
-from dse.mapper.search import MapperResult, Objective, make_objective, search
+from dse.mapper.search import OBJECTIVES, BatchMetric, MapperResult, Objective, make_objective, search, select
 
-__all__ = ["MapSpace", "MapperResult", "Objective", "Point", "make_objective", "search"]
+__all__ = ["OBJECTIVES", "BatchMetric", "MapSpace", "MapperResult", "Objective", "Point", "make_objective",
+           "search", "select"]

@@ -26,12 +26,28 @@ import numpy as np
 from dse.arch.spec import Arch
 from dse.errors import InvalidMapping
 from dse.mapper.mapspace import MapSpace, Point, S, T, divisors, order_signature
-from dse.model import MappingArrays, evaluate, evaluate_arrays
+from dse.model import BatchResult, MappingArrays, evaluate, evaluate_arrays
 from dse.model.mapping import Mapping
 from dse.model.stats import Stats
 from dse.problems.problem import Problem
 
 ExtraMetric = Callable[[Mapping, Stats], float]
+#: A metric over a whole batch (array form + the model's batched results) -> one value per
+#: mapping, so a search that optimises it stays on the vectorized path (e.g. an SDC-FIT
+#: estimate from ``dse.resilience.mapped``: the mapper only knows it as "metric").
+BatchMetric = Callable[[MappingArrays, BatchResult], np.ndarray]
+
+#: The one registry of objective names (mapper, CLI, sweep config). ``metric`` is whatever
+#: batched metric the caller supplies; ``sdc_fit`` names it for the resilience-aware search.
+OBJECTIVES: dict[str, tuple[tuple[str, float], ...]] = {
+    "edp": (("delay", 1.0), ("energy", 1.0)),
+    "energy": (("energy", 1.0),),
+    "delay": (("delay", 1.0),),
+    "sdc_fit": (("extra", 1.0),),
+    "edp_sdc_fit": (("delay", 1.0), ("energy", 1.0), ("extra", 1.0)),
+}
+#: Objectives that need a metric (``batch_metric`` or ``extra_metric``).
+NEEDS_METRIC = frozenset(name for name, w in OBJECTIVES.items() if dict(w).get("extra"))
 
 
 @dataclass(frozen=True)
@@ -60,11 +76,9 @@ def make_objective(objective: str | Objective | dict) -> Objective:
         d = dict(objective)
         kind = d.pop("kind", "product")
         return Objective(kind, tuple(sorted((k, float(v)) for k, v in d.items())))
-    named = {"edp": (("delay", 1.0), ("energy", 1.0)), "energy": (("energy", 1.0),),
-             "delay": (("delay", 1.0),)}
-    if objective not in named:
-        raise ValueError(f"unknown objective {objective!r} (edp, energy, delay or weights)")
-    return Objective("product", named[objective])
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r} ({', '.join(OBJECTIVES)} or weights)")
+    return Objective("product", OBJECTIVES[objective])
 
 
 @dataclass
@@ -86,6 +100,8 @@ class MapperResult:
     space: dict[str, float] = field(default_factory=dict)
     complete: bool = False  # exhaustive search saw every pruned point (best is the optimum)
     top: list[tuple[Mapping, Stats]] = field(default_factory=list)  # ``top_k`` lowest EDP
+    # EDP x batched-metric Pareto set, by increasing EDP: (mapping, stats, metric value)
+    front: list[tuple[Mapping, Stats, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -96,6 +112,7 @@ class _Found:
     energy: float
     cycles: int
     point: Point
+    extra: float = 0.0  # the batched metric's value (0 without one)
 
 
 class _Evaluator:
@@ -103,8 +120,9 @@ class _Evaluator:
     the ``top_k`` lowest-EDP mappings (both from the batched results: no per-mapping Python)."""
 
     def __init__(self, space: MapSpace, objective: Objective, extra: ExtraMetric | None,
-                 top_k: int = 0):
-        self.space, self.objective, self.extra = space, objective, extra
+                 top_k: int = 0, metric: BatchMetric | None = None):
+        self.space, self.objective, self.extra, self.metric = space, objective, extra, metric
+        self.front: list[_Found] = []  # EDP x metric Pareto set (with a batched metric)
         self.seen: set = set()
         self.visited = self.valid = self.evaluated = self.rejected = 0
         self.pareto: list[_Found] = []
@@ -152,6 +170,8 @@ class _Evaluator:
         self.valid += len(out)
         for f in out:
             self._record(f)
+        if self.metric is not None:
+            self.front = edp_metric_front([*self.front, *out])
         if self.top_k:
             self._keep_top(out)
         return out
@@ -167,11 +187,14 @@ class _Evaluator:
     def _vectorized(self, points: list[Point]) -> list[_Found]:
         if not points:
             return []
-        res = evaluate_arrays(self.space.problem, self.space.arch, to_arrays(self.space, points))
+        arrays = to_arrays(self.space, points)
+        res = evaluate_arrays(self.space.problem, self.space.arch, arrays)
+        extra = (np.zeros(len(points)) if self.metric is None
+                 else np.asarray(self.metric(arrays, res), dtype=float))
         score = self.objective.score
-        return [_Found(score(float(e), int(c)), float(e), int(c), p)
-                for p, e, c, ok in zip(points, res.energy_pJ, res.cycles, res.valid, strict=True)
-                if ok]
+        return [_Found(score(float(e), int(c), float(x)), float(e), int(c), p, float(x))
+                for p, e, c, x, ok in zip(points, res.energy_pJ, res.cycles, extra, res.valid,
+                                          strict=True) if ok]
 
     def _scalar(self, points: list[Point]) -> list[_Found]:
         out = []
@@ -206,6 +229,36 @@ def canonical_key(p: Point) -> tuple:
     """A total order on points that does not depend on hashing (keep sets as sorted tuples):
     the last tie-breaker wherever two mappings score the same."""
     return (p.factors, p.axes, p.orders, tuple(tuple(sorted(k)) for k in p.keeps))
+
+
+def edp_metric_front(found: Iterable[_Found]) -> list[_Found]:
+    """Mappings no other one beats in both EDP and the batched metric (ties: canonical key),
+    by increasing EDP."""
+    ranked = sorted(found, key=lambda f: (f.energy * f.cycles, f.extra, canonical_key(f.point)))
+    front: list[_Found] = []
+    for f in ranked:
+        if not front or f.extra < front[-1].extra:
+            front.append(f)
+    return front
+
+
+def select(front: Sequence[tuple[Mapping, Stats, float]], minimize: str = "metric", *,
+           edp_slack: float | None = None, metric_max: float | None = None
+           ) -> tuple[Mapping, Stats, float] | None:
+    """A constrained pick from an EDP x metric front (``MapperResult.front``): minimise
+    ``metric`` subject to EDP <= (1 + ``edp_slack``) x the front's best EDP, or ``edp`` subject
+    to metric <= ``metric_max``. None when no visited mapping meets the constraint."""
+    if not front:
+        return None
+    best_edp = min(st.energy_pJ * st.cycles for _, st, _ in front)
+    ok = [t for t in front
+          if (edp_slack is None or t[1].energy_pJ * t[1].cycles <= (1 + edp_slack) * best_edp)
+          and (metric_max is None or t[2] <= metric_max)]
+    if not ok:
+        return None
+    if minimize == "metric":
+        return min(ok, key=lambda t: (t[2], t[1].energy_pJ * t[1].cycles))
+    return min(ok, key=lambda t: (t[1].energy_pJ * t[1].cycles, t[2]))
 
 
 def top_by_edp(found: Iterable[_Found], k: int) -> list[_Found]:
@@ -594,9 +647,9 @@ _SHARED: dict = {}
 
 def _worker(args: tuple) -> tuple:
     part, parts, mode, seed, deadline, victory, max_evals = args
-    problem, arch, objective, extra, top_k = _SHARED["job"]
+    problem, arch, objective, extra, top_k, metric = _SHARED["job"]
     space = MapSpace(problem, arch)
-    ev = _Evaluator(space, objective, extra, top_k)
+    ev = _Evaluator(space, objective, extra, top_k, metric)
     tick = _SHARED.get("tick") or (lambda n: None)
     complete = False
     if mode == "exhaustive":
@@ -607,7 +660,7 @@ def _worker(args: tuple) -> tuple:
         _hybrid(space, ev, random.Random(seed * 7919 + part), deadline, victory, max_evals, tick)
         _polish(space, ev, deadline, tick)
     return (ev.best, ev.pareto, ev.visited + ev.rejected, ev.valid, ev.evaluated, complete,
-            ev.top)
+            ev.top, ev.front)
 
 
 EXHAUSTIVE_RATE = 5000.0  # pruned mappings per second assumed by ``auto`` (a constant, never measured)
@@ -641,7 +694,7 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
            search: str = "auto", time_limit: float | None = 30.0, seed: int = 0,
            victory: int = 1500, extra_metric: ExtraMetric | None = None, workers: int = 2,
            max_evals: int | None = None, progress: Callable[[int], None] | None = None,
-           top_k: int = 0) -> MapperResult:
+           top_k: int = 0, batch_metric: BatchMetric | None = None) -> MapperResult:
     """Find the best mapping of ``problem`` on ``arch``.
 
     ``search``: ``exhaustive`` (every pruned point), ``random`` / ``hybrid`` (seeded random +
@@ -651,6 +704,9 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
     parallel (different random streams, or shares of the exhaustive list). ``top_k``: also
     return the K lowest-EDP valid mappings seen (``MapperResult.top``), taken from the batched
     evaluation; ``extra_metric`` is the only thing that needs the per-mapping scalar path.
+    ``batch_metric`` scores whole batches on the vectorized path (objectives ``sdc_fit`` and
+    ``edp_sdc_fit`` use it) and the result carries the EDP x metric Pareto set
+    (``MapperResult.front``; pick from it with :func:`select`).
 
     Reproducibility: with the same inputs and seed, and a stop by ``victory``/``max_evals`` or
     a complete exhaustive search (not by the wall-clock ``time_limit``), the result is the same
@@ -662,6 +718,8 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
     """
     t0 = time.monotonic()
     obj = make_objective(objective)
+    if dict(obj.weights).get("extra") and batch_metric is None and extra_metric is None:
+        raise ValueError(f"objective {objective!r} needs a metric (batch_metric or extra_metric)")
     space = MapSpace(problem, arch)
     explain_empty(space)
     mode, sizes = choose_mode(space, search, time_limit, workers)
@@ -669,7 +727,7 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
         victory = max(victory, 1)
     deadline = _deadline(t0, time_limit)
     jobs = [(w, workers, mode, seed, deadline, victory, max_evals) for w in range(workers)]
-    _SHARED["job"] = (problem, arch, obj, extra_metric, top_k)
+    _SHARED["job"] = (problem, arch, obj, extra_metric, top_k, batch_metric)
     try:
         if workers > 1 and not mp.current_process().daemon:  # pool workers cannot fork
             results = _run_pool(jobs, progress)
@@ -687,9 +745,11 @@ def search(problem: Problem, arch: Arch, objective: str | Objective | dict = "ed
     best_map = space.to_mapping(best.point)
     best_stats = evaluate(problem, arch, best_map)
     top = top_by_edp((f for r in results for f in r[6]), top_k)
+    front = edp_metric_front(f for r in results for f in r[7]) if batch_metric else []
     return MapperResult(
         best=best_map, best_stats=best_stats,
         pareto=[_full(space, f) for f in pareto], top=[_full(space, f) for f in top],
+        front=[(*_full(space, f), f.extra) for f in front],
         visited=sum(r[2] for r in results), valid=sum(r[3] for r in results),
         evaluated=sum(r[4] for r in results), wall_s=time.monotonic() - t0,
         best_score=best.score, search=mode, space=sizes,

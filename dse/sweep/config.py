@@ -21,6 +21,8 @@ import yaml
 
 from dse import validate as check
 from dse.errors import InputError
+from dse.mapper.search import NEEDS_METRIC
+from dse.mapper.search import OBJECTIVES as MAPPER_OBJECTIVES
 from dse.yamlfile import read_yaml
 
 # Models whose trained weights and test data dse provides (dse.resilience.data.trained_model).
@@ -30,7 +32,8 @@ EXECUTORS = ("process", "inprocess", "dask")
 # dse's mapper searches and the real timeloop-model re-evaluates every kept mapping.
 BACKENDS = ("builtin", "timeloop", "timeloop-check")
 _BACKEND_BINARY = {"timeloop": "timeloop-mapper", "timeloop-check": "timeloop-model"}
-OBJECTIVES = ("edp", "energy", "delay")
+# the mapper's objective names that need no resilience metric (one registry: dse.mapper)
+OBJECTIVES = tuple(name for name in MAPPER_OBJECTIVES if name not in NEEDS_METRIC)
 SEARCHES = ("hybrid", "exhaustive", "random", "auto")
 
 
