@@ -41,7 +41,7 @@ def test_show_prints_levels_fanouts_constraints_and_energies(
 
 
 def test_show_json_round_trips_the_arch_fields(capsys: pytest.CaptureFixture) -> None:
-    assert main(["designs", "show", "nvdla_like", "--json", "--variant", "pe_y=4"]) == 0
+    assert main(["designs", "show", "nvdla_like", "--json", "--design-variant", "pe_y=4"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["compute"]["instances"] == 32
     glb = next(lvl for lvl in data["levels"] if lvl["name"] == "cbuf")
@@ -77,7 +77,7 @@ def test_yaml_syntax_error_is_one_line_exit_2_in_a_subprocess(tmp_path: Path) ->
     ("class: smartbuffer_RF", "class: smartbuffer_QQ", [], "ifmap_spad.class"),
     ("    depth: 192\n", "    depth: -5\n", [], "weights_spad.depth"),
     ("    depth: 12\n", "    depth: 0\n", [], "ifmap_spad.depth"),
-    ("    depth: 12\n", "    depth: 12\n", ["--variant", "depth.psum_spad=0"], "psum_spad"),
+    ("    depth: 12\n", "    depth: 12\n", ["--design-variant", "depth.psum_spad=0"], "psum_spad"),
 ])
 def test_bad_input_is_one_line_naming_file_and_field(tmp_path: Path, old: str, new: str,
                                                      extra: list[str], field: str,
@@ -93,8 +93,8 @@ def test_bad_input_is_one_line_naming_file_and_field(tmp_path: Path, old: str, n
 def test_variant_breaking_a_constraint_is_one_line_exit_2(tmp_path: Path) -> None:
     path = _design_with(tmp_path, "nvdla_like", "factors: [C=1, R=1, S=1, P=1, Q=1, N=1, G=1]",
                         "factors: [M=8, C=1, R=1, S=1, P=1, Q=1, N=1, G=1]")
-    assert main(["designs", "show", str(path), "--variant", "pe_y=8"]) == 0
-    done = dse("show", str(path), "--variant", "pe_y=4")
+    assert main(["designs", "show", str(path), "--design-variant", "pe_y=8"]) == 0
+    done = dse("show", str(path), "--design-variant", "pe_y=4")
     assert done.returncode == 2
     line = done.stderr.strip()
     assert "\n" not in line and "bad_design.yaml" in line

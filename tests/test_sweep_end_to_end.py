@@ -145,7 +145,7 @@ def _digest(path: Path) -> str:
 @pytest.mark.parametrize("flags, field", [
     (["--arch", "no_such_design"], "designs[0]"),
     (["--model", "no_such_model"], "models[0].name"),
-    (["--variant", "word_bits=-3"], "variants[0]"),
+    (["--design-variant", "word_bits=-3"], "variants[0]"),
 ])
 def test_bad_config_is_one_line_exit_2_and_loses_nothing(reference, tmp_path, flags, field):
     shutil.copy(reference.db_path, tmp_path / "sweep.sqlite")
@@ -218,16 +218,20 @@ def test_a_model_without_weights_is_scored_on_energy_only_and_says_so(tmp_path):
 def test_compare_puts_dilated_and_undilated_deeplab_side_by_side(tmp_path):
     import json
 
-    proc = _cli("compare", "--model", "deeplabv3", "--variant", "dilated", "undilated",
+    proc = _cli("compare", "--model", "deeplabv3", "--model-variant", "dilated", "undilated",
                 "--arch", "simple_output_stationary", "--input", "1x3x64x64", "--budget", "40",
                 "--executor", "inprocess", "--out", str(tmp_path), "--json", "--quiet")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    (totals,) = out["totals"]
-    for v in ("deeplabv3[dilated]", "deeplabv3[undilated]"):
-        assert totals[f"{v} energy (uJ)"] > 0 and totals[f"{v} cycles"] > 0
+    assert [t["variant"] for t in out["totals"]] == ["deeplabv3[dilated]", "deeplabv3[undilated]"]
+    assert all(t["energy_pJ"] > 0 and t["cycles"] > 0 for t in out["totals"])
     assert any("not scored" in n for n in out["notes"])
     assert (tmp_path / "compare_totals.png").is_file() and (tmp_path / "compare_layers.svg").is_file()
+    assert (tmp_path / "compare.html").is_file()
+    # unfolded: each of the 4 blocks of layer3 appears on its own line in both variants
+    layers = {r["layer"]: r for r in out["layers"]["simple_output_stationary"]}
+    blocks = [p for p in layers if p.startswith("backbone.layer3.") and p.endswith(".conv2")]
+    assert len(blocks) == 6 and all(layers[p]["deeplabv3[undilated]"] for p in blocks)
     from dse.sweep import Store
 
     with Store(tmp_path / "sweep.sqlite") as store:

@@ -82,7 +82,7 @@ def test_report_writes_png_svg_and_a_self_contained_page(tmp_path):
         assert b"<svg" in (tmp_path / f"{stem}.svg").read_bytes()[:2000]
     text = page.read_text()
     assert text.count("data:image/png;base64,") == 4
-    assert "pareto.svg" in text and "a note" in text and "nvdla_like" in text
+    assert "a note" in text and "nvdla_like" in text
 
 
 def test_energy_only_rows_draw_no_pareto_plot(tmp_path):
@@ -92,8 +92,8 @@ def test_energy_only_rows_draw_no_pareto_plot(tmp_path):
     assert page.read_text().count("data:image/png;base64,") == 3
 
 
-def test_compare_matches_layers_by_module_path_and_keeps_totals_exact(tmp_path):
-    from dse.report.compare import compare_layers, compare_plots, compare_totals
+def test_compare_totals_are_exact_network_sums_and_ratios_of_the_first_two_variants(tmp_path):
+    from dse.report.compare import compare_totals, totals_table
 
     rows = []
     for model, layers in (("net[dilated]", [("a", 1, 10.0), ("b", 1, 30.0), ("c", 1, 30.0)]),
@@ -104,14 +104,10 @@ def test_compare_matches_layers_by_module_path_and_keeps_totals_exact(tmp_path):
                              edp=energy * 1e-10, macs=50, sdc_rate=None, sdc_lo=None,
                              sdc_hi=None, utilization=1.0, components="{}"))
     variants = ["net[dilated]", "net[undilated]"]
-    (tot,) = compare_totals(rows, variants)
-    assert tot["net[dilated] energy (uJ)"] == pytest.approx(70e-6)
-    assert tot["net[undilated] energy (uJ)"] == pytest.approx(50e-6)
-    assert tot["net[dilated] cycles"] == 300 and tot["net[undilated] cycles"] == 300
-    per = {r["layer"]: r for r in compare_layers(rows, variants, "d1")}
-    assert per["b"]["net[undilated] n"] == 2 and per["b"]["net[undilated] energy (uJ)"] == (
-        pytest.approx(40e-6))
-    assert per["c"]["net[undilated] energy (uJ)"] is None  # folded into b in that variant
-    paths = compare_plots(rows, variants, tmp_path)
-    assert {p.name for p in paths} == {"compare_totals.png", "compare_totals.svg",
-                                       "compare_layers.png", "compare_layers.svg"}
+    dil, undil = compare_totals(rows, variants)
+    assert dil["energy_pJ"] == pytest.approx(70.0) and undil["energy_pJ"] == pytest.approx(50.0)
+    assert dil["cycles"] == 300 and undil["cycles"] == 300
+    table = {r["figure"]: r for r in totals_table([dil, undil], variants)}
+    assert table["energy (pJ)"]["dilated/undilated"] == pytest.approx(70 / 50)
+    assert table["energy (pJ)"]["dilated"] == pytest.approx(70.0)
+    assert table["EDP (J x cycles)"]["dilated/undilated"] == pytest.approx(70 / 50)

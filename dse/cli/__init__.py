@@ -10,11 +10,29 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from typing import NoReturn
 
 from dse.errors import DseError
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append every option's meaningful default to its ``--help`` line.
+
+    Not for None/False (flags and "not given") nor where the help already names its default.
+    """
+    for action in parser._actions:
+        default = action.default
+        if (not action.option_strings or default is None or default is False or default == []
+                or default == argparse.SUPPRESS
+                or "default" in (action.help or "") or action.help == argparse.SUPPRESS):
+            continue
+        # (not map(): the ``dse map`` submodule shadows the builtin in this package's namespace)
+        shown = " ".join(str(d) for d in default) if isinstance(default, (list, tuple)) else default
+        text = f"(default: {shown})".replace("%", "%%")
+        action.help = f"{action.help} {text}" if action.help else text
 
 
 def _command_modules() -> list[str]:
@@ -37,6 +55,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in [only] if only else _command_modules():
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    for command in sub.choices.values():
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        _show_defaults(command)
     return parser
 
 
@@ -52,10 +73,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return status
+    except BrokenPipeError:
+        return _closed_pipe()
     except DseError as exc:
         print(f"dse {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dse {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _closed_pipe() -> int:
+    """The reader went away (``dse results | head``): stop quietly, like any Unix filter.
+
+    Python would report the failed flush of stdout at exit, so stdout is pointed at /dev/null
+    first; the status is the shell's for a process killed by SIGPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
@@ -26,3 +27,27 @@ def _plain(value: Any) -> Any:
 def parse_shape(text: str, *, field: str = "--input") -> tuple[int, ...]:
     """Parse ``1x3x224x224`` (or ``1,3,224,224``) into a shape tuple."""
     return validate.shape(text, field)
+
+
+class _Deprecated(argparse.Action):
+    """An old flag spelling: does what the new one does, after a one-line warning on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, append: bool = False,
+                 **kwargs: Any):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new, self.append = new, append
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.new}",
+              file=sys.stderr)
+        if self.append:
+            values = [*(getattr(namespace, self.dest) or []), values]
+        setattr(namespace, self.dest, values)
+
+
+def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, *, dest: str,
+                     append: bool = False, **kwargs: Any) -> None:
+    """Keep accepting ``old`` (hidden from ``--help``) as a warned alias of ``new``."""
+    parser.add_argument(old, dest=dest, action=_Deprecated, new=new, append=append,
+                        help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from dse.cli._common import print_json
+from dse.cli._common import deprecated_alias, print_json
 from dse.cli.sweep import add_sweep_flags, config_from_args
 from dse.errors import InputError
 from dse.sweep.config import ModelSpec
@@ -24,11 +24,14 @@ def register(subparsers: Any) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="zoo model name, e.g. deeplabv3")
-    p.add_argument("--variants", "--variant", dest="model_variants", nargs="+", required=True,
-                   metavar="VARIANT",
+    p.add_argument("--model-variant", dest="model_variants", nargs="+", metavar="VARIANT",
                    help="variants of the model: a name the zoo knows (dilated, undilated) or"
                         " K=V[,K=V] keyword arguments of the zoo model")
-    add_sweep_flags(p, models=False, variant_flag="--design-variant")
+    for old in ("--variant", "--variants"):
+        deprecated_alias(p, old, "--model-variant", dest="model_variants", nargs="+")
+    add_sweep_flags(p, models=False)
+    p.add_argument("--wide", action="store_true", help="print the tables at full width")
+    p.add_argument("--no-report", action="store_true", help="skip figures and compare.html")
     p.set_defaults(func=run)
 
 
@@ -48,11 +51,21 @@ def variant_spec(model: str, variant: str) -> ModelSpec:
 
 def run(args: argparse.Namespace) -> int:
     from dse.report import text_table
-    from dse.report.compare import compare_layers, compare_plots, compare_totals
+    from dse.report.compare import (
+        compare_totals,
+        layers_table,
+        ratio_name,
+        totals_table,
+        unfolded_layers,
+        write_compare_report,
+    )
+    from dse.report.html import sweep_settings
+    from dse.report.tables import note_lines
     from dse.sweep import run_sweep
+    from dse.sweep.hashing import code_version
 
-    if len(args.model_variants) < 2:
-        raise InputError("need at least two variants to compare", field="--variant")
+    if len(args.model_variants or ()) < 2:
+        raise InputError("need at least two variants to compare", field="--model-variant")
     specs = [variant_spec(args.model, v) for v in args.model_variants]
     if args.name is None:
         args.name = f"compare_{args.model}"
@@ -62,19 +75,25 @@ def run(args: argparse.Namespace) -> int:
     result = run_sweep(config, progress=not args.quiet)
     labels = [s.label for s in specs]
     totals = compare_totals(result.rows, labels)
-    points = [t["design point"] for t in totals]
-    per_layer = {p: compare_layers(result.rows, labels, p) for p in points}
-    plots = compare_plots(result.rows, labels, Path(config.output))
+    points = list(dict.fromkeys(t["design point"] for t in totals))
+    layers = {p: unfolded_layers(result.rows, labels, p, result.occurrences) for p in points}
+    page = None
+    if not args.no_report:
+        page = write_compare_report(
+            result.rows, labels, Path(config.output), title=f"dse compare: {args.model}",
+            settings=sweep_settings(config.to_dict(), code_version()), notes=result.notes,
+            occurrences=result.occurrences)
     if args.json:
-        print_json(dict(totals=totals, layers=per_layer, notes=result.notes,
-                        plots=[str(p) for p in plots], db=str(result.db_path)))
+        print_json(dict(totals=totals, layers=layers, notes=result.notes,
+                        report=str(page) if page else None, db=str(result.db_path)))
         return 0
-    for note in result.notes:
-        print(f"note: {note}")
+    if result.notes:
+        print(note_lines(result.notes))
     for point in points:
-        print(f"\n== {point}: per layer ==")
-        print(text_table(per_layer[point]))
+        print(f"\n== {point}: per layer instance (unfolded), ratio {ratio_name(labels)} ==")
+        print(text_table(layers_table(layers[point], labels), wide=args.wide))
     print("\n== network totals ==")
-    print(text_table(totals))
-    print("\nplots: " + ", ".join(str(p) for p in plots if p.suffix == ".png"))
+    print(text_table(totals_table(totals, labels), wide=args.wide))
+    if page:
+        print(f"\nreport: {page}")
     return 0

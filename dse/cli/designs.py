@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from dse import validate as check
-from dse.cli._common import print_json
+from dse.cli._common import deprecated_alias, print_json
 from dse.errors import InputError
 
 
@@ -21,13 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or ert NAME -o PREFIX (Accelergy-format PREFIX.ERT.yaml / PREFIX.ART.yaml)")
     p.add_argument("design", nargs="?", help="design name, dse design file, v0.4 arch.yaml or "
                    "native Timeloop YAML")
-    p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--design-variant", dest="variant", action="append", default=[],
+                   metavar="KEY=VALUE",
                    help="pe_x=, pe_y=, depth.<level>=, word_bits=, technology= (repeatable)")
+    deprecated_alias(p, "--variant", "--design-variant", dest="variant", append=True)
     p.add_argument("--energy", default="auto",
                    help="auto (default), builtin, none, or an Accelergy ERT file")
     p.add_argument("--keys", default="hyphen", choices=["hyphen", "underscore"],
                    help="key spelling for 'native' (Timeloop v3.0: hyphen)")
-    p.add_argument("-o", "--output", help="output file for 'native', prefix for 'ert'")
+    p.add_argument("-o", "--out", dest="output", help="output file for 'native', prefix for 'ert'")
+    deprecated_alias(p, "--output", "--out", dest="output")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -46,7 +49,7 @@ def parse_variants(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise InputError(f"expected KEY=VALUE, got {item!r}", field="--variant")
+            raise InputError(f"expected KEY=VALUE, got {item!r}", field="--design-variant")
         out[key.strip()] = _value(value.strip())
     return out
 
@@ -63,7 +66,8 @@ def _load(args: argparse.Namespace):
             arch = make_variant(arch, **params)
         except InputError as exc:
             raise InputError(exc.reason, file=args.design,
-                             field=f"--variant {exc.field}" if exc.field else "--variant") from None
+                             field=f"--design-variant {exc.field}" if exc.field
+                             else "--design-variant") from None
     return arch
 
 

@@ -26,6 +26,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--parquet", metavar="OUT", help="write the rows as Parquet (needs pyarrow)")
     p.add_argument("--report", metavar="DIR", help="redraw the figures and report.html into DIR")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--wide", action="store_true", help="print the table at full width")
     p.set_defaults(func=run)
 
 
@@ -43,6 +44,19 @@ def _rows(store: Any, args: argparse.Namespace) -> tuple[list[dict[str, Any]], l
     return (net, None) if args.json or args.csv or args.parquet else (network_rows(net), None)
 
 
+def _settings(store: Any, sweep: str | None) -> dict[str, Any]:
+    """The settings block of a redrawn report: the stored experiment of the (newest) sweep."""
+    import json
+
+    from dse.report.html import sweep_settings
+    from dse.sweep.hashing import code_version
+
+    name = sweep or next(iter(store.sweeps()), None)
+    found = store.query("SELECT config FROM sweeps WHERE sweep = ?", (name,))
+    config = json.loads(found[0]["config"]) if found else {}
+    return {"sweep": name, **sweep_settings(config, code_version())}
+
+
 def run(args: argparse.Namespace) -> int:
     from dse.report import text_table, write_report
     from dse.sweep.store import export_csv, export_parquet, open_existing
@@ -58,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         rows, columns = _rows(store, args)
         if args.report:
             page = write_report(store.results(args.sweep), store.network(args.sweep),
-                                Path(args.report), title=f"dse sweep: {args.sweep or args.db}")
+                                Path(args.report), title=f"dse sweep: {args.sweep or args.db}",
+                                settings=_settings(store, args.sweep))
             print(f"report: {page}")
     if args.csv:
         export_csv(rows, args.csv)
@@ -67,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     elif not (args.csv or args.parquet):
-        print(text_table(rows, columns))
+        print(text_table(rows, columns, wide=args.wide))
     else:
         print(f"wrote {len(rows)} rows to {args.csv or args.parquet}")
     return 0

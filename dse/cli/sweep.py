@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from dse import validate as check
-from dse.cli._common import parse_shape, print_json
+from dse.cli._common import deprecated_alias, parse_shape, print_json
 from dse.errors import InputError
 from dse.sweep.config import (
     BACKENDS,
@@ -25,18 +25,23 @@ from dse.sweep.config import (
 )
 
 
-def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True,
-                    variant_flag: str = "--variant") -> None:
+def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
     """The flags shared by ``sweep`` and ``compare`` (one per experiment key).
 
-    ``compare`` uses ``--variant`` for model variants, so it names design variants
-    ``--design-variant`` instead (``variant_flag``).
+    Design variants are ``--design-variant`` in both (``compare`` also has model variants);
+    ``sweep --variant`` is the old, deprecated spelling. Flags default to None so a YAML's keys
+    stand unless a flag is given; the help shows the built-in default of each key.
     """
+    d = SweepConfig()
+
+    def default(value: Any) -> str:
+        return f" (default: {value})"
+
     p.add_argument("--config", metavar="YAML", help="experiment file; flags override its keys")
     p.add_argument("--name", help="sweep name in the store (default: the YAML's stem or 'default')")
     p.add_argument("--arch", nargs="+", metavar="DESIGN",
                    help="designs (names from `dse designs`, paths, or 'all')")
-    p.add_argument(variant_flag, dest="variant", action="append", metavar="K=V[,K=V]",
+    p.add_argument("--design-variant", dest="variant", action="append", metavar="K=V[,K=V]",
                    help="one design variant (make_variant parameters); repeat for more;"
                         " 'base' = the design as shipped")
     p.add_argument("--grid", action="append", metavar="K=V1,V2",
@@ -52,29 +57,42 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True,
     p.add_argument("--input", metavar="SHAPE", help="input shape for --model, e.g. 1x3x224x224")
     p.add_argument("--checkpoint", help="state_dict for --model (enables the resilience side)")
     p.add_argument("--dataset", help=".pt/.npz with images + labels for --model")
-    p.add_argument("--backend", choices=BACKENDS)
-    p.add_argument("--objective", choices=OBJECTIVES, help="mapper objective")
-    p.add_argument("--search", help="mapper search strategy")
-    p.add_argument("--time-limit", type=check.positive_float, help="mapper seconds per layer")
+    p.add_argument("--backend", choices=BACKENDS, help="layer evaluator" + default(d.backend))
+    p.add_argument("--objective", choices=OBJECTIVES,
+                   help="mapper objective" + default(d.mapper.objective))
+    p.add_argument("--search", help="mapper search strategy" + default(d.mapper.search))
+    p.add_argument("--time-limit", type=check.positive_float,
+                   help="mapper seconds per layer" + default(d.mapper.time_limit))
     p.add_argument("--budget", type=check.positive_int,
-                   help="mapper evaluations per layer (repeatable results)")
+                   help="mapper evaluations per layer (repeatable results)"
+                   + default(d.mapper.budget))
     p.add_argument("--no-resilience", action="store_true", help="energy side only")
     p.add_argument("--no-pareto", action="store_true",
                    help="do not score the mapper's energy x delay Pareto set")
-    p.add_argument("--top-k", type=check.non_negative_int, help="also score the K best mappings by EDP")
-    p.add_argument("--faults", type=check.positive_int, help="fault injections per mapping")
-    p.add_argument("--margin", type=check.fraction_arg, help="error margin of the SDC estimate")
-    p.add_argument("--confidence", type=check.fraction_arg, help="confidence of the SDC interval")
-    p.add_argument("--fit-per-mbit", type=check.positive_float, help="raw fault rate (FIT per Mbit)")
-    p.add_argument("--images", type=check.positive_int, help="test images per injection")
-    p.add_argument("--device", help="where fault injection runs the network: cpu or cuda[:N]")
-    p.add_argument("--seed", type=check.non_negative_int)
-    p.add_argument("--executor", choices=EXECUTORS)
-    p.add_argument("--workers", type=check.positive_int, help="local worker processes (default 2)")
+    p.add_argument("--top-k", type=check.non_negative_int,
+                   help="also score the K best mappings by EDP" + default(d.resilience.top_k))
+    p.add_argument("--faults", type=check.positive_int,
+                   help="faults per fault-site class of each mapping"
+                   " (default: from --margin and --confidence)")
+    p.add_argument("--margin", type=check.fraction_arg,
+                   help="error margin of the SDC estimate" + default(d.resilience.margin))
+    p.add_argument("--confidence", type=check.fraction_arg,
+                   help="confidence of the SDC interval" + default(d.resilience.confidence))
+    p.add_argument("--fit-per-mbit", type=check.positive_float,
+                   help="raw fault rate (FIT per Mbit)" + default(d.resilience.fit_per_mbit))
+    p.add_argument("--images", type=check.positive_int,
+                   help="test images per injection" + default(d.resilience.images))
+    p.add_argument("--device", help="where fault injection runs the network: cpu or cuda[:N]"
+                   " (default: cpu)")
+    p.add_argument("--seed", type=check.non_negative_int,
+                   help="seed of mapper and faults" + default(d.seed))
+    p.add_argument("--executor", choices=EXECUTORS, help="where tasks run" + default(d.executor))
+    p.add_argument("--workers", type=check.positive_int,
+                   help="local worker processes" + default(d.workers))
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler to use")
     p.add_argument("--dask-local", type=check.positive_int, metavar="N",
                    help="start a Dask LocalCluster of N")
-    p.add_argument("--out", help="output directory (store, figures, report)")
+    p.add_argument("--out", help="output directory (store, figures, report) (default: runs/NAME)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the network rows as JSON")
 
@@ -84,6 +102,8 @@ def register(subparsers: Any) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_sweep_flags(p)
+    deprecated_alias(p, "--variant", "--design-variant", dest="variant", append=True)
+    p.add_argument("--wide", action="store_true", help="print the table at full width")
     p.add_argument("--no-report", action="store_true", help="skip figures and report.html")
     p.set_defaults(func=run)
 
@@ -109,7 +129,7 @@ def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None
     set_if("name", args.name)
     set_if("designs", args.arch)
     if args.variant:
-        config.variants = [_kv(v, "--variant") for v in args.variant]
+        config.variants = [_kv(v, "--design-variant") for v in args.variant]
     for g in args.grid or ():
         key, sep, values = g.partition("=")
         if not sep:
@@ -184,23 +204,27 @@ def _setter(config: SweepConfig) -> Any:
     return set_if
 
 
-def report_run(result: Any, *, json_out: bool, report: bool) -> int:
+def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False) -> int:
     """Print the final per-design table (or JSON) and write the figures and HTML page."""
     from dse.report import network_rows, text_table, write_report
+    from dse.report.html import sweep_settings
+    from dse.report.tables import note_lines
+    from dse.sweep.hashing import code_version
 
     out_dir = Path(result.config.output)
     page = None
     if report and result.rows:
         page = write_report(result.rows, result.network, out_dir,
-                            title=f"dse sweep: {result.config.name}", notes=result.notes)
+                            title=f"dse sweep: {result.config.name}", notes=result.notes,
+                            settings=sweep_settings(result.config.to_dict(), code_version()))
     if json_out:
         print_json(dict(network=result.network, notes=result.notes, db=str(result.db_path),
                         report=str(page) if page else None, computed=result.computed,
                         reused=result.reused, wall_s=result.wall_s))
         return 0
-    for note in result.notes:
-        print(f"note: {note}")
-    print(text_table(network_rows(result.network)))
+    if result.notes:
+        print(note_lines(result.notes))
+    print(text_table(network_rows(result.network), wide=wide))
     print(f"\n{len(result.rows)} result rows in {result.db_path} (sweep {result.config.name!r});"
           f" computed {result.computed['map']} layer mappings + {result.computed['resilience']}"
           f" resilience scores, reused {result.reused['map']} + {result.reused['resilience']};"
@@ -215,4 +239,4 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     result = run_sweep(config, progress=not args.quiet)
-    return report_run(result, json_out=args.json, report=not args.no_report)
+    return report_run(result, json_out=args.json, report=not args.no_report, wide=args.wide)

@@ -142,6 +142,8 @@ class Layer:
     op: str
     problem: Problem
     count: int = 1
+    # module path of every occurrence, first one first (what a per-layer comparison unfolds)
+    paths: list[str] = field(default_factory=list)
 
     @property
     def macs(self) -> int:

@@ -321,12 +321,13 @@ def _fold(trace: _Trace, model_name: str, input_shape: tuple[int, ...]) -> Workl
                tuple(sorted(problem.coefficients.items())))
         if key in index:
             index[key].count += 1
+            index[key].paths.append(path)
             continue
         unique, k = name, 2
         while unique in names:
             unique, k = f"{name}_{k}", k + 1
         names.add(unique)
-        index[key] = Layer(unique, path, op, problem)
+        index[key] = Layer(unique, path, op, problem, paths=[path])
         layers.append(index[key])
     non_mac = [NonMacOp(name, op, count, elements)
                for op, (name, count, elements) in trace.non_mac.items()]

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from dse.figures import palette, save_figure  # noqa: E402
 from dse.report.analysis import (  # noqa: E402
     Row,
     energy_breakdown,
@@ -22,25 +23,13 @@ from dse.report.analysis import (  # noqa: E402
     network_points,
     pareto_front,
 )
+from dse.units import energy_unit, num  # noqa: E402
 
 _MARKERS = {"min-EDP": "o", "min-SDC": "D"}
 
 
-def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
-    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
-
-
-def colors_for(names: Sequence[str]) -> dict[str, tuple[float, ...]]:
-    cmap = plt.get_cmap("tab10")
-    return {name: cmap(i % 10) for i, name in enumerate(names)}
-
-
-def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto") -> list[Path]:
+def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto", *,
+                confidence: float | None = None) -> list[Path]:
     """Network EDP vs SDC rate for every design point, model and mapping policy; front highlighted.
 
     Returns no paths when nothing has an SDC rate (energy-only sweeps have no second axis).
@@ -48,7 +37,7 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto") -> lis
     pts = [p for p in network_points(rows) if p.sdc_rate is not None]
     if not pts:
         return []
-    colors = colors_for(sorted({p.point for p in pts}))
+    colors = palette(sorted({p.point for p in pts}))
     xy = [(p.edp, p.sdc_rate) for p in pts]
     front = pareto_front(xy)
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
@@ -62,26 +51,34 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto") -> lis
     ax.scatter([x for x, _ in fx], [y for _, y in fx], s=180, facecolors="none",
                edgecolors="crimson", lw=2, zorder=3)
     _scale_sdc_axis(ax, [y for _, y in xy])
-    for i, p, dy in zip(range(len(pts)), pts, _label_offsets(ax, xy), strict=True):
-        ax.annotate(p.label if len({q.model for q in pts}) > 1 else f"{p.point} · {p.policy}",
-                    xy[i], textcoords="offset points", xytext=(6, 6 + dy), fontsize=7.5,
-                    fontweight="bold" if i in front else "normal")
+    keys = point_keys(list(colors), rows)
+    several = len({q.model for q in pts}) > 1
+    on_front = [i for i in range(len(pts)) if i in front]  # only the front is named on the plot
+    for i, dy in zip(on_front, _label_offsets(ax, [xy[i] for i in on_front]), strict=True):
+        p = pts[i]
+        ax.annotate(keys[p.point].split(" ")[0] + (f" {p.model}" if several else ""),
+                    xy[i], textcoords="offset points", xytext=(6, 6 + dy), fontsize=7.5)
     xs = [x for x, _ in xy]
     wide = max(xs) > 10 * min(xs) > 0  # log scale only pays off over a decade or more
     if wide:
         ax.set_xscale("log")
     else:
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3), useOffset=False)
-    ax.set_xlabel("network EDP (J·cycles" + (", log scale" if wide else "")
+    ax.set_xlabel("network EDP (J x cycles" + (", log scale" if wide else "")
                   + ") — lower is better")
-    ax.set_ylabel("SDC rate (cycle-weighted over layers) — lower is better")
-    ax.set_title("Efficiency vs resilience: network EDP vs SDC rate")
-    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=n) for n, c in colors.items()]
-    handles += [plt.Line2D([], [], color="grey", marker=m, ls="", label=f"{k} mappings")
+    ax.set_ylabel("SDC per fault (cycle-weighted over layers)")
+    level = f"{100 * confidence:g}% confidence" if confidence else "confidence"
+    ax.set_title(f"Network EDP vs SDC per fault; bars: {level} intervals")
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=keys[n])
+               for n, c in colors.items()]
+    handles += [plt.Line2D([], [], color="black", marker=m, ls="", mfc="none",
+                           label=f"{k} mappings")
                 for k, m in _MARKERS.items()]
     handles.append(plt.Line2D([], [], color="crimson", lw=2, label="Pareto front"))
-    ax.legend(handles=handles, fontsize=8, loc="best")
+    ax.legend(handles=handles, fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    add_key(fig, keys)
     return save_figure(fig, out_dir, stem)
 
 
@@ -105,79 +102,134 @@ def _label_offsets(ax: plt.Axes, xy: Sequence[tuple[float, float]]) -> list[floa
     return offsets
 
 
+def point_keys(points: Sequence[str], rows: Sequence[Row] = ()) -> dict[str, str]:
+    """Axis labels for design points: the label itself when all are short, else ``P1``, ``P2``..
+    (named in full in the figure's key); the technology node is added when the rows carry it."""
+    tech = {r.get("point", r.get("design point")): r.get("technology") for r in rows}
+    short = all(len(p) <= 22 for p in points)
+    return {p: (p if short else f"P{i + 1}") + (f" ({tech[p]})" if tech.get(p) else "")
+            for i, p in enumerate(points)}
+
+
+def add_key(fig: plt.Figure, keys: dict[str, str]) -> None:
+    """The full design-point labels under the figure, when the axes show short keys."""
+    lines = [f"{k.split(' ')[0]} = {p}" for p, k in keys.items() if not k.startswith(p)]
+    if lines:
+        fig.text(0.01, 0.0, "\n".join(lines), va="top", ha="left", fontsize=7,
+                 family="monospace")
+
+
 def layer_bars(rows: Sequence[Row], out_dir: Path, stem: str = "layers") -> list[Path]:
-    """Per-layer energy and cycles (min-EDP mapping, x repeat count) side by side per design."""
+    """Per-layer energy and cycles (min-EDP mapping, x repeat count): one line per design point
+    over the layers (log axes: layers differ by decades)."""
     table = layer_table(rows)
     points = list(table)
-    layers = [f"{r['layer']}×{r['count']}" if r["count"] > 1 else r["layer"]
-              for r in table[points[0]]]
-    colors = colors_for(points)
-    width = 0.8 / len(points)
+    first = table[points[0]]
+    layers = [f"{r['model']}:{r['layer']}" + (f" x{r['count']}" if r["count"] > 1 else "")
+              for r in first] if len({r["model"] for r in first}) > 1 else [
+        r["layer"] + (f" x{r['count']}" if r["count"] > 1 else "") for r in first]
+    keys = point_keys(points, rows)
+    colors = palette(points)
     x = np.arange(len(layers))
-    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 0.45 * len(layers) * len(points) + 3), 7),
-                             sharex=True)
+    unit, scale = energy_unit(r["energy_pJ"] * r["count"] for t in table.values() for r in t)
+    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 0.3 * len(layers) + 4), 7.5), sharex=True)
     for j, point in enumerate(points):
-        energy = [r["energy_pJ"] * r["count"] * 1e-6 for r in table[point]]
-        cycles = [r["cycles"] * r["count"] for r in table[point]]
-        n = min(len(energy), len(x))
-        axes[0].bar(x[:n] + j * width, energy[:n], width, color=colors[point], label=point)
-        axes[1].bar(x[:n] + j * width, cycles[:n], width, color=colors[point], label=point)
-    axes[0].set_ylabel("energy (µJ)")
-    axes[1].set_ylabel("cycles")
+        mine = table[point][:len(x)]
+        style = dict(color=colors[point], marker="os^vD<>ph*"[j % 10], ms=4, lw=1)
+        for m, model in enumerate(dict.fromkeys(r["model"] for r in mine)):  # no line across
+            idx = [i for i, r in enumerate(mine) if r["model"] == model]   # models
+            seg = [mine[i] for i in idx]
+            label = {"label": keys[point]} if m == 0 else {}
+            axes[0].plot(x[idx], [r["energy_pJ"] * r["count"] / scale for r in seg], **style,
+                         **label)
+            axes[1].plot(x[idx], [r["cycles"] * r["count"] for r in seg], **style)
+    axes[0].set_ylabel(f"energy x count ({unit}, log)")
+    axes[1].set_ylabel("cycles x count (log)")
     for ax in axes:
         ax.set_yscale("log")
-        ax.grid(True, axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    axes[0].set_title("Per-layer energy and cycles (best mapping by the mapper's objective)")
-    axes[1].set_xticks(x + width * (len(points) - 1) / 2, layers, rotation=60, ha="right",
-                       fontsize=7)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    axes[0].legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+    axes[0].set_title("Per-layer energy and cycles of the best mapping (x repeat count)")
+    axes[1].set_xticks(x, layers, rotation=90, fontsize=7)
+    fig.tight_layout()
+    add_key(fig, keys)
     return save_figure(fig, out_dir, stem)
 
 
 def breakdown_plot(rows: Sequence[Row], out_dir: Path, stem: str = "breakdown") -> list[Path]:
-    """Energy per component in fJ per MAC, stacked per design point (the seed pipeline's plot)."""
+    """Energy per MAC of each design point (total, fJ) and each component's share (%), so
+    designs whose totals differ by decades still show their breakdown."""
     data = energy_breakdown(rows)
     points = list(data)
     comps: list[str] = []
     for per in data.values():  # the model's order: mac, then levels outermost first
         comps.extend(c for c in per if c not in comps)
     comps = [c for c in comps if c == "mac"] + [c for c in reversed(comps) if c != "mac"]
-    colors = colors_for(comps)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(points) + 3), 5))
+    colors = palette(comps)
+    keys = point_keys(points, rows)
+    labels = [keys[p] for p in points]
+    totals = np.array([sum(data[p].values()) for p in points])
+    fig, (tot, share) = plt.subplots(1, 2, figsize=(max(9.0, 1.1 * len(points) * 2 + 4), 5),
+                                     gridspec_kw={"width_ratios": [1, 1.6]})
+    tot.bar(labels, totals, color="0.45", width=0.6)
+    for i, t in enumerate(totals):
+        tot.annotate(num(t), (i, t), xytext=(0, 2), textcoords="offset points", ha="center",
+                     fontsize=7)
+    if totals.max() > 10 * totals.min() > 0:
+        tot.set_yscale("log")
+        tot.set_ylabel("energy per MAC (fJ, log)")
+    else:
+        tot.set_ylabel("energy per MAC (fJ)")
+    tot.set_ylim(top=totals.max() * (3 if tot.get_yscale() == "log" else 1.12))
+    tot.set_title("Total", fontsize=10)
     bottom = np.zeros(len(points))
     for comp in comps:
-        vals = np.array([data[p].get(comp, 0.0) for p in points])
-        ax.bar(points, vals, bottom=bottom, color=colors[comp], label=comp)
+        vals = np.array([data[p].get(comp, 0.0) for p in points]) / totals * 100
+        share.bar(labels, vals, bottom=bottom, color=colors[comp], label=comp, width=0.6)
         bottom += vals
-    for i, total in enumerate(bottom):
-        ax.text(i, total, f"{total:.0f}", ha="center", va="bottom", fontsize=8)
-    ax.set_ylabel("energy per MAC (fJ/compute)")
-    ax.set_title("Energy breakdown per component (whole network)")
-    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
-    ax.tick_params(axis="x", labelrotation=20)
+    share.set_ylabel("share of energy per MAC (%)")
+    share.set_ylim(0, 100)
+    share.set_title("Share per component (min-EDP mapping of every layer)", fontsize=10)
+    share.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+    for ax in (tot, share):
+        ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+    fig.suptitle("Energy breakdown per component (whole network)")
+    fig.tight_layout()
+    add_key(fig, keys)
     return save_figure(fig, out_dir, stem)
 
 
 def efficiency_plot(rows: Sequence[Row], out_dir: Path, stem: str = "efficiency") -> list[Path]:
-    """Network utilization of the MAC array and GFLOPs at 1 GHz per design point and model."""
+    """Network utilization of the MAC array and GOPS at 1 GHz per design point and model
+    (integer MACs: operations, not FLOPs; 2 per MAC)."""
     pts = [p for p in network_points(rows) if p.policy == "min-EDP"]
     table = layer_table(rows)
-    labels = [f"{p.point}\n{p.model}" for p in pts]
+    keys = point_keys(list(dict.fromkeys(p.point for p in pts)), rows)
+    models = list(dict.fromkeys(p.model for p in pts))
+    labels = [keys[p.point] + (f"\n{p.model}" if len(models) > 1 else "") for p in pts]
     util = []
     for p in pts:
         mine = [r for r in table[p.point] if r["model"] == p.model]
         util.append(sum(r["utilization"] * r["cycles"] * r["count"] for r in mine)
                     / sum(r["cycles"] * r["count"] for r in mine))
-    gflops = [2.0 * p.macs / p.cycles for p in pts]
-    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(pts) + 4), 4.5))
-    axes[0].bar(labels, [100 * u for u in util], color="tab:blue", width=0.6)
+    gops = [2.0 * p.macs / p.cycles for p in pts]
+    colors = palette(models)
+    bar_colors = [colors[p.model] for p in pts]
+    fig, axes = plt.subplots(1, 2, figsize=(max(9.0, 0.55 * len(pts) * 2 + 3), 4.8))
+    axes[0].bar(range(len(pts)), [100 * u for u in util], color=bar_colors, width=0.6)
     axes[0].set_ylabel("MAC utilization (%)")
     axes[0].set_ylim(0, 100)
-    axes[1].bar(labels, gflops, color="tab:green", width=0.6)
-    axes[1].set_ylabel("GFLOPs @ 1 GHz")
+    axes[1].bar(range(len(pts)), gops, color=bar_colors, width=0.6)
+    axes[1].set_ylabel("GOPS @ 1 GHz (2 ops per MAC)")
+    if max(gops) > 10 * min(gops) > 0:
+        axes[1].set_yscale("log")
     for ax in axes:
-        ax.tick_params(axis="x", labelsize=7)
+        ax.set_xticks(range(len(pts)), labels, rotation=90, fontsize=7)
         ax.grid(True, axis="y", alpha=0.3)
+    if len(models) > 1:
+        axes[1].legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in models],
+                       labels=models, fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.suptitle("Utilization and throughput (cycle-weighted over layers)")
     fig.tight_layout()
+    add_key(fig, keys)
     return save_figure(fig, out_dir, stem)

@@ -51,6 +51,8 @@ class SweepResult:
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     timeloop_checks: list[dict[str, Any]] = field(default_factory=list)  # timeloop-check
+    # model -> layer_index -> module path of every occurrence folded into that layer
+    occurrences: dict[str, dict[int, list[str]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,8 +102,10 @@ def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
         network = store.network(config.name)
         checks = store.timeloop_checks(config.name) if config.backend == "timeloop-check" else []
     notes = plan.notes + ([_check_note(checks)] if checks else [])
+    occurrences = {label: {i: list(layer.paths) for i, layer in enumerate(m.workload.layers)}
+                   for label, m in plan.models.items()}
     return SweepResult(config, config.db_path, rows, network, computed, reused, notes,
-                       time.perf_counter() - start, checks)
+                       time.perf_counter() - start, checks, occurrences)
 
 
 def _check_note(checks: list[dict[str, Any]]) -> str:

@@ -232,12 +232,21 @@ class Store:
     def results(self, sweep: str | None = None) -> list[dict[str, Any]]:
         """Every (design point, model, layer, mapping) row, in a stable order."""
         where, params = ("WHERE sweep = ?", (sweep,)) if sweep else ("", ())
-        return self.query(f"SELECT * FROM results {where} ORDER BY sweep, point, model,"
-                          " layer_index, rank", params)
+        return self._with_point_facts(self.query(
+            f"SELECT * FROM results {where} ORDER BY sweep, point, model, layer_index, rank",
+            params))
 
     def network(self, sweep: str | None = None) -> list[dict[str, Any]]:
+        """Per sweep x design point x model: network totals, with the point's area and node."""
         where, params = ("WHERE sweep = ?", (sweep,)) if sweep else ("", ())
-        return self.query(f"SELECT * FROM network {where} ORDER BY sweep, point, model", params)
+        return self._with_point_facts(self.query(
+            f"SELECT * FROM network {where} ORDER BY sweep, point, model", params))
+
+    def _with_point_facts(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add ``technology`` and ``area_mm2`` of each row's design point (from its stored arch)."""
+        facts = {r["point_key"]: point_facts(json.loads(r["arch"]))
+                 for r in self.query("SELECT point_key, arch FROM points")}
+        return [{**r, **facts.get(r["point_key"], {})} for r in rows]
 
     def timeloop_checks(self, sweep: str) -> list[dict[str, Any]]:
         """The real-Timeloop verdicts on this sweep's kept mappings (backend timeloop-check)."""
@@ -249,6 +258,21 @@ class Store:
 
     def sweeps(self) -> list[str]:
         return [r["sweep"] for r in self.query("SELECT sweep FROM sweeps ORDER BY updated DESC")]
+
+
+def point_facts(arch: dict[str, Any]) -> dict[str, Any]:
+    """Technology node and on-chip area (mm2) of a stored arch (``to_plain(Arch)``).
+
+    Area = every non-dummy level's per-instance area x instances + the MACs'; DRAM is off chip
+    (area 0 in the tables). None when no component has an area.
+    """
+    parts = [(lvl.get("area_um2"), lvl.get("instances", 1)) for lvl in arch.get("levels", [])
+             if not lvl.get("dummy")]
+    compute = arch.get("compute", {})
+    parts.append((compute.get("area_um2"), compute.get("instances", 1)))
+    known = [a * n for a, n in parts if a is not None]
+    return {"technology": arch.get("technology"),
+            "area_mm2": sum(known) * 1e-6 if known else None}
 
 
 def _open(path: Path) -> sqlite3.Connection:
