@@ -2,6 +2,7 @@
 
     python bench/resilience.py throughput   # -> docs/benchmarks.md, section "resilience"
     python bench/resilience.py mappings     # -> docs/resilience.md tables + docs/resilience_*.png
+    python bench/resilience.py figure       # redraw docs/resilience_footprints.png from the JSON
 
 ``throughput``: the same drawn faults (every one struck during each of 64 test images) are
 classified twice: by the campaign (footprint deltas on the layer output, FastEngine for the rest
@@ -159,7 +160,8 @@ def mappings(args: argparse.Namespace) -> None:
                     "mapping": _describe(rows[k][3]), **res.to_dict()}
         print(tag, json.dumps({k2: out[tag][k2] for k2 in ("edp", "sdc1_rate", "sdc1_ci")}))
     (DOCS / "resilience_pair.json").write_text(json.dumps(out, indent=1) + "\n")
-    _figure(out, DOCS / "resilience_footprints.png")
+    _figure(out, DOCS / "resilience_footprints.png", layer=args.layer, arch=args.arch,
+            fmt=args.fmt)
     write_section("pair", _pair_table(out, args), doc=DOCS / "resilience.md")
 
 
@@ -199,35 +201,56 @@ def _pair_table(out: dict, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def _figure(out: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _figure(out: dict, path: Path, *, layer: str = "features.0", arch: str = "eyeriss_like",
+            fmt: str = "bf16", confidence: float = 0.95) -> None:
+    """Per fault site (buffer x dataspace), the two mappings side by side: horizontal bars so the
+    site names read, one unit per axis, the interval level stated; labels checked not to overlap."""
     import matplotlib.pyplot as plt
 
-    sites = [f"{s['level']}\n{s['dataspace']}" for s in out["A"]["per_site"]]
-    xs = np.arange(len(sites))
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.4))
-    for ax, key, title in ((axes[0], "exposure_share", "exposure share"),
-                           (axes[1], "mean_footprint", "mean footprint (outputs per fault)"),
-                           (axes[2], "live_fraction", "live: fault changes the layer output"),
-                           (axes[3], "sdc1_rate", "SDC-1 rate given a fault there")):
+    from dse.figures import palette, save_figure
+    from dse.units import estimate, num
+
+    sites = [f"{s['level']} / {s['dataspace']}" for s in out["A"]["per_site"]]
+    ys = np.arange(len(sites))
+    colours = palette(["A", "B"])
+    fig, axes = plt.subplots(1, 4, figsize=(15, 0.45 * len(sites) + 2.6), sharey=True)
+    panels = (("exposure_share", "share of exposed bits x time (0-1)"),
+              ("mean_footprint", "outputs corrupted per fault (mean)"),
+              ("live_fraction", "faults that change the layer output (0-1)"),
+              ("sdc1_rate", f"SDC per fault (top-1 changes), {confidence:.0%} CI"))
+    for ax, (key, xlabel) in zip(axes, panels, strict=True):
         for off, tag in ((-0.2, "A"), (0.2, "B")):
-            vals = [s[key] for s in out[tag]["per_site"]]
-            ax.bar(xs + off, vals, 0.4, label=f"mapping {tag}")
+            per = out[tag]["per_site"]
+            vals = [s[key] for s in per]
+            err = None
             if key == "sdc1_rate":
-                lo = [v - s["sdc1_ci"][0] for v, s in zip(vals, out[tag]["per_site"], strict=True)]
-                hi = [s["sdc1_ci"][1] - v for v, s in zip(vals, out[tag]["per_site"], strict=True)]
-                ax.errorbar(xs + off, vals, yerr=[lo, hi], fmt="none", ecolor="k", lw=0.8)
-        ax.set_xticks(xs, sites, fontsize=7)
-        ax.set_title(title)
-    axes[0].legend()
+                err = [[v - s["sdc1_ci"][0] for v, s in zip(vals, per, strict=True)],
+                       [s["sdc1_ci"][1] - v for v, s in zip(vals, per, strict=True)]]
+            ax.barh(ys + off, vals, 0.4, xerr=err, color=colours[tag], label=f"mapping {tag}",
+                    error_kw={"lw": 0.8})
+        vals = [s[key] for tag in "AB" for s in out[tag]["per_site"] if s[key] > 0]
+        if key == "mean_footprint" and max(vals) > 10 * min(vals):  # unbounded, decades apart
+            ax.set_xscale("log")
+            xlabel += ", log"
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(ys, sites, fontsize=8)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=8, loc="lower right")
     a, b = out["A"], out["B"]
-    fig.suptitle(f"EDP {a['edp']:.3g} vs {b['edp']:.3g}: SDC-1 {a['sdc1_rate']:.4f} "
-                 f"[{a['sdc1_ci'][0]:.4f}, {a['sdc1_ci'][1]:.4f}] vs {b['sdc1_rate']:.4f} "
-                 f"[{b['sdc1_ci'][0]:.4f}, {b['sdc1_ci'][1]:.4f}]")
+    fig.suptitle(f"Two mappings of {layer} on {arch} ({fmt} words), EDP within 5% "
+                 f"({num(a['edp'])} vs {num(b['edp'])} J x cycles): SDC per fault "
+                 f"{estimate(a['sdc1_rate'], *a['sdc1_ci'])} (A) vs "
+                 f"{estimate(b['sdc1_rate'], *b['sdc1_ci'])} (B)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path.parent, path.stem)
+    path.with_suffix(".svg").unlink(missing_ok=True)  # docs keep the PNG only
+
+
+def figure(args: argparse.Namespace) -> None:
+    """Redraw docs/resilience_footprints.png from docs/resilience_pair.json (no campaign)."""
+    out = json.loads((DOCS / "resilience_pair.json").read_text())
+    _figure(out, DOCS / "resilience_footprints.png")
 
 
 def main() -> None:
@@ -244,6 +267,8 @@ def main() -> None:
     m.add_argument("--fmt", default="bf16")
     m.add_argument("--confirm", type=int, default=2000)
     m.set_defaults(func=mappings)
+    sub.add_parser("figure", help="redraw the footprints figure from the stored pair"
+                   ).set_defaults(func=figure)
     args = parser.parse_args()
     args.func(args)
 

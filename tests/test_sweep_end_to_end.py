@@ -179,7 +179,7 @@ def test_an_unwritable_output_dir_is_one_line_exit_2(tmp_path):
 def test_results_command_prints_exports_and_queries(reference, tmp_path):
     db = str(reference.db_path)
     table = _cli("results", "--db", db)
-    assert table.returncode == 0 and "SDC rate" in table.stdout
+    assert table.returncode == 0 and "SDC per fault" in table.stdout
     for design in DESIGNS:
         assert design in table.stdout
     out = tmp_path / "rows.csv"

@@ -1,8 +1,10 @@
 """``dse map``: find the best mapping of one layer on one design.
 
-Prints the best mapping's energy, cycles and EDP (``--json``: the model's fields plus the search
-counts and the energy × delay Pareto set) and, with ``--out DIR``, writes ``DIR/map.yaml`` (a
-Timeloop mapping a real ``timeloop-model`` can check) and ``DIR/mapper.json``.
+Prints the best mapping's loop nest as Timeloop's ``map.txt`` does, then its energy, cycles and
+EDP (``--json``: the model's fields, the mapping (map.yaml directives and the loop nest), area and
+technology node, the search counts and the energy x delay Pareto set); with ``--out DIR`` writes
+``DIR/map.yaml`` (a Timeloop mapping a real ``timeloop-model`` can check), ``DIR/map.txt`` and
+``DIR/mapper.json``.
 
 Backends: ``builtin`` (dse's mapper and model); ``timeloop`` (the real ``timeloop-mapper`` on PATH
 searches with the design's constraints; dse's model re-scores its best mapping, ``check``);
@@ -38,7 +40,7 @@ def register(subparsers: Any) -> None:
                         "'sum:energy=1,delay=1000'")
     p.add_argument("--search", default="auto", choices=("auto", "exhaustive", "random", "hybrid"))
     p.add_argument("--time-limit", type=check.positive_float, default=30.0, metavar="S",
-                   help="search time limit in seconds")
+                   help="seconds (default 30)")
     p.add_argument("--victory", type=check.positive_int, default=1500, metavar="N",
                    help="stop after N evaluations without a better mapping (default 1500)")
     p.add_argument("--seed", type=check.non_negative_int, default=0)
@@ -86,7 +88,7 @@ def parse_objective(text: str) -> str | dict[str, float | str]:
 def run(args: argparse.Namespace) -> int:
     objective = parse_objective(args.objective)
     if args.out:
-        for name in ("map.yaml", "mapper.json"):
+        for name in ("map.yaml", "map.txt", "mapper.json"):
             check.output_file(args.out / name, "--out")
 
     from tqdm import tqdm
@@ -105,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"note: {note}", file=sys.stderr)
     if args.backend == "timeloop":
-        return _report(args, problem, *_timeloop_map(args, problem, arch, objective, workers))
+        return _report(args, problem, arch,
+                       *_timeloop_map(args, problem, arch, objective, workers))
     with tqdm(desc="mapping", unit=" maps", leave=False) as bar:
         result = search(problem, arch, objective=objective, search=args.search,
                         time_limit=args.time_limit, seed=args.seed, victory=args.victory,
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "timeloop-check":
         doc["checks"] = _real_checks(args, problem, arch, [(result.best, result.best_stats),
                                                             *result.pareto])
-    return _report(args, problem, result.best, result.best_stats, doc)
+    return _report(args, problem, arch, result.best, result.best_stats, doc)
 
 
 def _timeloop_map(args: argparse.Namespace, problem: Any, arch: Any, objective: Any,
@@ -153,25 +156,38 @@ def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2e}"
 
 
-def _report(args: argparse.Namespace, problem: Any, best: Any, st: Any,
+def _report(args: argparse.Namespace, problem: Any, arch: Any, best: Any, st: Any,
             doc: dict[str, Any]) -> int:
-    from dse.model import write_mapping
+    from dse.model import loop_nest_text, write_mapping
+    from dse.model.mapfile import mapping_directives
+    from dse.sweep.hashing import to_plain
+    from dse.sweep.store import point_facts
+    from dse.units import energy, num
 
+    facts = point_facts(to_plain(arch))
+    nest = loop_nest_text(best, problem, arch)
+    doc = doc | {"edp_unit": "J x cycles", "technology": facts["technology"],
+                 "area_mm2": facts["area_mm2"],
+                 "mapping": {"directives": mapping_directives(best, problem), "loop_nest": nest}}
     if args.out:
         write_mapping(best, args.out / "map.yaml", problem)
+        check.write_text(args.out / "map.txt", nest, field="--out")
         check.write_text(args.out / "mapper.json", json.dumps(doc, indent=2), field="--out")
     if args.json:
         print_json(doc)
     else:
         valid = f"{doc['valid']} valid mappings" if "valid" in doc else "timeloop-mapper"
-        print(f"best of {valid} ({doc['search']}, {doc['wall_s']:.1f} s): "
-              f"energy {st.energy_pJ / 1e6:.4g} uJ, cycles {st.cycles}, "
-              f"utilization {st.utilization:.3f}, EDP {st.edp:.4g} J*cycle")
+        print(nest.strip("\n"))
+        print(f"\nbest of {valid} ({doc['search']}, {doc['wall_s']:.1f} s): "
+              f"energy {energy(st.energy_pJ)}, cycles {st.cycles}, "
+              f"utilization {num(100 * st.utilization)}%, EDP {num(st.edp)} J x cycles; "
+              f"{arch.name} at {facts['technology'] or 'unknown node'}, "
+              f"area {num(facts['area_mm2'])} mm2")
         for verdict in [doc["check"]] if "check" in doc else doc.get("checks", []):
             agree = "agree" if verdict["builtin_agrees"] else "DISAGREE"
             print(f"  builtin vs timeloop-model: {agree} (cycles {verdict['builtin_cycles']} vs "
                   f"{verdict['cycles']}, relative energy difference "
                   f"{_num(verdict['energy_rel_diff'])})")
         if args.out:
-            print(f"wrote {args.out / 'map.yaml'}")
+            print(f"wrote {args.out / 'map.yaml'} and {args.out / 'map.txt'}")
     return 0

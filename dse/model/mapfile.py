@@ -189,6 +189,33 @@ _HEADER = re.compile(r"^(\S+) \[(.*)\]\s*$")
 _LOOP = re.compile(r"for (\S+) in \[(\d+):(\d+)\)(?: \(Spatial-([XY])\))?")
 
 
+def loop_nest_text(mapping: Mapping, problem: Problem, arch: Arch) -> str:
+    """The mapping as Timeloop prints it in ``*.map.txt``: per level (outermost first) a header
+    with each kept dataspace's tile in words, then its loops, one indent deeper per loop.
+
+    Like Timeloop, a level without temporal loops shows one unit loop (of ``G`` where the problem
+    has groups); other unit loops are left out. :func:`read_map_txt` reads the text back.
+    """
+    from dse.model.nest import analyze
+
+    nest = analyze(problem, arch, mapping, check=False)
+    unit = Loop("G" if "G" in problem.dimensions else problem.dimensions[-1], 1)
+    lines: list[str] = []
+    depth = 0
+    for lm in mapping.levels:
+        kept = [ds.name for ds in problem.dataspaces if ds.name in nest.resident[lm.level]]
+        tiles = " ".join(f"{ds}:{nest.tiles[(lm.level, ds)]} ({nest.tiles[(lm.level, ds)]})"
+                         for ds in kept)
+        head = f"{lm.level} [ {tiles + ' ' if tiles else ''}] "
+        lines += ["", head, "-" * (len(head) - 1)]
+        temporal = [lp for lp in lm.temporal if lp.factor > 1] or [unit]
+        for lp in temporal + [lp for lp in lm.spatial if lp.factor > 1]:
+            where = f" (Spatial-{lp.axis})" if lp.spatial else ""
+            lines.append(f"|{' ' * (1 + 2 * depth)}for {lp.dim} in [0:{lp.factor}){where}")
+            depth += 1
+    return "\n".join(lines) + "\n\n"
+
+
 def read_map_txt(path: str | Path) -> tuple[Mapping, dict[str, dict[str, int]]]:
     """Parse a printed loop nest (``*.map.txt``): the Mapping and the tile sizes of its headers.
 
