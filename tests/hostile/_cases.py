@@ -111,7 +111,7 @@ case("design-dir-without-design", ["designs", "show", "{d}/adir"])
 for var in ("pe_x=nan", "pe_x=inf", "pe_x=-3", "pe_x=0", "pe_x=2.5", "pe_y=abc", "word_bits=0",
             "word_bits=nan", "depth.shared_glb=nan", "depth.shared_glb=-5", "depth.nolevel=4",
             "technology=nan", "technology=-7nm", "nokey=3", "=3", "pe_x"):
-    case(f"designs-variant-{var}", [*DES, "--variant", var])
+    case(f"designs-variant-{var}", [*DES, "--design-variant", var])
 case("designs-native-no-output", ["designs", "native", "eyeriss_like"])
 
 # --------------------------------------------------------------------------------- map values
@@ -182,7 +182,8 @@ for flag, value in (("--search", "bogus"), ("--seed", "-1"), ("--time-limit", "n
                     ("--budget", "0"), ("--fit-per-mbit", "nan"), ("--fit-per-mbit", "-1000"),
                     ("--margin", "2"), ("--top-k", "-1"), ("--workers", "0"),
                     ("--images", "-3"), ("--grid", "pe_x="), ("--grid", "pe_x"),
-                    ("--variant", "pe_x=nan"), ("--variant", "pe_x=-1"), ("--pe", "0x4"),
+                    ("--design-variant", "pe_x=nan"), ("--design-variant", "pe_x=-1"),
+                    ("--pe", "0x4"),
                     ("--word-bits", "0"), ("--depth", "shared_glb=nan"), ("--input", "1x1x-8x8"),
                     ("--input", "1x1x100000x100000"), ("--name", LONG), ("--arch", LONG),
                     ("--executor", "threads"), ("--backend", "magic"), ("--name", "")):
@@ -274,5 +275,5 @@ case("profile-model-not-importable", ["profile", "--model", "nosuchmod:f", "--in
                                       "--out", "{d}/ls"])
 case("profile-model-unknown", ["profile", "--model", "resnet9999", "--out", "{d}/ls"])
 case("profile-bad-option", ["profile", "--model", "digits_cnn", "--option", "x", "--out", "{d}/ls"])
-case("compare-unknown-model", ["compare", "--model", "nosuch", "--variants", "a", "b",
+case("compare-unknown-model", ["compare", "--model", "nosuch", "--model-variant", "a", "b",
                                "--out", "{d}/cmp", "--quiet"])
