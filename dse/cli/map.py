@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
                         "'sum:energy=1,delay=1000'")
     p.add_argument("--search", default="auto", choices=("auto", "exhaustive", "random", "hybrid"))
     p.add_argument("--time-limit", type=check.positive_float, default=30.0, metavar="S",
-                   help="seconds (default 30)")
+                   help="search time limit in seconds")
     p.add_argument("--victory", type=check.positive_int, default=1500, metavar="N",
                    help="stop after N evaluations without a better mapping (default 1500)")
     p.add_argument("--seed", type=check.non_negative_int, default=0)
