@@ -43,7 +43,9 @@ def child(out: str, budget: int, executor: str) -> None:
     torch.set_num_threads(1)
     config = SweepConfig(name="bench_resnet18", designs=["all"],
                          models=[ModelSpec("resnet18", input_shape=(1, 3, 224, 224))],
-                         mapper=MapperSettings(budget=budget, time_limit=5.0),
+                         # the budget ends each search; the cap must not (a loaded machine
+                         # would otherwise cut the searches short and change the results)
+                         mapper=MapperSettings(budget=budget, time_limit=600.0),
                          executor=executor, dask_local=2 if executor == "dask" else None,
                          output=out)
     result = run_sweep(config, progress=False)
@@ -88,8 +90,9 @@ def compare(args: argparse.Namespace, root: Path) -> list[str]:
     same = old["network"] == new["network"]
     lines = [
         "Energy side of ResNet-18 (1x3x224x224, 12 unique conv/linear layers) on all four "
-        "shipped designs, process pool of 2 workers; each run a fresh child process (start-up, "
-        "profiling, planning and store included), one after the other in one bench run.",
+        "shipped designs, process pool of 2 workers, searches ended by the budget (time cap "
+        "600 s per layer, never reached); each run a fresh child process (start-up, profiling, "
+        "planning and store included), one after the other in one bench run.",
         "",
         "| path | budget / layer | wall (s) | load (1-min avg) | network EDP, sum over designs "
         "(J x cycles) | speed-up vs old |",
