@@ -18,13 +18,15 @@ campaign applies that mask to the stored word exactly as it would apply an unpro
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from dse.arch.protection import SCHEMES, Scheme
+from dse.arch.protection import SCHEMES, Scheme, level_protection
+from dse.arch.spec import Arch
 
 #: Patterns enumerated exactly up to this count; above it ``escape_fraction`` samples.
 ENUMERATE_LIMIT = 200_000
@@ -74,6 +76,15 @@ def _decode_secded(k: int, flips: tuple[int, ...]) -> Decoded:
     return Decoded("corrected" if mask == 0 else "escaped", mask)
 
 
+def data_bit_position(scheme: Scheme | str, data_bits: int, bit: int) -> int:
+    """Physical bit (in :func:`decode`'s numbering) that holds data bit ``bit`` of a code word
+    (copy 0 for TMR)."""
+    s = SCHEMES[scheme] if isinstance(scheme, str) else scheme
+    if s.name in ("secded", "secded_block"):
+        return _hamming_layout(data_bits)[0][bit]
+    return bit
+
+
 def decode(scheme: Scheme | str, data_bits: int, flips: tuple[int, ...]) -> Decoded:
     """Outcome of flipping the physical bits ``flips`` (0 <= b < code_bits) of one code word.
 
@@ -121,4 +132,33 @@ def escape_fraction(scheme: Scheme | str, data_bits: int, m: int, *, samples: in
     return {key: v / total for key, v in counts.items()}
 
 
-__all__ = ["Decoded", "code_bits", "decode", "escape_fraction"]
+def screen(faults: list, sites: list, arch: Arch) -> tuple[list, dict[str, int]]:
+    """Pass a campaign's drawn faults through the protection of the levels they strike.
+
+    A fault whose word the level's code corrects (or, with parity, flags) never reaches the
+    layer: it is returned with zero output deltas, and counted as ``corrected`` or ``detected``
+    (a DUE); an escaping fault keeps its deltas. Faults flip data bit ``fault.bit`` of a word of
+    ``site.bits`` bits (single-bit faults: SEC-DED and TMR correct them all, parity flags them
+    all; the multi-bit escape shares are :func:`escape_fraction`)."""
+    counts = {"corrected": 0, "detected": 0, "escaped": 0, "unprotected": 0}
+    out = []
+    for f in faults:
+        site = sites[f.site]
+        scheme = (level_protection(arch.levels[site.level]) if site.level < len(arch.levels)
+                  else SCHEMES["none"])
+        if scheme.name == "none":
+            counts["unprotected"] += 1
+            out.append(f)
+            continue
+        k = site.bits * (arch.levels[site.level].block_size if scheme.per_block else 1)
+        got = decode(scheme, k, (data_bit_position(scheme, k, f.bit),))
+        counts[got.status] += 1
+        if got.status == "escaped":
+            out.append(f)
+        else:
+            out.append(dataclasses.replace(f, word_delta=np.zeros_like(f.word_delta),
+                                           deltas=np.zeros_like(f.deltas)))
+    return out, counts
+
+
+__all__ = ["Decoded", "code_bits", "data_bit_position", "decode", "escape_fraction", "screen"]
