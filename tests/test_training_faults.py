@@ -80,3 +80,18 @@ def test_bad_fault_fields_are_input_errors_naming_the_field(kw, field):
 def test_position_outside_the_tensor_is_an_input_error():
     with pytest.raises(InputError, match="outside"):
         corrupt_run(torch.zeros(2, 3), _fault(fmodel="zero", pos=(2, 0)), np.random.default_rng(0))
+
+
+def test_a_forward_output_fault_keeps_the_gradient_path_of_the_other_elements():
+    from dse.resilience.training.fault import Injector
+    from dse.resilience.training.trainer import Trainer, TrainSetup, load_data
+
+    trainer = Trainer(TrainSetup(epochs=1), load_data("digits"))
+    f = TrainFault(0, 0, "classifier.3", "forward", "output", "value", (0, 0), values=(7.0,),
+                   extent=16)
+    inj = Injector(f)
+    with inj.armed(trainer.model):
+        trainer.forward_backward(0)
+    assert inj.written == [7.0] * 16
+    grad = trainer.model.get_submodule("features.0").weight.grad
+    assert grad is not None and grad.abs().sum() > 0

@@ -110,11 +110,13 @@ def corrupt_run(t: torch.Tensor, fault: TrainFault, rng: np.random.Generator) ->
     """A copy of ``t`` with the fault's run of elements corrupted through the fault core
     (:func:`dse.resilience.fault.corrupt`; values stay in ``t``'s dtype). The word of a
     ``random`` / ``copy`` / ``value`` fault is resolved here, when the fault strikes."""
-    out = t.detach().clone().contiguous()
-    flat = out.view(-1)
-    core = fault.core(tuple(t.shape), word=_word(flat, tuple(t.shape), fault, rng))
-    run = core_fault.run_positions(core, tuple(t.shape))
-    flat[run] = core_fault.corrupt(flat[run], core)
+    out = t.clone().contiguous()  # keeps the autograd graph of a forward activation: the
+    flat = out.view(-1)  # corrupted elements become constants, the others still pass gradients
+    with torch.no_grad():
+        core = fault.core(tuple(t.shape), word=_word(flat, tuple(t.shape), fault, rng))
+        run = core_fault.run_positions(core, tuple(t.shape))
+        new = core_fault.corrupt(flat[run].detach(), core)
+    flat[run] = new
     return out
 
 
@@ -165,7 +167,7 @@ class Injector:
         out = corrupt_run(t, self.fault, self._rng)
         start = int(np.ravel_multi_index(self.fault.pos, tuple(t.shape)))
         run = slice(start, start + self.fault.extent)
-        self.written = [float(v) for v in out.reshape(-1)[run].float()]
+        self.written = [float(v) for v in out.detach().reshape(-1)[run].float()]
         self.original = [float(v) for v in t.detach().reshape(-1)[run].float()]
         self.fired = True
         return out
