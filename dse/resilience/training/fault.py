@@ -35,6 +35,7 @@ from torch import nn
 from dse.errors import InputError
 from dse.resilience import fault as core_fault
 from dse.resilience import formats
+from dse.validate import resolve
 
 OPERANDS = {"forward": ("output", "input", "weight"),
             "backward": ("grad_out", "grad_in", "grad_wt"),
@@ -68,18 +69,10 @@ class TrainFault:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.pass_ not in OPERANDS:
-            raise InputError(f"unknown pass {self.pass_!r}; expected one of {list(PASSES)}",
-                             field="pass")
-        if self.operand not in OPERANDS[self.pass_]:
-            raise InputError(f"unknown {self.pass_} operand {self.operand!r}; expected one of "
-                             f"{list(OPERANDS[self.pass_])}", field="operand")
-        if self.fmodel not in FAULT_MODELS:
-            raise InputError(f"unknown fault model {self.fmodel!r}; expected one of "
-                             f"{list(FAULT_MODELS)}", field="fmodel")
-        if self.fmt not in FAULT_FORMATS:
-            raise InputError(f"unknown format {self.fmt!r}; expected one of "
-                             f"{list(FAULT_FORMATS)}", field="fmt")
+        resolve(self.pass_, PASSES, "pass", what="pass")
+        resolve(self.operand, OPERANDS[self.pass_], "operand", what=f"{self.pass_} operand")
+        resolve(self.fmodel, FAULT_MODELS, "fmodel", what="fault model")
+        resolve(self.fmt, FAULT_FORMATS, "fmt", what="format")
         if self.extent not in EXTENTS:
             raise InputError(f"extent must be one of {list(EXTENTS)}, got {self.extent}",
                              field="extent")

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from dse.errors import InputError
+from dse.validate import resolve
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "adamw")
 DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 0.05}
@@ -46,15 +47,9 @@ class TrainSetup:
     mitigation: str = "none"
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise InputError(f"unknown optimizer {self.optimizer!r}; expected one of "
-                             f"{list(OPTIMIZERS)}", field="optimizer")
-        if self.dataset not in DATASETS:
-            raise InputError(f"training campaigns run on {list(DATASETS)}, not {self.dataset!r}",
-                             field="dataset")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"unknown precision {self.precision!r}; expected one of "
-                             f"{list(PRECISIONS)}", field="precision")
+        resolve(self.optimizer, OPTIMIZERS, "optimizer", what="optimizer")
+        resolve(self.dataset, DATASETS, "dataset", what="training dataset")
+        resolve(self.precision, PRECISIONS, "precision", what="precision")
         for name in ("batch_size", "epochs", "eval_every"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1", field=name)
