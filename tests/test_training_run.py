@@ -106,3 +106,17 @@ def test_guard_rolls_back_the_immediate_inf_nan_fault_and_adam_bound_detects_it(
     assert bound.curve.detections == []  # no false positive in the fault-free run
     exp = run_experiment(bound, data, f, steps_after=10)
     assert exp.curve.detections == [exp.inject] and exp.curve.nonfinite is None
+
+
+def test_mixed_precision_restart_is_bit_exact_and_bf16_faults_hit_bf16_activations(data):
+    golden = golden_run(SETUP.with_(epochs=2, precision="bf16"), data, spread_seeds=0)
+    exp = run_experiment(golden, data, None, epoch=1, early_stop=False)
+    assert np.array_equal(_bits(exp.curve.loss), _bits(golden.curve.loss[exp.curve.start:]))
+    f = TrainFault(1, 2, "features.2", "forward", "output", "bitflip", (3, 4, 2, 2), fmt="bf16",
+                   bits=(14,))  # the top exponent bit of a bf16 word
+    exp = run_experiment(golden, data, f, steps_after=10)
+    import torch
+
+    (orig,), (new,) = exp.original, exp.written
+    assert torch.tensor(orig).to(torch.bfloat16).item() == orig  # the activation was bf16
+    assert abs(new) > 1e30 and new * orig > 0
