@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--model", default="digits_cnn")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--steps-after", type=int, default=100)
+    ap.add_argument("--golden-seeds", type=int, default=2)
+    ap.add_argument("--section", default="train_inject", help="docs/benchmarks.md section name")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -40,7 +42,7 @@ def main() -> None:
     data = load_data("digits")
     spec = TrainingOutcomeSpec()
     t0 = time.perf_counter()
-    golden = golden_run(setup, data, spread_seeds=2)
+    golden = golden_run(setup, data, spread_seeds=args.golden_seeds)
     t_golden = time.perf_counter() - t0
     plan = tc.Plan(args.experiments, steps_after=args.steps_after)
     faults = tc.sample(plan, tc.targets(setup, data), golden.steps_per_epoch, golden.total_steps)
@@ -56,18 +58,19 @@ def main() -> None:
         same += classify(a, golden, spec).outcome == classify(b, golden, spec).outcome
     n = len(faults)
     ratio = naive / (fast + t_golden)
-    body = f"""## Training-fault experiments (bench/train_inject.py)
+    body = f"""### Training-fault experiments, {golden.total_steps}-step run (bench/train_inject.py)
 
 `python bench/train_inject.py --experiments {n} --model {args.model} --epochs {args.epochs} \
---steps-after {args.steps_after}` — one thread; {n} experiments of the default campaign plan
-(uniform epoch/step/layer/pass/fault model/run length), adam, golden run of
-{golden.total_steps} steps plus 2 seeds for the outcome tolerance.
+--steps-after {args.steps_after} --golden-seeds {args.golden_seeds}` — one thread;
+{n} experiments of the default campaign plan (uniform epoch/step/layer/pass/fault model/run
+length), adam, golden run of {golden.total_steps} steps plus {args.golden_seeds} seeds
+for the outcome tolerance.
 
 | runner | steps trained | wall (s) | experiments / s |
 |---|---|---|---|
 | from scratch, no early stop | {steps_naive} | {naive:.1f} | {n / naive:.2f} |
 | dse: checkpoint + INF/NaN stop + golden-state stop | {steps_fast} | {fast:.1f} | {n / fast:.2f} |
-| dse + its golden runs ({t_golden:.1f} s, 3 seeds) | | {fast + t_golden:.1f} | \
+| dse + its golden runs ({t_golden:.1f} s, {args.golden_seeds + 1} seeds) | | {fast + t_golden:.1f} | \
 {n / (fast + t_golden):.2f} |
 
 Speed-up: **{naive / fast:.1f}x** per experiment, **{ratio:.1f}x** with dse's golden runs charged
@@ -75,7 +78,7 @@ to this campaign (the from-scratch runner needs a golden curve too; it is not ch
 Same outcome for {same} of {n} experiments (the early stops are exact)."""
     print(body)
     if not args.no_write:
-        write_section("train_inject", body)
+        write_section(args.section, body)
 
 
 if __name__ == "__main__":
