@@ -68,3 +68,22 @@ def test_protection_is_a_variant_dimension_with_its_own_name() -> None:
     assert out.level(level).energy["read"] > arch.level(level).energy["read"]
     with pytest.raises(InputError):
         make_variant(arch, protect="oops")
+
+
+def test_designs_show_lists_the_protected_level_energy_and_area(capsys) -> None:
+    import json
+
+    from dse.cli import main
+
+    assert main(["designs", "show", "eyeriss_like", "--json"]) == 0
+    plain = {lv["name"]: lv for lv in json.loads(capsys.readouterr().out)["levels"]}
+    assert main(["designs", "show", "eyeriss_like", "--design-variant",
+                 "protect=shared_glb=secded", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    glb = {lv["name"]: lv for lv in doc["levels"]}["shared_glb"]
+    assert glb["attributes"]["protection"] == "secded"
+    assert glb["energy"]["read"] > plain["shared_glb"]["energy"]["read"]
+    assert glb["area_um2"] > plain["shared_glb"]["area_um2"]
+    assert main(["designs", "show", "eyeriss_like", "--design-variant",
+                 "protect=shared_glb=hamming"]) == 2
+    assert "protect.shared_glb" in capsys.readouterr().err

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "native Timeloop YAML")
     p.add_argument("--design-variant", dest="variant", action="append", default=[],
                    metavar="KEY=VALUE",
-                   help="pe_x=, pe_y=, depth.<level>=, word_bits=, technology= (repeatable)")
+                   help="pe_x=, pe_y=, depth.<level>=, word_bits=, technology=, "
+                   "protect=<level>=none|parity|secded|secded_block|tmr (repeatable)")
     deprecated_alias(p, "--variant", "--design-variant", dest="variant", append=True)
     p.add_argument("--energy", default="auto",
                    help="auto (default), builtin, none, or an Accelergy ERT file")
