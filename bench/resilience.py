@@ -37,7 +37,7 @@ from dse.arch import load_arch  # noqa: E402
 from dse.mapper import MapSpace  # noqa: E402
 from dse.model import evaluate  # noqa: E402
 from dse.problems import Problem, profile  # noqa: E402
-from dse.resilience.data import trained_model  # noqa: E402
+from dse.problems.trained import load_model  # noqa: E402
 from dse.resilience.inference import FastEngine  # noqa: E402
 from dse.resilience.mapped.campaign import (  # noqa: E402
     LayerCapture,
@@ -95,7 +95,7 @@ def throughput(args: argparse.Namespace) -> None:
              "|---|---|---|---|---|---|---|---|---|"]
     for name, layer in (("digits_cnn", "features.2"), ("digits_resnet20", "layers.3.conv2"),
                         ("digits_resnet20", "layers.6.conv2")):
-        model, x, _ = trained_model(name)
+        model, x, _ = load_model(name)
         images = x[: args.images]
         arch = load_arch(args.arch)
         problem = layer_problem(model, layer, images)
@@ -136,7 +136,7 @@ def predicted_live(problem: Problem, arch, mapping, capture: LayerCapture, fmt: 
 
 def mappings(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
-    model, x, y = trained_model("digits_cnn")
+    model, x, y = load_model("digits_cnn")
     arch = load_arch(args.arch)
     problem = layer_problem(model, args.layer, x[:1])
     rows = sampled_mappings(problem, arch, 600, 0)[:80]

@@ -92,9 +92,9 @@ def _rows_done(path) -> int:
 
 
 def test_cli_campaign_killed_by_a_signal_resumes_to_the_same_results(tmp_path, fi_cache):  # noqa: F811
-    from dse.resilience.data import trained_model
+    from dse.problems.trained import load_model
 
-    model, images, _ = trained_model("digits_cnn")  # cached for the subprocesses
+    model, images, _ = load_model("digits_cnn")  # cached for the subprocesses
     n, n_img = 300, 300
     cmd = [sys.executable, "-m", "dse", "inject", "--model", "digits_cnn", "--engine", "naive",
            "--n-faults", str(n), "--images", str(n_img), "--seed", "1", "--out", str(tmp_path)]

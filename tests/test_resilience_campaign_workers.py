@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from _fi_util import fi_cache  # noqa: F401
 
+from dse.problems.trained import load_model
 from dse.resilience import campaign, sampling
-from dse.resilience.data import trained_model
 from dse.resilience.inference import FastEngine
 from dse.resilience.outcomes import TOP1
 
@@ -17,7 +17,7 @@ def _campaign_rows(model, n: int) -> list[campaign.Row]:
 
 
 def test_two_workers_write_the_files_one_process_writes(tmp_path, fi_cache):  # noqa: F811
-    model, images, labels = trained_model("digits_cnn")
+    model, images, labels = load_model("digits_cnn")
     engine = FastEngine(model, images[:40], labels[:40])
     rows = _campaign_rows(model, 48)
     one = campaign.run_campaign(engine, rows, tmp_path / "one", chunk=8)
@@ -29,7 +29,7 @@ def test_two_workers_write_the_files_one_process_writes(tmp_path, fi_cache):  # 
 
 
 def test_workers_resume_a_partial_campaign_without_redoing_a_fault(tmp_path, fi_cache):  # noqa: F811
-    model, images, labels = trained_model("digits_cnn")
+    model, images, labels = load_model("digits_cnn")
     engine = FastEngine(model, images[:40], labels[:40])
     rows = _campaign_rows(model, 40)
     whole = campaign.run_campaign(engine, rows, tmp_path / "whole", chunk=8)

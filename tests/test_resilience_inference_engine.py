@@ -10,7 +10,7 @@ from torch import nn
 
 from dse.errors import InputError
 from dse.problems.models import cifar_resnet
-from dse.resilience.data import trained_model
+from dse.problems.trained import load_model
 from dse.resilience.fault import Fault
 from dse.resilience.inference import FastEngine, NaiveEngine
 from dse.resilience.outcomes import TOP1
@@ -41,7 +41,7 @@ def resnet():
 
 @pytest.fixture(scope="module")
 def digits(fi_cache):  # noqa: F811
-    model, x, _ = trained_model("digits_cnn")
+    model, x, _ = load_model("digits_cnn")
     return model, x[:8]
 
 

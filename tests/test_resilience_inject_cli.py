@@ -92,12 +92,12 @@ def test_checkpoint_that_does_not_fit_the_model_exits_2(tmp_path, capsys):
     with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as fh:
         pickle.dump({"data": np.zeros((4, 3072), np.uint8), "labels": [0, 1, 2, 3]}, fh)
     torch.save(cifar_resnet(32).state_dict(), tmp_path / "r32.pt")
-    code = main(["inject", "--model", "resnet20", "--checkpoint", str(tmp_path / "r32.pt"),
+    code = main(["inject", "--model", "cifar_resnet20", "--checkpoint", str(tmp_path / "r32.pt"),
                  "--dataset", "cifar10", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "does not fit CifarResNet" in err and len(err.strip().splitlines()) == 1
     torch.save(cifar_resnet(20).state_dict(), tmp_path / "r20.pt")
-    code = main(["inject", "--model", "resnet20", "--checkpoint", str(tmp_path / "r20.pt"),
+    code = main(["inject", "--model", "cifar_resnet20", "--checkpoint", str(tmp_path / "r20.pt"),
                  "--dataset", "cifar10", "--data", str(tmp_path), "--n-faults", "5",
                  "--out", str(tmp_path / "o"), "--json"])
     assert code == 0

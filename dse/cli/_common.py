@@ -51,3 +51,21 @@ def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, *, des
     """Keep accepting ``old`` (hidden from ``--help``) as a warned alias of ``new``."""
     parser.add_argument(old, dest=dest, action=_Deprecated, new=new, append=append,
                         help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+
+
+def add_model_data_args(p: Any, *, checkpoint: bool) -> None:
+    """The model and dataset flags ``dse train`` and ``dse eval`` share (dse.problems' loader)."""
+    p.add_argument("--model", required=True,
+                   help="zoo name (see dse.problems.zoo: digits_cnn, cifar_resnet20, resnet50...)")
+    if checkpoint:
+        p.add_argument("--checkpoint", help="weights (dse train's file or a state dict); "
+                                            "default: the digits models' own training")
+    p.add_argument("--dataset", help="digits, fashion_mnist, cifar10, cifar100, gtsrb, "
+                                     "imagefolder or a .pt/.npz file (default: the model's)")
+    p.add_argument("--data", help="dataset root directory in its own layout (nothing is "
+                                  "downloaded; fashion_mnist defaults to Debian's package)")
+    p.add_argument("--size", type=int, help="resize images to SIZE x SIZE")
+    p.add_argument("--option", action="append", default=[], metavar="K=V",
+                   help="keyword option of the model builder (repeatable)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--json", action="store_true", help="print one JSON document")

@@ -18,7 +18,8 @@ import torch
 from dse import validate as check
 from dse.cli._common import print_json
 from dse.errors import InputError
-from dse.resilience import campaign, data, outcomes, sampling
+from dse.problems.trained import load_model as load_trained
+from dse.resilience import campaign, outcomes, sampling
 from dse.resilience.device import resolve_device
 from dse.resilience.fault import KINDS
 from dse.resilience.formats import number_format
@@ -34,11 +35,14 @@ def register(subparsers) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="digits_cnn",
-                   help="digits_cnn, digits_resnet20 (trained on first use), resnetN, zoo name")
-    p.add_argument("--checkpoint", help="weights for --model (a torch state dict)")
-    p.add_argument("--dataset", choices=data.DATASETS, help="default: digits for digits models")
+                   help="a zoo name (dse.problems.zoo); digits_cnn and digits_resnet20 are "
+                        "trained on first use, others need --checkpoint")
+    p.add_argument("--checkpoint", help="weights for --model (dse train's file or a state dict)")
+    p.add_argument("--dataset", help="digits, fashion_mnist, cifar10, cifar100, gtsrb, "
+                                     "imagefolder or a .pt/.npz file (default: the model's)")
     p.add_argument("--data", help="dataset root directory (nothing is downloaded)")
-    p.add_argument("--num-classes", type=check.positive_int, default=10)
+    p.add_argument("--num-classes", type=check.positive_int,
+                   help="head size for a plain state dict (default: the dataset's)")
     p.add_argument("--target", choices=tuple(TARGETS), default="weight",
                    help="tensor role: weight, bias or output (weights / activations also work)")
     sampled = [k for k in KINDS.values() if k.word_from in (None, "draw")]
@@ -90,22 +94,13 @@ def parse_bits(text: str, fmt: str) -> list[int] | None:
 
 
 def load_model(args) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
-    """Model and images from the flags: a trained default, or --checkpoint with --dataset."""
+    """Model and images from the flags, through the one loader every command uses."""
     if args.images < 1:
         raise InputError("--images must be >= 1", field="--images")
     if args.workers < 1:
         raise InputError("--workers must be >= 1", field="--workers")
-    if args.checkpoint is None:
-        model, x, y = data.trained_model(args.model)
-        if args.dataset not in (None, "digits"):
-            x, y = data.load_dataset(args.dataset, args.data, limit=args.images)
-        return model, x[: args.images], y[: args.images]
-    kind = args.dataset or ("digits" if args.model in data.DIGITS_MODELS else None)
-    if kind is None:
-        raise InputError("--checkpoint needs --dataset (and --data)", field="--dataset")
-    x, y = data.load_dataset(kind, args.data, limit=args.images)
-    model = data.build_model(args.model, args.num_classes, in_channels=x.shape[1])
-    return data.load_checkpoint(model, args.checkpoint), x, y
+    return load_trained(args.model, checkpoint=args.checkpoint, dataset=args.dataset,
+                        data_root=args.data, limit=args.images, num_classes=args.num_classes)
 
 
 def _config(args) -> dict:

@@ -117,10 +117,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _model_and_data(name: str, count: int):
-    from dse.resilience.data import trained_model
+    from dse.problems.trained import load_model
 
-    model, images, labels = trained_model(name)
-    return model, images[:count], labels[:count]
+    return load_model(name, limit=count)
 
 
 def _layer(model, model_name: str, layer: str, images):

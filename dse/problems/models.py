@@ -14,10 +14,10 @@ from torch import nn
 class DigitsCNN(nn.Module):
     """A small CNN for scikit-learn's 8×8 digits (input 1×1×8×8, 10 classes)."""
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),

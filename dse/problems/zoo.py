@@ -1,16 +1,27 @@
-"""Model registry by name; never downloads weights (profiling needs shapes, not values).
+"""The one model registry, by name, used by every command and the sweep; never downloads weights.
 
 Names it knows:
 
-- torchvision classification and segmentation builders (``resnet18``, ``mobilenet_v2``, ``vgg16``,
-  ``vit_b_16``, ``deeplabv3_resnet50``...), also spelled ``torchvision:NAME``; always built with
-  ``weights=None`` (and ``weights_backbone=None`` where the builder has one);
-- in-repo models: ``cifar_resnet20/32/44/56/110``, ``digits_cnn``, ``deeplabv3`` (ResNet-50
-  DeepLabv3, dilated as torchvision builds it) and ``deeplabv3_undilated`` (its undilated twin);
+- in-repo models (:data:`ZOO`), CIFAR-sized unless named otherwise: ``cifar_resnet20/32/44/56/110``
+  and ``cifar_resnet18``, ``cifar_vgg11_bn/13/16/19``, ``cifar_mobilenet_v2``,
+  ``cifar_densenet121/161``, ``cifar_googlenet`` (the networks reliability studies compare on, with
+  CIFAR-10 / CIFAR-100 / GTSRB heads through ``num_classes``), ``digits_cnn`` and
+  ``digits_resnet20`` (8x8 digits), ``deeplabv3`` (ResNet-50 DeepLabv3, dilated as torchvision
+  builds it) and ``deeplabv3_undilated`` (its undilated twin);
+- torchvision classification and segmentation builders (``resnet18``, ``resnet50``,
+  ``mobilenet_v2``, ``vgg16_bn``, ``vit_b_16``, ``deeplabv3_resnet50``...), also spelled
+  ``torchvision:NAME``; always built with ``weights=None`` (and ``weights_backbone=None``);
 - any ``package.module:function`` import path; keyword options go to the function.
+
+In-repo names never collide with torchvision's (a test checks): ``resnet50`` is torchvision's
+everywhere, the CIFAR networks carry a ``cifar_`` prefix. Every in-repo builder takes
+``num_classes`` and ``in_channels``, so one network serves every dataset's head.
 
 ``deeplabv3`` also takes ``dilated=False`` or ``variant="undilated"`` (what ``dse compare`` passes)
 and ``backbone="resnet101"``.
+
+To add a model: one :class:`ZooModel` line in :data:`ZOO` naming its builder by import path (the
+module is imported only when the model is built, so optional dependencies stay optional).
 """
 
 from __future__ import annotations
@@ -19,19 +30,61 @@ import difflib
 import importlib
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from dse.errors import InputError
-from dse.problems.models import DigitsCNN, cifar_resnet
 
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)
-_IN_REPO_INPUTS = {"digits_cnn": (1, 1, 8, 8), "deeplabv3": (1, 3, 520, 520),
-                   "deeplabv3_undilated": (1, 3, 520, 520),
-                   **{f"cifar_resnet{d}": (1, 3, 32, 32) for d in CIFAR_DEPTHS}}
+CIFAR = (1, 3, 32, 32)
 # torchvision builders whose default resolution is not 224 (segmentation: its reference 520).
 _TV_INPUTS = {"inception_v3": (1, 3, 299, 299)}
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """An in-repo model: its builder (``module:function``), fixed builder options, the input it is
+    meant for (batch 1), and the dataset and epochs it is trained with by default (None: no
+    default; ``dse inject`` and friends train it on first use when there is one)."""
+
+    builder: str
+    input_shape: tuple[int, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+    dataset: str | None = None
+    epochs: int = 10
+
+
+_M, _C = "dse.problems.models", "dse.problems.cifar_zoo"
+ZOO: dict[str, ZooModel] = {
+    "digits_cnn": ZooModel(f"{_M}:DigitsCNN", (1, 1, 8, 8), dataset="digits", epochs=15),
+    "digits_resnet20": ZooModel(f"{_M}:cifar_resnet", (1, 1, 8, 8),
+                                {"depth": 20, "in_channels": 1}, dataset="digits", epochs=8),
+    **{f"cifar_resnet{d}": ZooModel(f"{_M}:cifar_resnet", CIFAR, {"depth": d})
+       for d in CIFAR_DEPTHS},
+    "cifar_resnet18": ZooModel(f"{_C}:resnet18", CIFAR),
+    **{f"cifar_vgg{d}_bn": ZooModel(f"{_C}:vgg_bn", CIFAR, {"depth": d}) for d in (11, 13, 16, 19)},
+    "cifar_mobilenet_v2": ZooModel(f"{_C}:mobilenet_v2", CIFAR),
+    **{f"cifar_densenet{d}": ZooModel(f"{_C}:densenet", CIFAR, {"depth": d}) for d in (121, 161)},
+    "cifar_googlenet": ZooModel(f"{_C}:googlenet", CIFAR),
+    "deeplabv3": ZooModel("dse.problems.zoo:deeplabv3", (1, 3, 520, 520)),
+    "deeplabv3_undilated": ZooModel("dse.problems.zoo:deeplabv3", (1, 3, 520, 520),
+                                    {"dilated": False}),
+}
+
+# The reliability benchmark zoo: (model, dataset) pairs with trained weights in the published
+# comparisons (CIFAR-10, CIFAR-100 and GTSRB heads of the networks above).
+BENCHMARK = (
+    *((f"cifar_resnet{d}", "cifar10") for d in CIFAR_DEPTHS),
+    ("cifar_mobilenet_v2", "cifar10"),
+    *((f"cifar_vgg{d}_bn", "cifar10") for d in (11, 13, 16, 19)),
+    ("cifar_densenet121", "cifar10"), ("cifar_densenet161", "cifar10"),
+    ("cifar_googlenet", "cifar10"),
+    ("cifar_resnet18", "cifar100"), ("cifar_densenet121", "cifar100"),
+    ("cifar_googlenet", "cifar100"),
+    ("cifar_resnet20", "gtsrb"), ("cifar_densenet121", "gtsrb"), ("cifar_vgg11_bn", "gtsrb"),
+)
 
 
 def undilate(model: nn.Module) -> nn.Module:
@@ -80,17 +133,6 @@ def deeplabv3(dilated: bool = True, variant: str | None = None, backbone: str = 
     return built if dilated else undilate(built)
 
 
-def _in_repo() -> dict[str, Callable[..., nn.Module]]:
-    models: dict[str, Callable[..., nn.Module]] = {
-        f"cifar_resnet{d}": (lambda depth: lambda **kw: cifar_resnet(depth, **kw))(d)
-        for d in CIFAR_DEPTHS
-    }
-    models["digits_cnn"] = DigitsCNN
-    models["deeplabv3"] = deeplabv3
-    models["deeplabv3_undilated"] = lambda **kw: deeplabv3(**{**kw, "dilated": False})
-    return models
-
-
 def _torchvision_names() -> dict[str, str]:
     """torchvision model name -> the submodule that builds it (classification or segmentation)."""
     import torchvision.models as tvm
@@ -108,7 +150,7 @@ def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
 
 def list_models() -> list[str]:
     """Every registered name (import paths are accepted too but not listed)."""
-    return sorted(set(_in_repo()) | set(_torchvision_names()))
+    return sorted(set(ZOO) | set(_torchvision_names()))
 
 
 def _call(builder: Callable[..., nn.Module], name: str, options: dict[str, Any]) -> nn.Module:
@@ -159,27 +201,54 @@ def get_model(name: str, **options: Any) -> nn.Module:
     return _build(name, options).eval()
 
 
-def _build(name: str, options: dict[str, Any]) -> nn.Module:
+def _builder(name: str) -> tuple[Callable[..., nn.Module], str, dict[str, Any]]:
+    """(builder, the name it is reported under, fixed options) for any accepted name."""
     if name.startswith("torchvision:"):
         tv = name.split(":", 1)[1]
         if tv not in _torchvision_names():
             raise _unknown(tv)
-        return _call(_torchvision_builder(tv), tv, options)
-    in_repo = _in_repo()
-    if name in in_repo:
-        return _call(in_repo[name], name, options)
+        return _torchvision_builder(tv), tv, {}
+    if name in ZOO:
+        return _import_path(ZOO[name].builder), name, ZOO[name].options
     if name in _torchvision_names():
-        return _call(_torchvision_builder(name), name, options)
+        return _torchvision_builder(name), name, {}
     if ":" in name:
-        return _call(_import_path(name), name, options)
+        return _import_path(name), name, {}
     raise _unknown(name)
+
+
+def _build(name: str, options: dict[str, Any]) -> nn.Module:
+    builder, shown, fixed = _builder(name)
+    return _call(builder, shown, {**fixed, **options})
+
+
+def accepts(name: str, option: str) -> bool:
+    """Whether the model's builder takes keyword ``option`` (``num_classes``, ``in_channels``):
+    torchvision builders pass any keyword on to the model class, which takes ``num_classes``."""
+    builder, _, _ = _builder(name)
+    params = inspect.signature(builder).parameters
+    if option in params:
+        return True
+    keywords = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return keywords and option == "num_classes" and builder.__module__.startswith("torchvision")
+
+
+def default_dataset(name: str) -> str | None:
+    """The dataset an in-repo model is trained on by default (digits models), else None."""
+    entry = ZOO.get(name)
+    return entry.dataset if entry else None
+
+
+def default_epochs(name: str) -> int:
+    """Training epochs when the user names none: the model's own, else 10."""
+    return ZOO[name].epochs if name in ZOO else 10
 
 
 def default_input(name: str) -> tuple[int, ...]:
     """The input shape the model is meant for (batch 1): its dataset's resolution."""
+    if name in ZOO:
+        return ZOO[name].input_shape
     name = name.removeprefix("torchvision:")
-    if name in _IN_REPO_INPUTS:
-        return _IN_REPO_INPUTS[name]
     kinds = _torchvision_names()
     if name in kinds:
         return _TV_INPUTS.get(name, (1, 3, 520, 520) if kinds[name] == "segmentation"

@@ -25,8 +25,6 @@ from dse.mapper.search import NEEDS_METRIC
 from dse.mapper.search import OBJECTIVES as MAPPER_OBJECTIVES
 from dse.yamlfile import read_yaml
 
-# Models whose trained weights and test data dse provides (dse.resilience.data.trained_model).
-TRAINED_MODELS = ("digits_resnet20", "digits_cnn")
 EXECUTORS = ("process", "inprocess", "dask")
 # builtin: dse's mapper and model; timeloop: the real timeloop-mapper searches; timeloop-check:
 # dse's mapper searches and the real timeloop-model re-evaluates every kept mapping.
@@ -61,7 +59,9 @@ class ModelSpec:
     @property
     def has_weights(self) -> bool:
         """True when the resilience side can run on real weights and data."""
-        return self.name in TRAINED_MODELS or bool(self.checkpoint and self.dataset)
+        from dse.problems import zoo
+
+        return bool(self.checkpoint and self.dataset) or zoo.default_dataset(self.name) is not None
 
 
 @dataclass

@@ -18,7 +18,6 @@ from typing import Any
 
 import yaml
 
-from dse.errors import InputError
 from dse.sweep.config import FaultSettings, MapperSettings, ModelSpec
 from dse.sweep.hashing import canonical_json, stable_hash
 from dse.sweep.store import MappingRow, ResilienceRow
@@ -178,34 +177,11 @@ def load_model_and_data(spec: ModelSpec, n_images: int) -> tuple[Any, Any, Any]:
 def _load(name: str, options: str, checkpoint: str | None, dataset: str | None,
           n_images: int) -> tuple[Any, Any, Any]:
     # Cached because loading (or training on first use) is the slow part of a resilience task.
-    import numpy as np
-    import torch
+    from dse.problems.trained import load_model
 
-    if checkpoint and dataset:
-        from dse.problems import zoo
-        from dse.resilience.data import load_checkpoint
-
-        model = load_checkpoint(zoo.get_model(name, **json.loads(options)), checkpoint)
-        try:
-            if dataset.endswith(".npz"):
-                data = np.load(dataset)
-                images, labels = torch.as_tensor(data["images"]), torch.as_tensor(data["labels"])
-            else:
-                data = torch.load(dataset, map_location="cpu", weights_only=True)
-                images, labels = data["images"], data["labels"]
-        except Exception as exc:  # noqa: BLE001 - any failure to read the user's file is bad input
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise InputError(f"expected 'images' and 'labels' tensors ({reason})", file=dataset,
-                             field="dataset") from None
-        if len(images) != len(labels) or len(images) == 0:
-            raise InputError(f"{len(images)} images but {len(labels)} labels", file=dataset,
-                             field="dataset")
-    else:
-        from dse.resilience.data import trained_model
-
-        model, images, labels = trained_model(name)
-    model.eval()
-    return model, images[:n_images].float(), labels[:n_images]
+    model, images, labels = load_model(name, checkpoint=checkpoint, dataset=dataset,
+                                       limit=n_images, options=json.loads(options))
+    return model, images.float(), labels
 
 
 def faults_per_site(f: FaultSettings) -> int:

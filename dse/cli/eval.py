@@ -1,0 +1,68 @@
+"""``dse eval``: clean inference of a trained model on a dataset's test split.
+
+Prints the top-1 accuracy (fraction of test images whose highest score is the label) and saves
+the clean outputs for later campaigns: ``<out>/outputs.pt`` (``outputs``: scores, images x
+classes, float32; ``labels``; ``predicted``) and ``<out>/eval.json`` (accuracy, counts, model,
+checkpoint, dataset). ``--json`` prints the same record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from dse.cli._common import add_model_data_args, print_json
+from dse.errors import InputError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("eval", help="accuracy of a trained model; saves clean outputs",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_data_args(p, checkpoint=True)
+    p.add_argument("--limit", type=int, help="the first N test images only")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--out", type=Path, default=Path("eval_out"), metavar="DIR",
+                   help="where outputs.pt and eval.json go (default eval_out/)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from dse.cli.profile import parse_options
+    from dse.problems.train import evaluate
+    from dse.problems.trained import load_model
+
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError("exists and is not a directory", file=args.out, field="--out")
+    loaded = load_model(args.model, checkpoint=args.checkpoint, dataset=args.dataset,
+                        data_root=args.data, limit=args.limit, size=args.size,
+                        options=parse_options(args.option))
+    result = evaluate(loaded.model, loaded.images, loaded.labels, device=args.device,
+                      batch_size=args.batch_size, progress=not args.json)
+    correct = int((result.outputs.argmax(1) == result.labels).sum())
+    record = {"model": args.model, "checkpoint": args.checkpoint,
+              "dataset": args.dataset or "(model default)", "images": len(result.labels),
+              "correct": correct, "accuracy": result.accuracy,
+              "outputs": str(args.out / "outputs.pt")}
+    args.out.mkdir(parents=True, exist_ok=True)
+    _write(args.out / "outputs.pt", lambda p: torch.save(
+        {"outputs": result.outputs, "labels": result.labels,
+         "predicted": result.outputs.argmax(1), **record}, p))
+    _write(args.out / "eval.json", lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
+    if args.json:
+        print_json(record)
+    else:
+        print(f"{args.model}: test top-1 accuracy {100 * result.accuracy:.2f} % "
+              f"({correct} of {len(result.labels)} images); clean outputs in {args.out}")
+    return 0
+
+
+def _write(path: Path, save) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save(tmp)
+    os.replace(tmp, path)
