@@ -34,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from dse.cli.profile import parse_options
-    from dse.problems.train import evaluate
+    from dse.problems.train import device_of, evaluate
     from dse.problems.trained import load_model
 
+    device_of(args.device)  # a typo fails before the model loads
     if args.out.exists() and not args.out.is_dir():
         raise InputError("exists and is not a directory", file=args.out, field="--out")
     loaded = load_model(args.model, checkpoint=args.checkpoint, dataset=args.dataset,
@@ -46,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, progress=not args.json)
     correct = int((result.outputs.argmax(1) == result.labels).sum())
     record = {"model": args.model, "checkpoint": args.checkpoint,
-              "dataset": args.dataset or "(model default)", "images": len(result.labels),
+              "dataset": args.dataset or _default_dataset(args.model), "images": len(result.labels),
               "correct": correct, "accuracy": result.accuracy,
-              "outputs": str(args.out / "outputs.pt")}
+              "outputs_file": str(args.out / "outputs.pt")}
     args.out.mkdir(parents=True, exist_ok=True)
     _write(args.out / "outputs.pt", lambda p: torch.save(
         {"outputs": result.outputs, "labels": result.labels,
@@ -60,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.model}: test top-1 accuracy {100 * result.accuracy:.2f} % "
               f"({correct} of {len(result.labels)} images); clean outputs in {args.out}")
     return 0
+
+
+def _default_dataset(model: str) -> str:
+    from dse.problems import zoo
+
+    return zoo.default_dataset(model) or "(the checkpoint's)"
 
 
 def _write(path: Path, save) -> None:

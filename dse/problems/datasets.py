@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from dse.errors import InputError
 
@@ -205,20 +206,54 @@ def _resize(size: int):
 
 
 def _read_gtsrb(root: Path, split: str, size: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    from torchvision import datasets
-
+    """torchvision's layout, read here so that a subset of the class folders keeps its labels
+    (torchvision numbers the folders present; GTSRB's folder name *is* the class id)."""
     base = root / "gtsrb" / "GTSRB"
-    expected = base / ("Training" if split == "train" else "Final_Test/Images")
-    if not expected.is_dir():
-        raise InputError(f"no {expected.relative_to(root)} folder (torchvision's GTSRB layout)",
-                         file=root, field="data")
-    try:
-        ds = datasets.GTSRB(str(root), split="train" if split == "train" else "test",
-                            download=False, transform=_resize(size))
-        return (*_tree(ds, size, expected), _CLASSES["gtsrb"])
-    except (RuntimeError, FileNotFoundError, OSError, KeyError, ValueError) as exc:
-        raise InputError(f"not torchvision's GTSRB layout ({str(exc).splitlines()[0][:200]})",
-                         file=expected, field="data") from None
+    if split == "train":
+        folder = base / "Training"
+        if not folder.is_dir():
+            raise InputError("no gtsrb/GTSRB/Training folder (torchvision's GTSRB layout)",
+                             file=root, field="data")
+        items = [(p, _class_id(p.parent.name, p.parent))
+                 for p in sorted(folder.glob("*/*.ppm"))]
+    else:
+        items = _gtsrb_test_items(root)
+    if not items:
+        raise InputError("no .ppm images in torchvision's GTSRB layout", file=base, field="data")
+    transform = _resize(size)
+    images = []
+    for path, _ in items:
+        try:
+            with Image.open(path) as im:
+                images.append(transform(im.convert("RGB")))
+        except OSError as exc:
+            raise InputError(f"unreadable image ({exc})", file=path, field="data") from None
+    return torch.stack(images), torch.tensor([c for _, c in items]), _CLASSES["gtsrb"]
+
+
+def _class_id(text: str, where: Path, field: str = "data") -> int:
+    if not text.strip().isdigit() or int(text) >= _CLASSES["gtsrb"]:
+        raise InputError(f"GTSRB class id {text!r} is not in 0..42", file=where, field=field)
+    return int(text)
+
+
+def _gtsrb_test_items(root: Path) -> list[tuple[Path, int]]:
+    import csv
+
+    table = root / "gtsrb" / "GT-final_test.csv"
+    images = root / "gtsrb" / "GTSRB" / "Final_Test" / "Images"
+    if not table.is_file() or not images.is_dir():
+        raise InputError("no gtsrb/GT-final_test.csv with gtsrb/GTSRB/Final_Test/Images "
+                         "(torchvision's GTSRB layout)", file=root, field="data")
+    with open(table, newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))
+    items = []
+    for row in rows:
+        for column in ("Filename", "ClassId"):
+            if not row.get(column):
+                raise InputError(f"a row has no {column}", file=table, field=column)
+        items.append((images / row["Filename"], _class_id(row["ClassId"], table, "ClassId")))
+    return items
 
 
 def _read_imagefolder(root: Path, split: str,
