@@ -70,4 +70,4 @@ def test_bad_input_is_one_line_naming_the_field(argv, field, tmp_path, capsys,
     argv = [a.format(tmp=tmp_path, ckpt=other_checkpoint) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f": {field}: " in err, err
+    assert len(err.splitlines()) == 1 and f" {field}: " in err, err

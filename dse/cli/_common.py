@@ -64,7 +64,7 @@ def add_model_data_args(p: Any, *, checkpoint: bool) -> None:
                                      "imagefolder or a .pt/.npz file (default: the model's)")
     p.add_argument("--data", help="dataset root directory in its own layout (nothing is "
                                   "downloaded; fashion_mnist defaults to Debian's package)")
-    p.add_argument("--size", type=int, help="resize images to SIZE x SIZE")
+    p.add_argument("--size", type=validate.positive_int, help="resize images to SIZE x SIZE")
     p.add_argument("--option", action="append", default=[], metavar="K=V",
                    help="keyword option of the model builder (repeatable)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from dse import validate as check
 from dse.cli._common import add_model_data_args, print_json
-from dse.errors import InputError
 
 
 def register(subparsers: Any) -> None:
@@ -23,8 +22,8 @@ def register(subparsers: Any) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_data_args(p, checkpoint=True)
-    p.add_argument("--limit", type=int, help="the first N test images only")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--limit", type=check.positive_int, help="the first N test images only")
+    p.add_argument("--batch-size", type=check.positive_int, default=256)
     p.add_argument("--out", type=Path, default=Path("eval_out"), metavar="DIR",
                    help="where outputs.pt and eval.json go (default eval_out/)")
     p.set_defaults(func=run)
@@ -38,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from dse.problems.trained import load_model
 
     device_of(args.device)  # a typo fails before the model loads
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError("exists and is not a directory", file=args.out, field="--out")
+    check.output_dir(args.out, "--out")
     loaded = load_model(args.model, checkpoint=args.checkpoint, dataset=args.dataset,
                         data_root=args.data, limit=args.limit, size=args.size,
                         options=parse_options(args.option))
@@ -50,11 +48,10 @@ def run(args: argparse.Namespace) -> int:
               "dataset": args.dataset or _default_dataset(args.model), "images": len(result.labels),
               "correct": correct, "accuracy": result.accuracy,
               "outputs_file": str(args.out / "outputs.pt")}
-    args.out.mkdir(parents=True, exist_ok=True)
-    _write(args.out / "outputs.pt", lambda p: torch.save(
-        {"outputs": result.outputs, "labels": result.labels,
-         "predicted": result.outputs.argmax(1), **record}, p))
-    _write(args.out / "eval.json", lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
+    with check.atomic_open(args.out / "outputs.pt", "wb", field="--out") as fh:
+        torch.save({"outputs": result.outputs, "labels": result.labels,
+                    "predicted": result.outputs.argmax(1), **record}, fh)
+    check.write_text(args.out / "eval.json", json.dumps(record, indent=2) + "\n", field="--out")
     if args.json:
         print_json(record)
     else:
@@ -67,9 +64,3 @@ def _default_dataset(model: str) -> str:
     from dse.problems import zoo
 
     return zoo.default_dataset(model) or "(the checkpoint's)"
-
-
-def _write(path: Path, save) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save(tmp)
-    os.replace(tmp, path)

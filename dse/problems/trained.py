@@ -11,7 +11,6 @@ into the model the user names, built for the dataset's head.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,6 +18,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from dse import validate as check
 from dse.errors import InputError
 from dse.problems import zoo
 from dse.problems.datasets import load_dataset
@@ -46,12 +46,9 @@ class Loaded(NamedTuple):
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write atomically: a concurrent or killed run never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"format": FORMAT, "model": meta["model"], "options": meta["options"],
-                "meta": meta, "state_dict": model.state_dict()}, tmp)
-    os.replace(tmp, path)
+    with check.atomic_open(path, "wb", field="checkpoint") as fh:
+        torch.save({"format": FORMAT, "model": meta["model"], "options": meta["options"],
+                    "meta": meta, "state_dict": model.state_dict()}, fh)
 
 
 def read_checkpoint(path: str | Path, *, expect: str | None = None) -> Checkpoint:
