@@ -171,7 +171,7 @@ def train(name: str, dataset: str, *, data_root: str | Path | None = None,
         ckpt = read_checkpoint(path, expect=name)
         model.load_state_dict(ckpt.state_dict)
         return Trained(model.eval(), path, ckpt.meta, True, time.perf_counter() - start)
-    loss = _fit(model, data, recipe, dev, progress)
+    loss = fit(model, data, recipe, dev, progress)
     meta = {"model": name, "options": opts, "dataset": dataset, "recipe":
             dataclasses.asdict(recipe), "device": dev.type, "key": key, "final_loss": loss,
             "train_images": len(data.images), "input_shape": list(data.image_shape)}
@@ -190,9 +190,10 @@ def _test_split(dataset: str, root: str | Path | None, size: int | None) -> Imag
         return None  # e.g. an image folder with only a train/ split: nothing to report
 
 
-def _fit(model: nn.Module, data: ImageSet, recipe: Recipe, device: torch.device,
-         progress: bool) -> float:
-    """Adam over seeded batch orders; returns the last epoch's mean loss."""
+def fit(model: nn.Module, data: ImageSet, recipe: Recipe, device: torch.device,
+        progress: bool = False) -> float:
+    """Train ``model`` in place with Adam over seeded batch orders (``recipe`` resolved: epochs
+    set); returns the last epoch's mean loss. Uncached: :func:`train` is the cached entry."""
     threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     if device.type == "cuda":
