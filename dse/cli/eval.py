@@ -33,10 +33,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from dse.cli.profile import parse_options
-    from dse.problems.train import device_of, evaluate
+    from dse.devices import resolve_device
+    from dse.problems.train import evaluate
     from dse.problems.trained import load_model
 
-    device_of(args.device)  # a typo fails before the model loads
+    resolve_device(args.device)  # a typo fails before the model loads
     check.output_dir(args.out, "--out")
     loaded = load_model(args.model, checkpoint=args.checkpoint, dataset=args.dataset,
                         data_root=args.data, limit=args.limit, size=args.size,

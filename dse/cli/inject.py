@@ -17,10 +17,10 @@ import torch
 
 from dse import validate as check
 from dse.cli._common import print_json
+from dse.devices import resolve_device
 from dse.errors import InputError
 from dse.problems.trained import load_model as load_trained
 from dse.resilience import campaign, outcomes, sampling
-from dse.resilience.device import resolve_device
 from dse.resilience.fault import KINDS
 from dse.resilience.formats import number_format
 from dse.resilience.inference import ENGINES

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from dse.arch import load_arch
-    from dse.resilience.device import resolve_device
+    from dse.devices import resolve_device
     from dse.resilience.formats import number_format
     from dse.resilience.mapped import (
         DEFAULT_FIT_PER_MBIT,

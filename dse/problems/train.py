@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dse.devices import resolve_device
 from dse.errors import InputError
 from dse.problems import zoo
 from dse.problems.datasets import ImageSet, load_dataset
@@ -95,20 +96,6 @@ def cache_dir() -> Path:
     return root
 
 
-def device_of(text: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``cuda:N``; anything else, or CUDA on a machine without it, is the
-    user's input error."""
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise InputError(f"unknown device {text!r}; use cpu or cuda[:N]", field="--device") from None
-    if device.type not in ("cpu", "cuda"):
-        raise InputError(f"unknown device {text!r}; use cpu or cuda[:N]", field="--device")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA is not available on this machine", field="--device")
-    return device
-
-
 def build_for(name: str, data: ImageSet, options: dict[str, Any] | None = None,
               num_classes: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The model with the head and input channels ``data`` needs, and the full builder options
@@ -159,7 +146,7 @@ def train(name: str, dataset: str, *, data_root: str | Path | None = None,
     from dse.problems.trained import read_checkpoint, save_checkpoint
 
     recipe = recipe.resolved(name)
-    dev = device_of(device)
+    dev = resolve_device(device)
     start = time.perf_counter()
     data = load_dataset(dataset, data_root, split="train", limit=recipe.limit, size=size)
     torch.manual_seed(recipe.seed)
@@ -249,7 +236,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
     """Clean inference in eval mode, in batches of ``batch_size``, on ``device``."""
     if batch_size < 1:
         raise InputError(f"must be >= 1, got {batch_size}", field="--batch-size")
-    dev = device_of(device)
+    dev = resolve_device(device)
     model = model.to(dev).eval()
     outs = []
     with torch.no_grad():

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dse.devices import resolve_device
 from dse.errors import InputError
 from dse.resilience import outcomes
-from dse.resilience.device import resolve_device
 from dse.resilience.fault import Fault
 from dse.resilience.inference.rows import (
     Patch,

@@ -76,19 +76,20 @@ class Data:
 
 
 def load_data(dataset: str) -> Data:
-    from dse.resilience.data import digits_split
+    from dse.problems.datasets import load_dataset
 
     if dataset not in DATASETS:
         raise InputError(f"unknown dataset {dataset!r}", field="dataset")
-    return Data(*digits_split())
+    train, test = (load_dataset(dataset, split=s) for s in ("train", "test"))
+    return Data(train.images, train.labels, test.images, test.labels)
 
 
 def build_model(setup: TrainSetup, seed: int | None = None) -> nn.Module:
     """The untrained model, its initial weights drawn under ``seed`` (default: the setup's)."""
-    from dse.resilience.data import build_model as build
+    from dse.problems import zoo
 
     torch.manual_seed(setup.seed if seed is None else seed)
-    return build(setup.model, num_classes=10, in_channels=1)
+    return zoo.get_model(setup.model, num_classes=10, in_channels=1).train()
 
 
 def build_optimizer(setup: TrainSetup, model: nn.Module) -> torch.optim.Optimizer:

@@ -1,4 +1,7 @@
-"""Which torch device a campaign runs on: ``cpu``, ``cuda`` or ``cuda:N``, checked once."""
+"""Which torch device a command runs on: ``cpu``, ``cuda`` or ``cuda:N``, checked once.
+
+At the top of the package (like :mod:`dse.errors`) because training in :mod:`dse.problems` and the
+campaigns in :mod:`dse.resilience` both take ``--device``, and data flows only downstream."""
 
 from __future__ import annotations
 
