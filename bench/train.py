@@ -59,8 +59,8 @@ def main() -> int:
     except InputError as exc:
         print(f"skipped: {exc}")
         return 0
-    plain = throughput(data, args.model, False, 20, args.threads)
-    fast = throughput(data, args.model, True, 20, args.threads)
+    plain = throughput(data, args.model, False, 8, args.threads)
+    fast = throughput(data, args.model, True, 8, args.threads)
     recipe = Recipe(epochs=args.epochs, schedule="onecycle", channels_last=True,
                     threads=args.threads, limit=args.limit)
     with tempfile.TemporaryDirectory() as cache:

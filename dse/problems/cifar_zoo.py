@@ -34,11 +34,21 @@ class _Classifier(nn.Sequential):
         super().__init__(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(features, num_classes))
 
 
+class _Net(nn.Module):
+    """``features`` then ``classifier``: the shape every network here has."""
+
+    features: nn.Module
+    classifier: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
 # -- VGG (Simonyan & Zisserman 2015) with batch norm ------------------------------------------
 _VGG = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 
 
-class VGG(nn.Module):
+class VGG(_Net):
     """Five stages of 3x3 conv-BN-ReLU (64, 128, 256, 512, 512 channels) each ending in a 2x2 max
     pool; the CIFAR head is one Linear on the 512 features."""
 
@@ -55,9 +65,6 @@ class VGG(nn.Module):
             layers.append(nn.MaxPool2d(2, ceil_mode=True))
         self.features = nn.Sequential(*layers)
         self.classifier = _Classifier(512, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
 
 
 def vgg_bn(depth: int = 16, num_classes: int = 10, in_channels: int = 3) -> VGG:
@@ -88,7 +95,7 @@ class InvertedResidual(nn.Module):
         return x + out if self.residual else out
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(_Net):
     def __init__(self, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
         layers = _conv_bn(in_channels, 32, act=nn.ReLU6)
@@ -100,9 +107,6 @@ class MobileNetV2(nn.Module):
         layers += _conv_bn(ch, 1280, 1, act=nn.ReLU6)
         self.features = nn.Sequential(*layers)
         self.classifier = _Classifier(1280, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
 
 
 def mobilenet_v2(num_classes: int = 10, in_channels: int = 3) -> MobileNetV2:
@@ -127,7 +131,7 @@ class DenseLayer(nn.Module):
         return torch.cat([x, self.body(x)], 1)
 
 
-class DenseNet(nn.Module):
+class DenseNet(_Net):
     """Stem 3x3 conv to 2k channels; dense blocks joined by transitions (BN-ReLU-1x1 conv halving
     the channels, 2x2 average pool); BN-ReLU; the classifier."""
 
@@ -149,9 +153,6 @@ class DenseNet(nn.Module):
         layers += [nn.BatchNorm2d(ch), nn.ReLU()]
         self.features = nn.Sequential(*layers)
         self.classifier = _Classifier(ch, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
 
 
 def densenet(depth: int = 121, num_classes: int = 10, in_channels: int = 3) -> DenseNet:
@@ -183,7 +184,7 @@ class Inception(nn.Module):
         return torch.cat([self.b1(x), self.b3(x), self.b5(x), self.bp(x)], 1)
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(_Net):
     """A 3x3 conv stem to 192 channels, nine inception modules, the classifier on 1024 features."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3):
@@ -200,16 +201,13 @@ class GoogLeNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = _Classifier(ch, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
-
 
 def googlenet(num_classes: int = 10, in_channels: int = 3) -> GoogLeNet:
     return GoogLeNet(num_classes, in_channels)
 
 
 # -- ResNet-18 (He et al. 2016), CIFAR stem ---------------------------------------------------
-class ResNet18(nn.Module):
+class ResNet18(_Net):
     """A 3x3 stride-1 stem to 64 channels, four stages of two basic blocks (64, 128, 256, 512;
     stride 2 from the second stage), the classifier on 512 features."""
 
@@ -223,9 +221,6 @@ class ResNet18(nn.Module):
                 ch = width
         self.features = nn.Sequential(*layers)
         self.classifier = _Classifier(512, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
 
 
 def resnet18(num_classes: int = 10, in_channels: int = 3) -> ResNet18:
