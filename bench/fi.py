@@ -24,8 +24,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 
+from dse.devices import resolve_device  # noqa: E402
 from dse.problems.models import cifar_resnet  # noqa: E402
-from dse.resilience.device import resolve_device  # noqa: E402
 from dse.resilience.fault import Fault  # noqa: E402
 from dse.resilience.inference import FastEngine, NaiveEngine  # noqa: E402
 from dse.resilience.inference.targets import faulty_params  # noqa: E402

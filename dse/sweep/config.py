@@ -263,7 +263,7 @@ def _validate(config: SweepConfig) -> list[DesignPoint]:
 
 def _check_device(name: str, remote: bool, file: str | None) -> None:
     """A known device name; without a remote scheduler also one that exists on this machine."""
-    from dse.resilience.device import resolve_device
+    from dse.devices import resolve_device
 
     try:
         resolve_device(name, here=not remote)
