@@ -100,7 +100,11 @@ def test_allocation_respects_caps():
 
 def test_campaign_stops_at_max_faults_and_reports_what_it_reached():
     s = Stratum(1.0)
-    est = run_adaptive([s], lambda add: [np.full(add[0], 0.001)], Plan(0.01, 0.0, 500), Z95)
+
+    def one_in_100(add: list[int]) -> list[np.ndarray]:
+        return [(np.arange(s.n, s.n + add[0]) % 100 == 0).astype(float)]
+
+    est = run_adaptive([s], one_in_100, Plan(0.01, 0.0, 500), Z95)
     assert est.n == 500 and not est.resolved(0.01, 0.0)
     assert 0 < est.lo < est.value < est.hi
 

@@ -7,19 +7,20 @@ observation y in [0, 1]. (fault, image) pairs are never counted as independent s
 of one fault are strongly correlated (a high-order flip fails on most, a low-order one on none).
 
 The figure reported is a weighted sum ``theta = sum_h W_h p_h`` (``p_h`` the mean of y in stratum h).
-Its interval:
+Its interval joins two parts by Zou and Donner's MOVER (independent parts: the distances from
+estimate to bound add in quadrature):
 
-- estimate ``sum_h W_h ybar_h``;
-- variance ``v = sum_h W_h^2 sigma_h^2 / n_h`` with ``sigma_h^2 = max(s_h^2, q_h (1 - q_h))``,
-  ``q_h = 1/2 / (n_h + 1)``: the spread of a stratum that might hold half a failing fault more than
-  it showed. So a rare stratum that happened to show zero still widens the interval (and still gets
-  faults), while a stratum with failures uses its own sample variance. (y lies in [0, 1], so
-  ``Var(y) <= p (1 - p)``; below two faults that bound, at ``(sum y + 1/2) / (n + 1)``, is used);
-- a Wilson score interval on the effective sample size ``n* = theta (1 - theta) / v`` (Korn and
-  Graubard's rule for complex samples), so the interval stays inside [0, 1] and is asymmetric near 0
-  as it should be; with nothing observed, ``n*`` is Kish's size ``1 / sum_h W_h^2 / n_h``;
-- a stratum with no faults at all (never sampled) is *bounded*, not dropped: its term adds
-  ``[0, W_h]`` to the interval (it can contribute anything from none to all its share).
+- the strata where some fault failed: estimate ``sum_h W_h ybar_h``, variance
+  ``v = sum_h W_h^2 sigma_h^2 / n_h``, and a Wilson score interval on the effective sample size
+  ``n* = theta (1 - theta) / v`` (Korn and Graubard's rule for complex samples), so the interval
+  stays in [0, 1] and is asymmetric near 0 as it should be. ``sigma_h^2`` is the sample variance
+  once a stratum has 5 failing faults; before, the largest variance a fraction in [0, 1] with that
+  mean can have (``ybar (1 - ybar)``: every fault failing all its images or none);
+- the strata where nothing failed yet: an upper bound only, the Wilson bound for zero events on
+  Kish's effective size ``(sum W_h)^2 / sum_h W_h^2 / n_h`` (about 3.8 / n with proportional
+  allocation). One bound for all of them, not one per stratum (that would add up to far more);
+- a stratum with no faults at all (never sampled) is *bounded*, not dropped: it adds its whole
+  weight ``W_h`` to the upper bound (it can contribute anything from none to all its share).
 
 Allocation (Neyman): for a fixed total, the variance of the weighted sum is smallest with
 ``n_h`` proportional to ``W_h sigma_h``. :func:`allocate` turns that into whole faults to add in one
@@ -38,6 +39,9 @@ from dse.errors import InputError
 from dse.resilience.stats import wilson
 
 
+HITS_FOR_VARIANCE = 5  # below this many failing faults a stratum's sample variance is not trusted
+
+
 @dataclass
 class Stratum:
     """Sufficient statistics of one stratum: its weight and the per-fault fractions seen so far."""
@@ -46,27 +50,29 @@ class Stratum:
     n: int = 0  # faults run
     total: float = 0.0  # sum over faults of the fraction of images that failed
     total_sq: float = 0.0  # sum of squares of those fractions
+    hits: int = 0  # faults that failed at least one image
 
     def add(self, fractions: Iterable[float]) -> None:
         for y in fractions:
             self.n += 1
             self.total += float(y)
             self.total_sq += float(y) * float(y)
+            self.hits += y > 0
 
     @property
     def mean(self) -> float:
         return self.total / self.n if self.n else 0.0
 
     @property
-    def spread(self) -> float:
-        """Standard deviation of one fault's fraction, never below that of half a failing fault
-        more than seen (see the module doc)."""
-        if self.n < 2:
-            pt = (self.total + 0.5) / (self.n + 1)
-            return math.sqrt(pt * (1 - pt))
-        q = 0.5 / (self.n + 1)
-        var = max(0.0, (self.total_sq - self.total * self.total / self.n) / (self.n - 1))
-        return math.sqrt(max(var, q * (1 - q)))
+    def variance(self) -> float:
+        """Variance of one fault's fraction: the sample variance once ``HITS_FOR_VARIANCE``
+        faults have failed, else the largest a fraction in [0, 1] with this mean can have
+        (``mean (1 - mean)``, all-or-nothing faults)."""
+        m = self.mean
+        bound = m * (1 - m) * (self.n / (self.n - 1) if self.n > 1 else 1.0)
+        if self.n < 2 or self.hits < HITS_FOR_VARIANCE:
+            return bound
+        return max(0.0, (self.total_sq - self.total * self.total / self.n) / (self.n - 1))
 
 
 @dataclass(frozen=True)
@@ -105,22 +111,32 @@ class Estimate:
 def combine(strata: Sequence[Stratum], z: float) -> Estimate:
     """Interval of ``sum_h W_h p_h`` at normal quantile ``z`` (weights need not sum to 1)."""
     total_w = sum(s.weight for s in strata)
-    if total_w <= 0:
-        return Estimate(0.0, 0.0, 0.0, sum(s.n for s in strata))
-    seen = [s for s in strata if s.n > 0 and s.weight > 0]
-    unseen = sum(s.weight for s in strata if s.n == 0) / total_w
     n = sum(s.n for s in strata)
-    if not seen:
-        return Estimate(0.0, 0.0, unseen * total_w, n)
-    ws = [s.weight / total_w for s in seen]
-    theta = sum(w * s.mean for w, s in zip(ws, seen, strict=True))
-    var = sum(w * w * s.spread ** 2 / s.n for w, s in zip(ws, seen, strict=True))
-    kish = 1.0 / sum(w * w / s.n for w, s in zip(ws, seen, strict=True))
-    scale = sum(ws)  # the sampled part of the figure; the interval is taken on its mean
+    if total_w <= 0:
+        return Estimate(0.0, 0.0, 0.0, n)
+    unseen = sum(s.weight for s in strata if s.n == 0) / total_w
+    failed = [s for s in strata if s.n > 0 and s.weight > 0 and s.total > 0]
+    clean = [s for s in strata if s.n > 0 and s.weight > 0 and s.total == 0]
+    theta, lo, hi = _part(failed, total_w, z)
+    _, _, hi_clean = _part(clean, total_w, z)
+    hi = theta + math.hypot(hi - theta, hi_clean) + unseen
+    return Estimate(theta * total_w, lo * total_w, hi * total_w, n)
+
+
+def _part(strata: Sequence[Stratum], total_w: float, z: float) -> tuple[float, float, float]:
+    """(estimate, lo, hi) of one part's share of the figure: a Wilson interval on its effective
+    sample size (``theta (1 - theta) / v``; Kish's ``1 / sum w^2 / n`` when ``v`` is 0)."""
+    if not strata:
+        return 0.0, 0.0, 0.0
+    ws = [s.weight / total_w for s in strata]
+    scale = sum(ws)
+    theta = sum(w * s.mean for w, s in zip(ws, strata, strict=True))
+    var = sum(w * w * s.variance / s.n for w, s in zip(ws, strata, strict=True)) / scale ** 2
     p = theta / scale
-    n_eff = p * (1 - p) / (var / scale ** 2) if 0 < p < 1 and var > 0 else kish
+    kish = scale ** 2 / sum(w * w / s.n for w, s in zip(ws, strata, strict=True))
+    n_eff = p * (1 - p) / var if 0 < p < 1 and var > 0 else kish
     lo, hi = wilson(p * n_eff, n_eff, z)
-    return Estimate(theta * total_w, lo * scale * total_w, (hi * scale + unseen) * total_w, n)
+    return theta, lo * scale, hi * scale
 
 
 def allocate(strata: Sequence[Stratum], budget: int, *, cap: Sequence[int] | None = None
@@ -133,7 +149,7 @@ def allocate(strata: Sequence[Stratum], budget: int, *, cap: Sequence[int] | Non
         raise InputError(f"budget must be >= 0, got {budget}", field="budget")
     caps = list(cap) if cap is not None else [math.inf] * len(strata)
     room = [max(0, c - s.n) if s.weight > 0 else 0 for s, c in zip(strata, caps, strict=True)]
-    scores = [s.weight * s.spread for s in strata]
+    scores = _scores(strata)
     total_score = sum(sc for sc, r in zip(scores, room, strict=True) if r > 0)
     add = [0] * len(strata)
     budget = min(budget, int(min(sum(room), 2 ** 62)))
@@ -160,6 +176,19 @@ def allocate(strata: Sequence[Stratum], budget: int, *, cap: Sequence[int] | Non
         if not moved:
             break
     return add
+
+
+def _scores(strata: Sequence[Stratum]) -> list[float]:
+    """Neyman's ``W_h sigma_h``. A stratum that has not failed yet gets the spread of half a
+    failing fault in its share of the faults, the same for all such strata, so they are sampled in
+    proportion to their weight (which is what makes their joint bound, on Kish's size, smallest)
+    and keep getting faults while they matter."""
+    clean = [s for s in strata if s.total == 0 and s.weight > 0]
+    mean_n = sum(s.n for s in clean) / len(clean) if clean else 0.0
+    q = 0.5 / (mean_n + 1)
+    floor = math.sqrt(q * (1 - q))
+    return [s.weight * (floor if s.total == 0 else max(math.sqrt(s.variance), floor))
+            for s in strata]
 
 
 def next_round(strata: Sequence[Stratum], estimate: Estimate, precision: float,

@@ -116,11 +116,11 @@ class LayerCapture:
 
 
 def draw_fault(nest: Nest, site: SiteExposure, index: int, ops: LayerOperands, scale: float,
-               rng: np.random.Generator, fmt: str = "int") -> MappedFault:
-    """Draw one fault uniformly within a site class (instance, step, resident word, bit) and
-    compute, for every image, the output delta it causes."""
+               rng: np.random.Generator, fmt: str = "int", bit: int | None = None) -> MappedFault:
+    """Draw one fault uniformly within a site class (instance, step, resident word, and the bit
+    unless ``bit`` is given) and compute, for every image, the output delta it causes."""
     time = int(rng.integers(nest.steps))
-    bit = int(rng.integers(site.bits))
+    bit = int(rng.integers(site.bits)) if bit is None else bit
     if site.dataspace == MAC_SITE:
         pe = int(rng.integers(nest.pes))
         readers = mac_readers(nest, pe, time)
@@ -327,12 +327,14 @@ def patched_outputs(capture: LayerCapture, fault: MappedFault) -> tuple[torch.Te
 
 
 def run_faults(engine, layer_path: str, capture: LayerCapture, faults: list[MappedFault], *,
-               progress: bool = False) -> np.ndarray:
+               progress: bool = False, due: bool = False):
     """(faults, images) outcomes in the engine's headline class (top-1 changed, for the default
-    spec), running only the network after the layer.
+    spec), running only the network after the layer; with ``due``, also the (faults, images)
+    INF/NaN outcomes (detected, unrecoverable).
     A (fault, image) pair whose layer output does not change at all (nothing read the word after
     it struck, or every cofactor was 0) is masked without running anything."""
     sdc = np.zeros((len(faults), len(capture.outputs)), dtype=bool)
+    nan = np.zeros_like(sdc)
     patches, where = [], []
     for i, f in enumerate(faults):
         live = np.flatnonzero(np.any(f.deltas != 0, axis=1))
@@ -349,4 +351,6 @@ def run_faults(engine, layer_path: str, capture: LayerCapture, faults: list[Mapp
         labels = engine.run_output_patches(layer_path, patches, progress=progress)
         rows, cols = zip(*where, strict=True)
         sdc[list(rows), list(cols)] = engine.spec.is_class(labels, engine.spec.headline)
-    return sdc
+        if due:
+            nan[list(rows), list(cols)] = engine.spec.is_class(labels, "inf_nan")
+    return (sdc, nan) if due else sdc

@@ -1,0 +1,198 @@
+"""Adaptive stratified campaign on one mapped layer: strata = site class x bit group.
+
+In fixed-point words nearly every SDC comes from a few high-order bits of a few site classes, so a
+uniform draw (Leveugle's sizes) spends most faults where nothing happens and still leaves wide
+intervals. Here every (site class, bit group) is a stratum whose weight is its exposed Mbit (the
+class's bits x instances x resident words, times the group's share of the word's bits); each gets
+a pilot, then faults go where they shrink the interval of the layer's P(SDC | fault) most
+(:mod:`dse.resilience.strata`), in rounds, until the half-width is at most ``precision`` of the
+estimate or the upper bound is under ``floor``, or ``max_faults`` have run.
+
+Fault j of stratum h is drawn from its own random stream ``(seed, h, j)``: the faults of a campaign
+do not depend on how they were split into rounds, so a rerun at a finer precision starts from the
+stored counts and only adds faults ``j >= n_h`` (nothing is redone).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from dse.arch.spec import Arch
+from dse.errors import InputError, InvalidMapping
+from dse.model import evaluate
+from dse.model.mapping import Mapping
+from dse.problems.problem import Problem
+from dse.resilience.formats import word_bits as format_bits
+from dse.resilience.mapping_aware import (
+    DEFAULT_FIT_PER_MBIT,
+    LayerCapture,
+    draw_fault,
+    run_faults,
+    site_scales,
+)
+from dse.resilience.sites import Nest, SiteExposure, exposures
+from dse.resilience.stats import z_value
+from dse.resilience.strata import Estimate, Plan, Stratum, combine, run_adaptive
+
+MAX_GROUPS = 8  # bit groups per word: every bit up to 8-bit words, pairs of bits for 16, ...
+
+
+@dataclass
+class StratumRecord:
+    """One stratum and what was measured in it (the form the store keeps)."""
+
+    site: int  # index into the layer's site classes
+    level: str
+    dataspace: str
+    bits: tuple[int, int]  # bit positions lo..hi-1 of the word
+    mbit: float  # exposed Mbit of this (class, bit group)
+    sdc: Stratum
+    due: Stratum  # INF / NaN outputs: detected, unrecoverable
+
+    def to_dict(self) -> dict:
+        return {"site": self.site, "level": self.level, "dataspace": self.dataspace,
+                "bits": list(self.bits), "mbit": self.mbit, "n": self.sdc.n,
+                "sdc": [self.sdc.total, self.sdc.total_sq], "due": [self.due.total,
+                                                                   self.due.total_sq]}
+
+
+def bit_groups(bits: int, groups: int = MAX_GROUPS) -> list[tuple[int, int]]:
+    """Contiguous bit ranges ``[lo, hi)``: one per bit up to ``groups`` bits, else ``groups``
+    equal runs (high bits of a wide accumulator stay apart from its low ones)."""
+    size = max(1, math.ceil(bits / groups))
+    return [(lo, min(bits, lo + size)) for lo in range(0, bits, size)]
+
+
+def layer_strata(sites: list[SiteExposure]) -> list[StratumRecord]:
+    """Every (site class, bit group) with its exposed Mbit; the strata weigh their share of it."""
+    out = []
+    total = sum(s.bits * s.instances * s.words for s in sites) / 1e6
+    for i, s in enumerate(sites):
+        mbit = s.bits * s.instances * s.words / 1e6
+        for lo, hi in bit_groups(s.bits):
+            w = mbit * (hi - lo) / s.bits
+            out.append(StratumRecord(i, s.level_name, s.dataspace, (lo, hi), w,
+                                     Stratum(w / total), Stratum(w / total)))
+    return out
+
+
+def restore(records: list[StratumRecord], stored: list[dict]) -> None:
+    """Put stored counts back into a fresh stratum list (same mapping, same site classes)."""
+    if len(stored) != len(records):
+        raise InputError("stored strata do not match this mapping's site classes", field="strata")
+    for r, d in zip(records, stored, strict=True):
+        if (r.site, list(r.bits)) != (d["site"], list(d["bits"])):
+            raise InputError("stored strata do not match this mapping's site classes",
+                             field="strata")
+        r.sdc.n = r.due.n = int(d["n"])
+        r.sdc.total, r.sdc.total_sq = (float(x) for x in d["sdc"])
+        r.due.total, r.due.total_sq = (float(x) for x in d["due"])
+
+
+@dataclass
+class AdaptiveResult:
+    """P(SDC | fault) of one layer's mapping and its FIT, with breakdowns and the raw strata."""
+
+    sdc: Estimate  # P(SDC-1 | a fault in this layer's on-chip storage or MACs)
+    due: Estimate  # P(INF/NaN | fault)
+    fit: Estimate  # raw FIT/Mbit x exposed Mbit x P(SDC | fault)
+    exposed_mbit: float
+    resolved: bool
+    precision: float
+    floor: float
+    strata: list[StratumRecord] = field(default_factory=list)
+    fit_per_mbit: float = DEFAULT_FIT_PER_MBIT
+
+    def breakdown(self, key) -> dict[str, Estimate]:
+        """P(SDC | fault) per group of strata (``key(record)`` names the group)."""
+        groups: dict[str, list[Stratum]] = {}
+        for r in self.strata:
+            groups.setdefault(key(r), []).append(r.sdc)
+        z = z_value(0.95)
+        return {k: combine(v, z).scaled(1 / sum(s.weight for s in v)) for k, v in groups.items()
+                if sum(s.weight for s in v) > 0}
+
+    def to_dict(self) -> dict:
+        def est(e: Estimate) -> dict:
+            return {"value": e.value, "lo": e.lo, "hi": e.hi}
+
+        per_site = self.breakdown(lambda r: f"{r.level}:{r.dataspace}")
+        per_bit = self.breakdown(lambda r: f"{r.dataspace} bits {r.bits[0]}-{r.bits[1] - 1}")
+        return {
+            "sdc1_rate": self.sdc.value, "sdc1_ci": [self.sdc.lo, self.sdc.hi],
+            "due_rate": self.due.value, "due_ci": [self.due.lo, self.due.hi],
+            "fit": self.fit.value, "fit_ci": [self.fit.lo, self.fit.hi],
+            "exposed_mbit": self.exposed_mbit, "n_faults": self.sdc.n,
+            "resolved": self.resolved, "precision": self.precision, "floor": self.floor,
+            "fit_per_mbit": self.fit_per_mbit,
+            "per_site": {k: est(v) for k, v in per_site.items()},
+            "per_bit": {k: est(v) for k, v in per_bit.items()},
+            "strata": [r.to_dict() for r in self.strata],
+        }
+
+
+class LayerCampaign:
+    """Draws and runs faults of chosen strata of one mapped layer."""
+
+    def __init__(self, problem: Problem, arch: Arch, mapping: Mapping, model: nn.Module,
+                 layer_path: str, images: torch.Tensor, labels: torch.Tensor | None, *,
+                 seed: int = 0, fmt: str = "int", include_mac: bool = True,
+                 include_backing: bool = False, engine=None):
+        from dse.resilience.engine import FastEngine
+
+        evaluate(problem, arch, mapping)  # raises InvalidMapping (naming the level)
+        if set(mapping.levels[0].keep) != {ds.name for ds in problem.dataspaces}:
+            raise InvalidMapping("the outermost level must keep every dataspace",
+                                 level=mapping.levels[0].level)
+        model.eval()
+        self.nest = Nest(problem, mapping)
+        self.sites = exposures(self.nest, arch, include_backing=include_backing,
+                               include_mac=include_mac,
+                               word_bits=None if fmt == "int" else format_bits(fmt))
+        self.capture = LayerCapture(model, layer_path, images, problem)
+        self.scales = site_scales(self.sites, self.capture.ops, arch.compute.word_bits)
+        self.engine = engine or FastEngine(model, images, labels)
+        self.layer_path, self.seed, self.fmt = layer_path, seed, fmt
+        self.strata = layer_strata(self.sites)
+
+    def measure(self, additions: list[int]) -> list[np.ndarray]:
+        """Run ``additions[h]`` new faults in stratum h (fault indices continue from its count);
+        return their SDC fractions per stratum, and add SDC and DUE counts to the records."""
+        faults, owner = [], []
+        for h, add in enumerate(additions):
+            rec = self.strata[h]
+            site = self.sites[rec.site]
+            for j in range(rec.sdc.n, rec.sdc.n + add):
+                rng = np.random.default_rng([self.seed, h, j])
+                bit = int(rng.integers(*rec.bits))
+                faults.append(draw_fault(self.nest, site, rec.site, self.capture.ops,
+                                         self.scales[rec.site], rng, self.fmt, bit=bit))
+                owner.append(h)
+        sdc, due = run_faults(self.engine, self.layer_path, self.capture, faults, due=True)
+        owner_a = np.array(owner, dtype=np.int64)
+        out = []
+        for h, rec in enumerate(self.strata):
+            mine = owner_a == h
+            rec.due.add(due[mine].mean(axis=1))
+            out.append(sdc[mine].mean(axis=1))
+        return out
+
+
+def adaptive_resilience(campaign: LayerCampaign, plan: Plan, *,
+                        fit_per_mbit: float = DEFAULT_FIT_PER_MBIT,
+                        stored: list[dict] | None = None) -> AdaptiveResult:
+    """Run (or continue, from ``stored`` strata counts) a layer's campaign to ``plan``."""
+    if stored:
+        restore(campaign.strata, stored)
+    z = z_value(plan.confidence)
+    mbit = sum(r.mbit for r in campaign.strata)
+    sdc = run_adaptive([r.sdc for r in campaign.strata], campaign.measure, plan, z)
+    due = combine([r.due for r in campaign.strata], z)
+    return AdaptiveResult(sdc, due, sdc.scaled(fit_per_mbit * mbit), mbit,
+                          sdc.resolved(plan.precision, plan.floor), plan.precision, plan.floor,
+                          campaign.strata, fit_per_mbit)
