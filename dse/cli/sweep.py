@@ -71,9 +71,20 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
                    help="do not score the mapper's energy x delay Pareto set")
     p.add_argument("--top-k", type=check.non_negative_int,
                    help="also score the K best mappings by EDP" + default(d.resilience.top_k))
+    p.add_argument("--precision", type=check.fraction_arg,
+                   help="adaptive sampling until the SDC interval's half-width <= this x the "
+                        "estimate" + default(d.resilience.precision))
+    p.add_argument("--floor", type=check.non_negative_float,
+                   help="... or until its upper bound on P(SDC | fault) is under this"
+                        + default(d.resilience.floor))
+    p.add_argument("--max-faults", type=check.positive_int,
+                   help="cap per layer mapping; a figure not resolved by then is reported as "
+                        "reached so far" + default(d.resilience.max_faults))
+    p.add_argument("--clock-ghz", type=check.positive_float,
+                   help="clock for SDC per inference" + default(d.resilience.clock_ghz))
     p.add_argument("--faults", type=check.positive_int,
-                   help="faults per fault-site class of each mapping"
-                   " (default: from --margin and --confidence)")
+                   help="classic sampling: faults per fault-site class of each mapping"
+                   " (default: adaptive, see --precision)")
     p.add_argument("--margin", type=check.fraction_arg,
                    help="error margin of the SDC estimate" + default(d.resilience.margin))
     p.add_argument("--confidence", type=check.fraction_arg,
@@ -155,6 +166,10 @@ def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None
     if args.no_pareto:
         config.resilience.pareto = False
     set_if("resilience.top_k", args.top_k)
+    set_if("resilience.precision", args.precision)
+    set_if("resilience.floor", args.floor)
+    set_if("resilience.max_faults", args.max_faults)
+    set_if("resilience.clock_ghz", args.clock_ghz)
     set_if("resilience.faults", args.faults)
     set_if("resilience.margin", args.margin)
     set_if("resilience.confidence", args.confidence)

@@ -55,10 +55,10 @@ class StratumRecord:
     due: Stratum  # INF / NaN outputs: detected, unrecoverable
 
     def to_dict(self) -> dict:
-        return {"site": self.site, "level": self.level, "dataspace": self.dataspace,
-                "bits": list(self.bits), "mbit": self.mbit, "n": self.sdc.n,
-                "sdc": [self.sdc.total, self.sdc.total_sq], "due": [self.due.total,
-                                                                   self.due.total_sq]}
+        return {"site": int(self.site), "level": self.level, "dataspace": self.dataspace,
+                "bits": [int(b) for b in self.bits], "mbit": float(self.mbit), "n": self.sdc.n,
+                "sdc": [self.sdc.total, self.sdc.total_sq], "sdc_hits": self.sdc.hits,
+                "due": [self.due.total, self.due.total_sq], "due_hits": self.due.hits}
 
 
 def bit_groups(bits: int, groups: int = MAX_GROUPS) -> list[tuple[int, int]]:
@@ -92,6 +92,7 @@ def restore(records: list[StratumRecord], stored: list[dict]) -> None:
         r.sdc.n = r.due.n = int(d["n"])
         r.sdc.total, r.sdc.total_sq = (float(x) for x in d["sdc"])
         r.due.total, r.due.total_sq = (float(x) for x in d["due"])
+        r.sdc.hits, r.due.hits = int(d["sdc_hits"]), int(d["due_hits"])
 
 
 @dataclass

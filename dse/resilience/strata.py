@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from dse.errors import InputError
 from dse.resilience.stats import wilson
 
-
 HITS_FOR_VARIANCE = 5  # below this many failing faults a stratum's sample variance is not trusted
 
 
@@ -57,7 +56,7 @@ class Stratum:
             self.n += 1
             self.total += float(y)
             self.total_sq += float(y) * float(y)
-            self.hits += y > 0
+            self.hits += int(y > 0)
 
     @property
     def mean(self) -> float:
@@ -67,11 +66,11 @@ class Stratum:
     def variance(self) -> float:
         """Variance of one fault's fraction: the sample variance once ``HITS_FOR_VARIANCE``
         faults have failed, else the largest a fraction in [0, 1] with this mean can have
-        (``mean (1 - mean)``, all-or-nothing faults)."""
-        m = self.mean
-        bound = m * (1 - m) * (self.n / (self.n - 1) if self.n > 1 else 1.0)
+        (``m (1 - m)``, all-or-nothing faults), at a mean with half a failure more than seen
+        (``m = (sum y + 1/2) / (n + 1)``: one or two lucky hits must not look precise)."""
         if self.n < 2 or self.hits < HITS_FOR_VARIANCE:
-            return bound
+            m = (self.total + 0.5) / (self.n + 1)
+            return m * (1 - m)
         return max(0.0, (self.total_sq - self.total * self.total / self.n) / (self.n - 1))
 
 
@@ -139,56 +138,76 @@ def _part(strata: Sequence[Stratum], total_w: float, z: float) -> tuple[float, f
     return theta, lo * scale, hi * scale
 
 
-def allocate(strata: Sequence[Stratum], budget: int, *, cap: Sequence[int] | None = None
-             ) -> list[int]:
+def allocate(strata: Sequence[Stratum], budget: int, *, z: float = 1.96,
+             cap: Sequence[int] | None = None) -> list[int]:
     """Faults to add to each stratum this round: ``budget`` in all (fewer only when every stratum
-    is at its ``cap``), placed so the totals move toward Neyman's ``n_h ~ W_h sigma_h``.
+    is at its ``cap``), placed where they shrink the interval most.
 
-    Deterministic: depends only on the strata's counts (ties go to the lower index)."""
+    The upper half-width has two parts in quadrature (see :func:`combine`): the strata that have
+    failed and the joint bound of those that have not. The round is split between them in
+    proportion to their squared contributions; among failed strata the faults move the totals
+    toward Neyman's ``n_h ~ W_h sigma_h``, among clean ones toward ``n_h ~ W_h`` (which makes
+    their bound, on Kish's size, smallest). Deterministic: depends only on the strata's counts
+    (ties go to the lower index)."""
     if budget < 0:
         raise InputError(f"budget must be >= 0, got {budget}", field="budget")
     caps = list(cap) if cap is not None else [math.inf] * len(strata)
     room = [max(0, c - s.n) if s.weight > 0 else 0 for s, c in zip(strata, caps, strict=True)]
-    scores = _scores(strata)
-    total_score = sum(sc for sc, r in zip(scores, room, strict=True) if r > 0)
-    add = [0] * len(strata)
     budget = min(budget, int(min(sum(room), 2 ** 62)))
-    if budget == 0 or total_score <= 0:
+    add = [0] * len(strata)
+    if budget == 0:
         return add
-    target_total = sum(s.n for s in strata) + budget
-    want = [max(0.0, target_total * sc / total_score - s.n) if r > 0 else 0.0
-            for s, sc, r in zip(strata, scores, room, strict=True)]
-    total_want = sum(want) or 1.0
-    share = [budget * w / total_want for w in want]
-    for i, x in enumerate(share):
-        add[i] = min(room[i], int(x))
+    failed = [i for i, s in enumerate(strata) if s.total > 0 and room[i] > 0]
+    clean = [i for i, s in enumerate(strata) if s.total == 0 and room[i] > 0]
+    total_w = sum(s.weight for s in strata)
+    theta, _, hi = _part([s for s in strata if s.n > 0 and s.total > 0], total_w, z)
+    _, _, hi_clean = _part([s for s in strata if s.n > 0 and s.total == 0], total_w, z)
+    up_failed = (hi - theta) ** 2
+    up_clean = hi_clean ** 2 + sum((s.weight / total_w) ** 2 for s in strata if s.n == 0)
+    to_clean = (budget if not failed else 0 if not clean
+                else round(budget * up_clean / (up_failed + up_clean or 1.0)))
+    q = 0.5 / (sum(s.n for s in strata) / len(strata) + 1)
+    floor = math.sqrt(q * (1 - q))  # half a failing fault more than seen, at the mean count
+    _toward(strata, failed, [s.weight * max(math.sqrt(s.variance), floor) for s in strata],
+            budget - to_clean, room, add)
+    _toward(strata, clean, [s.weight for s in strata], to_clean, room, add)
     left = budget - sum(add)
-    order = sorted(range(len(strata)), key=lambda i: (-(share[i] - int(share[i])), -scores[i], i))
-    while left > 0:
-        moved = False
-        for i in order:
-            if left == 0:
-                break
-            if add[i] < room[i]:
-                add[i] += 1
-                left -= 1
-                moved = True
-        if not moved:
-            break
+    if left > 0:  # one side ran out of room: the other takes the rest
+        _toward(strata, failed + clean, [s.weight for s in strata], left, room, add)
     return add
 
 
-def _scores(strata: Sequence[Stratum]) -> list[float]:
-    """Neyman's ``W_h sigma_h``. A stratum that has not failed yet gets the spread of half a
-    failing fault in its share of the faults, the same for all such strata, so they are sampled in
-    proportion to their weight (which is what makes their joint bound, on Kish's size, smallest)
-    and keep getting faults while they matter."""
-    clean = [s for s in strata if s.total == 0 and s.weight > 0]
-    mean_n = sum(s.n for s in clean) / len(clean) if clean else 0.0
-    q = 0.5 / (mean_n + 1)
-    floor = math.sqrt(q * (1 - q))
-    return [s.weight * (floor if s.total == 0 else max(math.sqrt(s.variance), floor))
-            for s in strata]
+def _toward(strata: Sequence[Stratum], members: list[int], scores: list[float], budget: int,
+            room: list[int], add: list[int]) -> None:
+    """Add ``budget`` faults among ``members`` so their totals move toward shares of ``scores``
+    (largest remainders first, within each stratum's room)."""
+    if budget <= 0 or not members:
+        return
+    total_score = sum(scores[i] for i in members)
+    if total_score <= 0:
+        scores = [1.0] * len(strata)
+        total_score = float(len(members))
+    target = sum(strata[i].n + add[i] for i in members) + budget
+    want = {i: max(0.0, target * scores[i] / total_score - strata[i].n - add[i]) for i in members}
+    total_want = sum(want.values()) or 1.0
+    share = {i: budget * w / total_want for i, w in want.items()}
+    given = 0
+    for i in members:
+        k = min(room[i] - add[i], int(share[i]))
+        add[i] += k
+        given += k
+    order = sorted(members, key=lambda i: (-(share[i] - int(share[i])), -scores[i], i))
+    while given < budget:
+        moved = False
+        for i in order:
+            if given == budget:
+                break
+            if add[i] < room[i]:
+                add[i] += 1
+                given += 1
+                moved = True
+        if not moved:
+            break
 
 
 def next_round(strata: Sequence[Stratum], estimate: Estimate, precision: float,
@@ -250,7 +269,8 @@ def run_adaptive(strata: list[Stratum], measure, plan: Plan, z: float) -> Estima
         room = plan.max_faults - sum(s.n for s in strata)
         if room <= 0:
             break
-        add = allocate(strata, min(room, next_round(strata, est, plan.precision, plan.floor)))
+        add = allocate(strata, min(room, next_round(strata, est, plan.precision, plan.floor)),
+                       z=z)
         if not any(add):
             break
         _apply(strata, measure, add)

@@ -79,14 +79,31 @@ class FaultSettings:
     enabled: bool = True
     pareto: bool = True  # score the mapper's energy x delay Pareto set ...
     top_k: int = 1  # ... plus the K best mappings by EDP
-    faults: int | None = None  # faults per fault-site class; None: from margin + confidence
-    # Defaults sized so the shipped default sweep ends in a few minutes on 2 cores; tighten
-    # margin (0.05 = 4x the faults) for publication numbers.
-    margin: float = 0.1
+    # Adaptive stratified sampling (docs/resilience.md): per layer mapping, faults are added until
+    # the SDC interval's half-width is at most ``precision`` x the estimate, or its upper bound
+    # is under ``floor`` (P(SDC | fault)), or ``max_faults`` have run (reported as reached so far).
+    # ``precision: null`` (or a fixed ``faults``) uses the classic Leveugle sizes from ``margin``.
+    precision: float | None = 0.25
+    floor: float = 1e-4
+    max_faults: int = 1500
+    faults: int | None = None  # faults per fault-site class (classic sizes only)
+    margin: float = 0.1  # classic sizes: Leveugle's error margin per fault-site class
     confidence: float = 0.95
     fit_per_mbit: float = 1000.0
-    images: int = 32
+    clock_ghz: float = 1.0  # for SDC per inference (inference time = cycles / clock)
+    images: int = 8  # images each fault is struck on (the fault, not the image, is the unit)
     device: str = "cpu"  # where the network runs: cpu or cuda[:N]
+
+    @property
+    def adaptive(self) -> bool:
+        return self.precision is not None and self.faults is None
+
+    def identity(self) -> FaultSettings:
+        """What a stored score depends on: an adaptive campaign's stopping rule is left out, so
+        a rerun with a finer precision continues the stored campaign instead of starting over."""
+        if not self.adaptive:
+            return self
+        return dataclasses.replace(self, precision=0.0, floor=0.0, max_faults=0)
 
 
 @dataclass
@@ -295,6 +312,11 @@ def _check_scalars(config: SweepConfig) -> None:
     check.fraction(res.confidence, "resilience.confidence", file=src)
     check.positive(res.fit_per_mbit, "resilience.fit_per_mbit", file=src)
     _check_device(res.device, remote=config.scheduler is not None, file=src)
+    check.positive(res.max_faults, "resilience.max_faults", file=src, integer=True)
+    check.positive(res.clock_ghz, "resilience.clock_ghz", file=src)
+    check.non_negative(res.floor, "resilience.floor", file=src)
+    if res.precision is not None:
+        check.fraction(res.precision, "resilience.precision", file=src)
     check.non_negative(config.seed, "seed", file=src, integer=True)
     if config.dask_local is not None:
         check.positive(config.dask_local, "dask_local", file=src, integer=True)

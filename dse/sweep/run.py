@@ -53,6 +53,11 @@ class SweepResult:
     timeloop_checks: list[dict[str, Any]] = field(default_factory=list)  # timeloop-check
     # model -> layer_index -> module path of every occurrence folded into that layer
     occurrences: dict[str, dict[int, list[str]]] = field(default_factory=dict)
+    # (model, mapping row key, layer path) -> stored resilience detail (adaptive: its strata)
+    details: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def rows_with_strata(self) -> list[dict[str, Any]]:
+        return with_strata(self.rows, self.details)
 
 
 @dataclass
@@ -99,13 +104,15 @@ def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
         todo = [t for k, t in plan.map_tasks.items() if k not in done]
         _execute(config, plan, store, todo, done, computed, reused, progress)
         rows = store.results(config.name)
-        network = store.network(config.name)
+        details = store.resilience_details(config.name)
+        network = network_figures(with_strata(rows, details), store.network(config.name),
+                                  config.resilience)
         checks = store.timeloop_checks(config.name) if config.backend == "timeloop-check" else []
     notes = plan.notes + ([_check_note(checks)] if checks else [])
     occurrences = {label: {i: list(layer.paths) for i, layer in enumerate(m.workload.layers)}
                    for label, m in plan.models.items()}
     return SweepResult(config, config.db_path, rows, network, computed, reused, notes,
-                       time.perf_counter() - start, checks, occurrences)
+                       time.perf_counter() - start, checks, occurrences, details)
 
 
 def _check_note(checks: list[dict[str, Any]]) -> str:
@@ -126,7 +133,8 @@ def _check_note(checks: list[dict[str, Any]]) -> str:
 def _plan(config: SweepConfig, points: list[DesignPoint]) -> _Plan:
     from dse.arch import load_arch, make_variant
 
-    settings_key = stable_hash("resilience", config.resilience, config.seed, code_version())
+    settings_key = stable_hash("resilience", config.resilience.identity(), config.seed,
+                               code_version())
     models: dict[str, _ModelPlan] = {}
     for i, spec in enumerate(config.models):
         try:
@@ -278,7 +286,8 @@ def _submit_resilience(config: SweepConfig, plan: _Plan, store: Store, task_key:
             if any(kind == "resilience" and t.res_key == res_key for kind, t in pending.values()):
                 continue
             bars["resilience"].total += 1
-            if store.has_resilience(res_key):
+            stored = store.resilience_detail(res_key)
+            if stored is not None and _finished(stored, config.resilience):
                 reused["resilience"] += 1
                 bars["resilience"].update(1)
                 continue
@@ -287,5 +296,61 @@ def _submit_resilience(config: SweepConfig, plan: _Plan, store: Store, task_key:
                 model_key=mplan.model_key, layer_path=entry["layer_path"],
                 arch=plan.archs[entry["point_key"]], problem=task.problem,
                 mapping_text=row["mapping"], faults=config.resilience,
-                settings_key=plan.settings_key, seed=config.seed)
+                settings_key=plan.settings_key, seed=config.seed,
+                strata=(stored or {}).get("strata"))
             pending[executor.submit(run_resilience_task, rtask)] = ("resilience", rtask)
+
+
+def _finished(stored: dict[str, Any], settings: Any) -> bool:
+    """A stored score serves this run: a classic one always; an adaptive one when it meets this
+    run's stopping rule or already ran this run's ``max_faults`` (else it is continued)."""
+    from dse.resilience.strata import Estimate
+
+    if not settings.adaptive or "strata" not in stored:
+        return True
+    lo, hi = stored["sdc1_ci"]
+    est = Estimate(stored["sdc1_rate"], lo, hi, stored["n_faults"])
+    return est.resolved(settings.precision, settings.floor) or est.n >= settings.max_faults
+
+
+def with_strata(rows: list[dict[str, Any]], details: dict[tuple[str, str, str], dict[str, Any]]
+                ) -> list[dict[str, Any]]:
+    """Copies of the rows, each with the stored strata of its resilience score (or ``None``)."""
+    return [{**row, "strata": (details.get((row["model"], row["row_key"], row["layer_path"]))
+                               or {}).get("strata")} for row in rows]
+
+
+def network_figures(rows: list[dict[str, Any]], network: list[dict[str, Any]],
+                    settings: Any) -> list[dict[str, Any]]:
+    """Replace each network row's SDC columns by the chip's network SDC figures
+    (:mod:`dse.resilience.network`) over its min-EDP mappings, when every scored layer has
+    strata (adaptive campaigns); a classic campaign keeps the cycle-weighted average."""
+    from dse.resilience.network import network_sdc
+
+    for net in network:
+        mine = [r for r in rows if r["point_key"] == net["point_key"] and r["model"] == net["model"]
+                and r["rank"] == 0]
+        scored = [r for r in mine if r.get("strata")]
+        if not scored or len(scored) != len([r for r in mine if r["sdc_rate"] is not None]):
+            continue
+        cycles = sum(r["cycles"] * r["count"] for r in mine)
+        fig = network_sdc([(r["cycles"] * r["count"] / cycles, r["strata"]) for r in scored],
+                          fit_per_mbit=settings.fit_per_mbit, confidence=settings.confidence,
+                          seconds_per_inference=cycles / (settings.clock_ghz * 1e9))
+        net.update(network_columns(fig, settings))
+    return network
+
+
+def network_columns(fig: Any, settings: Any) -> dict[str, Any]:
+    """The network row's SDC columns (definitions and units in docs/resilience.md)."""
+    e = fig.per_fault
+    return {
+        "sdc_rate": e.value, "sdc_lo": e.lo, "sdc_hi": e.hi,
+        "fit": fig.fit.value, "fit_lo": fig.fit.lo, "fit_hi": fig.fit.hi,
+        "sdc_per_inference": fig.per_inference.value,
+        "sdc_per_inference_hi": fig.per_inference.hi,
+        "due_rate": fig.due_per_fault.value, "due_hi": fig.due_per_fault.hi,
+        "due_fit": fig.due_fit.value, "faults": e.n,
+        "relative_half_width": e.relative,
+        "resolved": fig.resolved(settings.precision or 0.0, settings.floor),
+    }

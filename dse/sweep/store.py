@@ -188,9 +188,11 @@ class Store:
                   int(r.check["agree"]), r.check["error"]) for r in rows if r.check])
 
     def put_resilience(self, row: ResilienceRow) -> None:
+        """Store a score; a continued adaptive campaign replaces its row with one holding more
+        faults (the stored strata only ever grow)."""
         with self._conn:
             self._conn.execute(
-                "INSERT OR IGNORE INTO resilience VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO resilience VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (row.res_key, row.row_key, row.model_key, row.layer_path, row.settings_key,
                  row.sdc_rate, row.sdc_lo, row.sdc_hi, row.fit, row.injections, row.wall_s,
                  json.dumps(row.detail, sort_keys=True), time.time()))
@@ -209,6 +211,20 @@ class Store:
     def has_resilience(self, res_key: str) -> bool:
         return self._conn.execute("SELECT 1 FROM resilience WHERE res_key = ?",
                                   (res_key,)).fetchone() is not None
+
+    def resilience_detail(self, res_key: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT detail FROM resilience WHERE res_key = ?",
+                                 (res_key,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def resilience_details(self, sweep: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """(model, mapping row key, layer path) -> stored detail of every score a sweep uses."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT sl.model, r.row_key, r.layer_path, r.detail FROM resilience r"
+            " JOIN sweeps s ON s.settings_key = r.settings_key"
+            " JOIN sweep_layers sl ON sl.sweep = s.sweep AND sl.model_key = r.model_key"
+            " AND sl.layer_path = r.layer_path WHERE s.sweep = ?", (sweep,))
+        return {(m, k, p): json.loads(d) for m, k, p, d in rows if d}
 
     def task_mappings(self, task_key: str) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM mappings WHERE task_key = ? ORDER BY rank", (task_key,))

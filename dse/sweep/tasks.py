@@ -59,6 +59,7 @@ class ResilienceTask:
     faults: FaultSettings
     settings_key: str
     seed: int
+    strata: list[dict] | None = None  # stored counts of an adaptive campaign to continue
 
 
 def mapping_text(mapping: Any, problem: Any) -> str:
@@ -202,6 +203,8 @@ def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
     model, images, labels = load_model_and_data(task.model, task.faults.images)
     mapping = read_mapping_text(task.mapping_text, task.arch, task.problem)
     f = task.faults
+    if f.adaptive:
+        return _adaptive_task(task, model, images, labels, mapping, start)
     result = mapping_resilience(
         task.problem, task.arch, mapping, model, task.layer_path, images, labels,
         n_faults=faults_per_site(f), margin=f.margin, confidence=f.confidence,
@@ -213,3 +216,23 @@ def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
         sdc_rate=float(result.sdc1_rate), sdc_lo=float(lo), sdc_hi=float(hi),
         fit=float(result.fit), injections=int(result.n_faults),
         wall_s=time.perf_counter() - start, detail=result.to_dict())
+
+
+def _adaptive_task(task: ResilienceTask, model: Any, images: Any, labels: Any, mapping: Any,
+                   start: float) -> ResilienceRow:
+    """Run (or continue from the stored strata) the layer's adaptive stratified campaign."""
+    from dse.resilience.adaptive import LayerCampaign, adaptive_resilience
+    from dse.resilience.strata import Plan
+
+    f = task.faults
+    campaign = LayerCampaign(task.problem, task.arch, mapping, model, task.layer_path, images,
+                             labels, seed=task.seed)
+    result = adaptive_resilience(
+        campaign, Plan(f.precision, f.floor, f.max_faults, confidence=f.confidence),
+        fit_per_mbit=f.fit_per_mbit, stored=task.strata)
+    return ResilienceRow(
+        res_key=task.res_key, row_key=task.row_key, model_key=task.model_key,
+        layer_path=task.layer_path, settings_key=task.settings_key,
+        sdc_rate=result.sdc.value, sdc_lo=result.sdc.lo, sdc_hi=result.sdc.hi,
+        fit=result.fit.value, injections=result.sdc.n, wall_s=time.perf_counter() - start,
+        detail=result.to_dict())

@@ -1,0 +1,67 @@
+"""The SDC rate of a chip running a whole network back to back, with its interval.
+
+A raw upset strikes the chip's on-chip storage and MACs at ``fit_per_mbit`` FIT per exposed Mbit.
+While layer l runs (a share ``c_l`` of the inference's cycles: its cycles x repeat count over the
+network's), the exposed storage is that layer's mapping's site classes s, each holding ``M_ls``
+Mbit and failing silently with probability ``P_ls`` per fault. So
+
+    SDC FIT = fit_per_mbit x sum_l c_l x sum_s M_ls x P_ls
+
+and SDC per inference = SDC FIT x (cycles / clock) / 1e9 h. The per-fault figure
+``P(SDC | fault) = sum_l c_l sum_s M_ls P_ls / sum_l c_l sum_s M_ls`` is what ``floor`` is compared
+with. Every (layer, site class, bit group) stratum keeps its counts, so the interval of the whole is
+:func:`dse.resilience.strata.combine` over all of them with weights ``c_l x M_lsg``: one interval
+for the sum, not a sum of intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dse.resilience.stats import z_value
+from dse.resilience.strata import Estimate, Stratum, combine
+
+HOURS_PER_FIT = 1e9  # FIT = failures per 1e9 device-hours
+
+
+@dataclass(frozen=True)
+class NetworkSDC:
+    """Whole-network figures of one design point (mapping per layer chosen by the caller)."""
+
+    per_fault: Estimate  # P(SDC-1 | a raw fault in exposed on-chip storage or MACs)
+    due_per_fault: Estimate  # P(INF/NaN | fault)
+    fit: Estimate  # SDC FIT of the chip running the network back to back
+    due_fit: Estimate
+    per_inference: Estimate  # SDC-1 probability per inference at ``clock_hz``
+    exposed_mbit: float  # cycle-weighted exposed Mbit
+    faults: int
+
+    def resolved(self, precision: float, floor: float) -> bool:
+        return self.per_fault.resolved(precision, floor)
+
+
+def stratum_of(d: dict, weight: float, kind: str = "sdc") -> Stratum:
+    """A stored stratum (:meth:`dse.resilience.adaptive.StratumRecord.to_dict`) with a weight."""
+    total, total_sq = d[kind]
+    return Stratum(weight, int(d["n"]), float(total), float(total_sq), int(d.get(f"{kind}_hits",
+                                                                              d["n"])))
+
+
+def network_sdc(layers: Sequence[tuple[float, Sequence[dict]]], *, fit_per_mbit: float,
+                confidence: float, seconds_per_inference: float) -> NetworkSDC:
+    """``layers``: (cycle share c_l, stored strata of the layer's mapping) for every scored
+    layer."""
+    z = z_value(confidence)
+    parts = {kind: [stratum_of(d, share * d["mbit"], kind) for share, strata in layers
+                    for d in strata] for kind in ("sdc", "due")}
+    mbit = sum(s.weight for s in parts["sdc"])
+    if mbit <= 0:
+        empty = Estimate(0.0, 0.0, 0.0, 0)
+        return NetworkSDC(empty, empty, empty, empty, empty, 0.0, 0)
+    weighted = combine(parts["sdc"], z)  # Mbit x probability
+    due = combine(parts["due"], z)
+    fit = weighted.scaled(fit_per_mbit)
+    per_inference = fit.scaled(seconds_per_inference / 3600 / HOURS_PER_FIT)
+    return NetworkSDC(weighted.scaled(1 / mbit), due.scaled(1 / mbit), fit,
+                      due.scaled(fit_per_mbit), per_inference, mbit, weighted.n)
