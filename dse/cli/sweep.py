@@ -240,6 +240,8 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
     if result.notes:
         print(note_lines(result.notes))
     print(text_table(network_rows(result.network), wide=wide))
+    for line in sdc_lines(result):
+        print(line)
     print(f"\n{len(result.rows)} result rows in {result.db_path} (sweep {result.config.name!r});"
           f" computed {result.computed['map']} layer mappings + {result.computed['resilience']}"
           f" resilience scores, reused {result.reused['map']} + {result.reused['resilience']};"
@@ -247,6 +249,34 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
     if page:
         print(f"report: {page}")
     return 0
+
+
+def sdc_lines(result: Any) -> list[str]:
+    """Per design point: the network SDC FIT with its 95% interval and whether the precision
+    was reached; then one line on which designs are resolved apart."""
+    from dse.report.analysis import network_points, resolution_line
+
+    res = result.config.resilience
+    lines = []
+    for r in result.network:
+        if r.get("fit_lo") is None:
+            continue
+        state = ("resolved" if r["resolved"] else
+                 f"NOT resolved: reached {_reached(r)} after {r['faults']} "
+                 "faults (raise --max-faults)")
+        lines.append(
+            f"{r['point']:<28} SDC FIT {r['fit']:.3g} [{r['fit_lo']:.3g}, {r['fit_hi']:.3g}] "
+            f"(failures/1e9 h at {res.fit_per_mbit:g} FIT/Mbit raw); P(SDC|fault) "
+            f"{r['sdc_rate']:.3g} [{r['sdc_lo']:.3g}, {r['sdc_hi']:.3g}]; DUE {r['due_rate']:.2g}"
+            f"; SDC/inference {r['sdc_per_inference']:.3g} at {res.clock_ghz:g} GHz; {state}")
+    line = resolution_line(network_points(result.rows_with_strata()))
+    return lines + ([line] if line else [])
+
+
+def _reached(r: dict[str, Any]) -> str:
+    if r["sdc_rate"] > 0:
+        return f"±{r['relative_half_width']:.0%}"
+    return f"upper bound {r['sdc_hi']:.2g} on P(SDC|fault)"
 
 
 def run(args: argparse.Namespace) -> int:

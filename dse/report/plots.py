@@ -21,7 +21,8 @@ from dse.report.analysis import (  # noqa: E402
     energy_breakdown,
     layer_table,
     network_points,
-    pareto_front,
+    overlapping,
+    pareto_uncertain,
 )
 from dse.units import energy_unit, num  # noqa: E402
 
@@ -38,25 +39,35 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto", *,
     if not pts:
         return []
     colors = palette(sorted({p.point for p in pts}))
-    xy = [(p.edp, p.sdc_rate) for p in pts]
-    front = pareto_front(xy)
+    name = pts[0].sdc_axis[0]
+    bounds = [(p.edp, p.sdc_axis[2], p.sdc_axis[3]) for p in pts]
+    # a point that showed no SDC at all is drawn at its upper bound, as an upper limit (▼)
+    xy = [(p.edp, p.sdc_axis[1] or p.sdc_axis[3]) for p in pts]
+    front = pareto_uncertain(bounds)  # dominated only when resolved apart
+    tied = {i for g in overlapping(bounds, front) if len(g) > 1 for i in g}
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
-    for p in pts:
-        err = [[p.sdc_rate - p.sdc_lo], [p.sdc_hi - p.sdc_rate]]
-        ax.errorbar(p.edp, p.sdc_rate, yerr=err, fmt=_MARKERS.get(p.policy, "o"),
-                    color=colors[p.point], ms=7, capsize=3, alpha=0.85)
+    for p, (x, y), (_, lo, hi) in zip(pts, xy, bounds, strict=True):
+        if p.sdc_axis[1]:
+            ax.errorbar(x, y, yerr=[[y - lo], [hi - y]], fmt=_MARKERS.get(p.policy, "o"),
+                        color=colors[p.point], ms=7, capsize=3, alpha=0.85)
+        else:
+            ax.plot(x, y, marker="v", color=colors[p.point], ms=9, ls="")
     fx = [xy[i] for i in sorted(front, key=lambda i: xy[i][0])]
     ax.plot([x for x, _ in fx], [y for _, y in fx], "-", color="crimson", lw=2, zorder=0,
             label="Pareto front")
     ax.scatter([x for x, _ in fx], [y for _, y in fx], s=180, facecolors="none",
                edgecolors="crimson", lw=2, zorder=3)
-    _scale_sdc_axis(ax, [y for _, y in xy])
+    positive = [v for _, lo, hi in bounds for v in (lo, hi) if v > 0]
+    if positive:
+        ax.set_yscale("log")
+        ax.set_ylim(min(positive) / 2, max(positive) * 2)
     keys = point_keys(list(colors), rows)
     several = len({q.model for q in pts}) > 1
     on_front = [i for i in range(len(pts)) if i in front]  # only the front is named on the plot
     for i, dy in zip(on_front, _label_offsets(ax, [xy[i] for i in on_front]), strict=True):
         p = pts[i]
-        ax.annotate(keys[p.point].split(" ")[0] + (f" {p.model}" if several else ""),
+        ax.annotate(keys[p.point].split(" ")[0] + (f" {p.model}" if several else "")
+                    + (" (≈)" if i in tied else ""),
                     xy[i], textcoords="offset points", xytext=(6, 6 + dy), fontsize=7.5)
     xs = [x for x, _ in xy]
     wide = max(xs) > 10 * min(xs) > 0  # log scale only pays off over a decade or more
@@ -66,9 +77,13 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto", *,
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3), useOffset=False)
     ax.set_xlabel("network EDP (J x cycles" + (", log scale" if wide else "")
                   + ") — lower is better")
-    ax.set_ylabel("SDC per fault (cycle-weighted over layers)")
+    ax.set_ylabel(f"{name}, log scale — lower is better")
     level = f"{100 * confidence:g}% confidence" if confidence else "confidence"
-    ax.set_title(f"Network EDP vs SDC per fault; bars: {level} intervals")
+    rel = [(q.sdc_axis[3] - q.sdc_axis[1]) / q.sdc_axis[1] for q in pts if q.sdc_axis[1]]
+    reached = f"widest relative half-width {max(rel):.0%}" if rel else "no SDC seen"
+    ax.set_title(f"Network EDP vs SDC; bars: {level} intervals ({reached}; ▼: none seen, upper "
+                 "bound)\nfront: dominated only when resolved apart; (≈): on the front, not "
+                 "resolved apart from another front point", fontsize=9)
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=keys[n])
                for n, c in colors.items()]
     handles += [plt.Line2D([], [], color="black", marker=m, ls="", mfc="none",
@@ -80,14 +95,6 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto", *,
     fig.tight_layout()
     add_key(fig, keys)
     return save_figure(fig, out_dir, stem)
-
-
-def _scale_sdc_axis(ax: plt.Axes, ys: Sequence[float]) -> None:
-    """Symmetric-log SDC axis when rates span over two decades (one fragile design would
-    otherwise squash every other point onto zero)."""
-    positive = [y for y in ys if y > 0]
-    if positive and max(positive) > 100 * min(positive):
-        ax.set_yscale("symlog", linthresh=min(positive))
 
 
 def _label_offsets(ax: plt.Axes, xy: Sequence[tuple[float, float]]) -> list[float]:

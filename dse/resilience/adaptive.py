@@ -108,13 +108,14 @@ class AdaptiveResult:
     floor: float
     strata: list[StratumRecord] = field(default_factory=list)
     fit_per_mbit: float = DEFAULT_FIT_PER_MBIT
+    confidence: float = 0.95
 
     def breakdown(self, key) -> dict[str, Estimate]:
         """P(SDC | fault) per group of strata (``key(record)`` names the group)."""
         groups: dict[str, list[Stratum]] = {}
         for r in self.strata:
             groups.setdefault(key(r), []).append(r.sdc)
-        z = z_value(0.95)
+        z = z_value(self.confidence)
         return {k: combine(v, z).scaled(1 / sum(s.weight for s in v)) for k, v in groups.items()
                 if sum(s.weight for s in v) > 0}
 
@@ -130,7 +131,7 @@ class AdaptiveResult:
             "fit": self.fit.value, "fit_ci": [self.fit.lo, self.fit.hi],
             "exposed_mbit": self.exposed_mbit, "n_faults": self.sdc.n,
             "resolved": self.resolved, "precision": self.precision, "floor": self.floor,
-            "fit_per_mbit": self.fit_per_mbit,
+            "fit_per_mbit": self.fit_per_mbit, "confidence": self.confidence,
             "per_site": {k: est(v) for k, v in per_site.items()},
             "per_bit": {k: est(v) for k, v in per_bit.items()},
             "strata": [r.to_dict() for r in self.strata],
@@ -196,4 +197,4 @@ def adaptive_resilience(campaign: LayerCampaign, plan: Plan, *,
     due = combine([r.due for r in campaign.strata], z)
     return AdaptiveResult(sdc, due, sdc.scaled(fit_per_mbit * mbit), mbit,
                           sdc.resolved(plan.precision, plan.floor), plan.precision, plan.floor,
-                          campaign.strata, fit_per_mbit)
+                          campaign.strata, fit_per_mbit, plan.confidence)

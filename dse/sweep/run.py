@@ -315,9 +315,14 @@ def _finished(stored: dict[str, Any], settings: Any) -> bool:
 
 def with_strata(rows: list[dict[str, Any]], details: dict[tuple[str, str, str], dict[str, Any]]
                 ) -> list[dict[str, Any]]:
-    """Copies of the rows, each with the stored strata of its resilience score (or ``None``)."""
-    return [{**row, "strata": (details.get((row["model"], row["row_key"], row["layer_path"]))
-                               or {}).get("strata")} for row in rows]
+    """Copies of the rows, each with the stored strata of its resilience score (or ``None``) and
+    the raw rate and confidence they were scored with."""
+    out = []
+    for row in rows:
+        detail = details.get((row["model"], row["row_key"], row["layer_path"])) or {}
+        out.append({**row, **{k: detail.get(k) for k in ("strata", "fit_per_mbit",
+                                                          "confidence")}})
+    return out
 
 
 def network_figures(rows: list[dict[str, Any]], network: list[dict[str, Any]],
