@@ -3,6 +3,7 @@
     python bench/resilience.py throughput   # -> docs/benchmarks.md, section "resilience"
     python bench/resilience.py mappings     # -> docs/resilience.md tables + docs/resilience_*.png
     python bench/resilience.py figure       # redraw docs/resilience_footprints.png from the JSON
+    python bench/resilience.py precision    # -> docs/benchmarks.md, section "precision"
 
 ``throughput``: the same drawn faults (every one struck during each of 64 test images) are
 classified twice: by the campaign (footprint deltas on the layer output, FastEngine for the rest
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import random
 import sys
 import time
@@ -34,14 +37,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
 
 from dse.arch import load_arch  # noqa: E402
-from dse.mapper import MapSpace  # noqa: E402
+from dse.mapper import MapSpace, search  # noqa: E402
 from dse.model import evaluate  # noqa: E402
 from dse.problems import Problem, profile  # noqa: E402
 from dse.problems.trained import load_model  # noqa: E402
+from dse.resilience.adaptive import LayerCampaign, adaptive_resilience  # noqa: E402
 from dse.resilience.inference import FastEngine  # noqa: E402
 from dse.resilience.mapped.campaign import (  # noqa: E402
     LayerCapture,
     draw_campaign,
+    draw_fault,
     live_floor,
     live_fraction,
     mapping_resilience,
@@ -50,6 +55,8 @@ from dse.resilience.mapped.campaign import (  # noqa: E402
 from dse.resilience.mapped.exposure import exposures  # noqa: E402
 from dse.resilience.mapped.sites import Nest  # noqa: E402
 from dse.resilience.oracles.reinference import naive_sdc1  # noqa: E402
+from dse.resilience.stats import sample_size, z_value  # noqa: E402
+from dse.resilience.strata import Estimate, Plan, Stratum, combine  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -120,6 +127,81 @@ def throughput(args: argparse.Namespace) -> None:
     lines += ["", "Command: `python bench/resilience.py throughput` (campaign time includes "
               "capturing the layer, building the engine's golden cache and drawing the faults)."]
     write_section("resilience", "## Mapping-aware resilience campaign\n\n" + "\n".join(lines))
+
+
+def precision(args: argparse.Namespace) -> None:
+    """Time to a stated precision: the adaptive stratified campaign vs uniform sampling, same
+    layer, design, mapping, images and engine, both grown until their 95% interval (fault as the
+    unit, :func:`dse.resilience.strata.combine`) has a half-width <= ``args.precision`` x the
+    estimate."""
+    torch.set_num_threads(1)
+    model, x, y = load_model(args.model)
+    images, labels = x[: args.images], y[: args.images]
+    arch = load_arch(args.arch)
+    problem = layer_problem(model, args.layer, images)
+    mapping = search(problem, arch, objective="edp", time_limit=None, seed=0, workers=1,
+                     max_evals=3000).best
+    engine = FastEngine(model, images, labels)
+    plan = Plan(precision=args.precision, floor=0.0, max_faults=10 ** 6)
+    t0 = time.perf_counter()
+    campaign = LayerCampaign(problem, arch, mapping, model, args.layer, images, labels, seed=1,
+                             engine=engine)
+    strat = adaptive_resilience(campaign, plan).sdc
+    t_strat = time.perf_counter() - t0
+    print(f"stratified: {strat} in {t_strat:.1f}s")
+    t0 = time.perf_counter()
+    uniform = _uniform_to_precision(campaign, args.precision, seed=2)
+    t_uni = time.perf_counter() - t0
+    print(f"uniform: {uniform} in {t_uni:.1f}s")
+    leveugle = sample_size(math.inf, args.precision * uniform.value, 0.95, p=uniform.value)
+    inside = (uniform.lo <= strat.value <= uniform.hi) and (strat.lo <= uniform.value <= strat.hi)
+    rows = [("stratified adaptive (layer x site class x bit group)", strat, t_strat),
+            ("uniform (site by exposure, bit uniform)", uniform, t_uni)]
+    lines = [f"Time to precision on `{args.model}:{args.layer}` mapped on `{args.arch}` (the "
+             f"mapper's min-EDP mapping), {args.images} images per fault, one FastEngine, both "
+             f"campaigns grown in rounds until the 95% interval of P(SDC-1 | fault) has a "
+             f"half-width <= {args.precision:.0%} of the estimate; same interval method for both "
+             "(the fault as the unit).", "",
+             "| sampling | faults | wall (s) | P(SDC-1 \\| fault) | 95% interval | rel. half-width |",
+             "|---|---|---|---|---|---|"]
+    for name, est, wall in rows:
+        lines.append(f"| {name} | {est.n} | {wall:.1f} | {est.value:.4f} | "
+                     f"[{est.lo:.4f}, {est.hi:.4f}] | {est.relative:.1%} |")
+    lines += ["", f"Ratio (uniform / stratified): {uniform.n / strat.n:.1f}x fewer injections, "
+              f"{t_uni / t_strat:.1f}x less wall time; each estimate inside the other's interval: "
+              f"{inside}. Leveugle's formula for the same margin (e = {args.precision:.0%} x "
+              f"{uniform.value:.4f}, p = that estimate, 95%) asks for {leveugle} faults.", "",
+             f"Command: `python bench/resilience.py precision` (machine load during the run: "
+             f"{_load()})."]
+    write_section("precision", "## Time to precision: stratified adaptive vs uniform sampling"
+                  "\n\n" + "\n".join(lines))
+
+
+def _uniform_to_precision(campaign: LayerCampaign, target: float, seed: int) -> Estimate:
+    """Uniform sampling of the layer's fault population (site class by exposure, then instance,
+    step, word and bit uniformly) in rounds of half the faults so far, until the relative
+    half-width reaches ``target``."""
+    shares = np.array([s.exposure for s in campaign.sites])
+    shares /= shares.sum()
+    z = z_value(0.95)
+    stratum = Stratum(1.0)
+    while True:
+        add = max(200, stratum.n // 2)
+        faults = []
+        for j in range(stratum.n, stratum.n + add):
+            rng = np.random.default_rng([seed, j])
+            i = int(rng.choice(len(shares), p=shares))
+            faults.append(draw_fault(campaign.nest, campaign.sites[i], i, campaign.capture.ops,
+                                     campaign.scales[i], rng, campaign.fmt))
+        sdc = run_faults(campaign.engine, campaign.layer_path, campaign.capture, faults)
+        stratum.add(sdc.mean(axis=1))
+        est = combine([stratum], z)
+        if est.relative <= target:
+            return est
+
+
+def _load() -> str:
+    return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg()) + " (1/5/15 min)"
 
 
 def predicted_live(problem: Problem, arch, mapping, capture: LayerCapture, fmt: str) -> float:
@@ -269,6 +351,13 @@ def main() -> None:
     m.set_defaults(func=mappings)
     sub.add_parser("figure", help="redraw the footprints figure from the stored pair"
                    ).set_defaults(func=figure)
+    p = sub.add_parser("precision")
+    p.add_argument("--model", default="digits_resnet20")
+    p.add_argument("--layer", default="layers.3.shortcut.0")
+    p.add_argument("--arch", default="nvdla_like")
+    p.add_argument("--images", type=int, default=8)
+    p.add_argument("--precision", type=float, default=0.05)
+    p.set_defaults(func=precision)
     args = parser.parse_args()
     args.func(args)
 

@@ -37,6 +37,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument("--margin", type=check.fraction_arg, default=0.05,
                       help="error margin per site class (Leveugle sample size; default 0.05)")
     size.add_argument("--n-faults", type=check.positive_int, help="faults per site class instead of --margin")
+    size.add_argument("--precision", type=check.fraction_arg,
+                      help="adaptive stratified sampling (site class x bit group) until the "
+                           "interval's half-width <= this x the estimate (docs/resilience.md)")
+    p.add_argument("--floor", type=check.non_negative_float, default=1e-4,
+                   help="with --precision: also stop when the upper bound on P(SDC | fault) is "
+                        "under this (default 1e-4)")
+    p.add_argument("--max-faults", type=check.positive_int, default=20000,
+                   help="with --precision: at most this many faults; an unreached precision is "
+                        "reported as reached so far (default 20000)")
     p.add_argument("--confidence", type=check.fraction_arg, default=0.95)
     p.add_argument("--images", type=check.positive_int, default=256, help="test images to draw faults over")
     p.add_argument("--fit-per-mbit", type=check.positive_float, default=None,
@@ -81,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     model, images, labels = _model_and_data(args.model, args.images)
     layer_path, problem = _layer(model, args.model, args.layer, images)
     mapping = _mapping(args, problem, arch)
+    if args.precision is not None:
+        return _adaptive(args, arch, problem, mapping, model, layer_path, images, labels)
     result = mapping_resilience(
         problem, arch, mapping, model, layer_path, images, labels,
         n_faults=args.n_faults, margin=args.margin, confidence=args.confidence, seed=args.seed,
@@ -113,6 +124,39 @@ def run(args: argparse.Namespace) -> int:
         print(f"stuck PE ({st['kind']}): SDC-1 {st['sdc1_rate']:.4f} "
               f"[{st['sdc1_ci'][0]:.4f}, {st['sdc1_ci'][1]:.4f}], "
               f"{st['mean_footprint']:.0f} outputs per PE")
+    return 0
+
+
+def _adaptive(args: argparse.Namespace, arch, problem, mapping, model, layer_path: str, images,
+              labels) -> int:
+    """``--precision``: the layer's adaptive stratified campaign, with per-site and per-bit
+    breakdowns; an unreached precision is said so."""
+    from dse.resilience.adaptive import LayerCampaign, adaptive_resilience
+    from dse.resilience.mapping_aware import DEFAULT_FIT_PER_MBIT
+    from dse.resilience.strata import Plan
+
+    campaign = LayerCampaign(problem, arch, mapping, model, layer_path, images, labels,
+                             seed=args.seed, fmt=args.fmt, include_backing=args.include_dram)
+    result = adaptive_resilience(
+        campaign, Plan(args.precision, args.floor, args.max_faults, confidence=args.confidence),
+        fit_per_mbit=args.fit_per_mbit or DEFAULT_FIT_PER_MBIT)
+    out = result.to_dict()
+    if args.json:
+        print_json(out)
+        return 0
+    e = result.sdc
+    state = ("resolved" if result.resolved else
+             f"NOT resolved within --max-faults {args.max_faults}: reached "
+             + (f"±{e.relative:.0%}" if e.value > 0 else f"upper bound {e.hi:.2g}"))
+    print(f"{arch.name} / {args.model}:{layer_path}  {e.n} faults, "
+          f"{result.exposed_mbit:.4g} exposed Mbit")
+    print(f"P(SDC-1 | fault) {e.value:.4g}  [{e.lo:.4g}, {e.hi:.4g}] at {args.confidence:.0%}; "
+          f"FIT {result.fit.value:.3g} [{result.fit.lo:.3g}, {result.fit.hi:.3g}]; "
+          f"DUE {result.due.value:.3g}; {state}")
+    for title, key in (("per site class", "per_site"), ("per bit group", "per_bit")):
+        print(title + ":")
+        for name, v in out[key].items():
+            print(f"  {name:<28}{v['value']:>10.4g}  [{v['lo']:.4g}, {v['hi']:.4g}]")
     return 0
 
 
