@@ -85,7 +85,7 @@ class FaultSettings:
     # ``precision: null`` (or a fixed ``faults``) uses the classic Leveugle sizes from ``margin``.
     precision: float | None = 0.25
     floor: float = 1e-4
-    max_faults: int = 1500
+    max_faults: int = 1000
     faults: int | None = None  # faults per fault-site class (classic sizes only)
     margin: float = 0.1  # classic sizes: Leveugle's error margin per fault-site class
     confidence: float = 0.95
