@@ -41,8 +41,8 @@ from dse.mapper import MapSpace, search  # noqa: E402
 from dse.model import evaluate  # noqa: E402
 from dse.problems import Problem, profile  # noqa: E402
 from dse.problems.trained import load_model  # noqa: E402
-from dse.resilience.adaptive import LayerCampaign, adaptive_resilience  # noqa: E402
 from dse.resilience.inference import FastEngine  # noqa: E402
+from dse.resilience.mapped.adaptive import LayerCampaign, adaptive_resilience  # noqa: E402
 from dse.resilience.mapped.campaign import (  # noqa: E402
     LayerCapture,
     draw_campaign,

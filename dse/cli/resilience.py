@@ -131,8 +131,8 @@ def _adaptive(args: argparse.Namespace, arch, problem, mapping, model, layer_pat
               labels) -> int:
     """``--precision``: the layer's adaptive stratified campaign, with per-site and per-bit
     breakdowns; an unreached precision is said so."""
-    from dse.resilience.adaptive import LayerCampaign, adaptive_resilience
-    from dse.resilience.mapping_aware import DEFAULT_FIT_PER_MBIT
+    from dse.resilience.mapped.adaptive import LayerCampaign, adaptive_resilience
+    from dse.resilience.mapped.campaign import DEFAULT_FIT_PER_MBIT
     from dse.resilience.strata import Plan
 
     campaign = LayerCampaign(problem, arch, mapping, model, layer_path, images, labels,

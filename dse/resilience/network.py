@@ -42,7 +42,7 @@ class NetworkSDC:
 
 
 def stratum_of(d: dict, weight: float, kind: str = "sdc") -> Stratum:
-    """A stored stratum (:meth:`dse.resilience.adaptive.StratumRecord.to_dict`) with a weight."""
+    """A stored stratum (:meth:`dse.resilience.mapped.adaptive.StratumRecord.to_dict`), weighted."""
     total, total_sq = d[kind]
     return Stratum(weight, int(d["n"]), float(total), float(total_sq), int(d.get(f"{kind}_hits",
                                                                               d["n"])))

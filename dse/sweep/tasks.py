@@ -221,7 +221,7 @@ def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
 def _adaptive_task(task: ResilienceTask, model: Any, images: Any, labels: Any, mapping: Any,
                    start: float) -> ResilienceRow:
     """Run (or continue from the stored strata) the layer's adaptive stratified campaign."""
-    from dse.resilience.adaptive import LayerCampaign, adaptive_resilience
+    from dse.resilience.mapped.adaptive import LayerCampaign, adaptive_resilience
     from dse.resilience.strata import Plan
 
     f = task.faults

@@ -183,7 +183,7 @@ def stuck_pe_resilience(
                      word_bits=_word_bits(fmt))[-1]
     engine = engine or FastEngine(model, images, targets, device=device)
     capture = LayerCapture(engine, layer_path, problem)
-    scale = site_scales([site], capture.ops, _operand_bits(arch, fmt))[0]
+    scale = site_scales([site], capture.ops, operand_bits(arch, fmt))[0]
     rng = np.random.default_rng(seed)
     faults = [stuck_pe_fault(nest, site, 0, capture.ops, scale, rng, fmt, kind)
               for _ in range(n_faults)]
@@ -199,7 +199,7 @@ def _word_bits(fmt: str) -> int | None:
     return None if fmt == "int" else format_bits(fmt)
 
 
-def _operand_bits(arch: Arch, fmt: str) -> int:
+def operand_bits(arch: Arch, fmt: str) -> int:
     """Width of the MAC's operand codes: the design's, or the one format's."""
     return arch.compute.word_bits if fmt == "int" else format_bits(fmt)
 
@@ -253,23 +253,35 @@ def mapping_resilience(
     anything with ``layer_io``, ``spec`` and ``run_output_patches`` works. Same seed, same result.
     """
 
-    evaluate(problem, arch, mapping)  # raises InvalidMapping (naming the level) for a bad one
-    if set(mapping.levels[0].keep) != {ds.name for ds in problem.dataspaces}:
-        raise InvalidMapping("the outermost level must keep every dataspace",
-                             level=mapping.levels[0].level)
     z = z_value(confidence)
     per_site_n = n_faults if n_faults is not None else sample_size(math.inf, margin, confidence)
     if per_site_n < 1:
         raise InputError(f"n_faults must be >= 1, got {n_faults}", field="n_faults")
+    nest, sites, engine, capture = layer_setup(
+        problem, arch, mapping, model, layer_path, images, targets, include_mac=include_mac,
+        include_backing=include_backing, fmt=fmt, engine=engine, device=device)
+    faults = draw_campaign(nest, sites, capture.ops, per_site_n, seed, operand_bits(arch, fmt),
+                           fmt)
+    sdc = run_faults(engine, layer_path, capture, faults, progress=progress)
+    return site_summary(sites, faults, sdc, z, fit_per_mbit, live_floor(capture))
+
+
+def layer_setup(problem: Problem, arch: Arch, mapping: Mapping, model: nn.Module,
+                layer_path: str, images: torch.Tensor, targets: torch.Tensor | None = None, *,
+                include_mac: bool = True, include_backing: bool = False, fmt: str = "int",
+                engine=None, device: str | torch.device = "cpu"
+                ) -> tuple[Nest, list[SiteExposure], object, LayerCapture]:
+    """(nest, site classes, engine, layer capture) of one mapped layer, after checking the
+    mapping (InvalidMapping names the level)."""
+    evaluate(problem, arch, mapping)
+    if set(mapping.levels[0].keep) != {ds.name for ds in problem.dataspaces}:
+        raise InvalidMapping("the outermost level must keep every dataspace",
+                             level=mapping.levels[0].level)
     nest = Nest(problem, mapping)
     sites = exposures(nest, arch, include_backing=include_backing, include_mac=include_mac,
                       word_bits=_word_bits(fmt))
     engine = engine or FastEngine(model, images, targets, device=device)
-    capture = LayerCapture(engine, layer_path, problem)
-    faults = draw_campaign(nest, sites, capture.ops, per_site_n, seed, _operand_bits(arch, fmt),
-                           fmt)
-    sdc = run_faults(engine, layer_path, capture, faults, progress=progress)
-    return site_summary(sites, faults, sdc, z, fit_per_mbit, live_floor(capture))
+    return nest, sites, engine, LayerCapture(engine, layer_path, problem)
 
 
 def live_floor(capture: LayerCapture) -> float:

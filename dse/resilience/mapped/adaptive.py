@@ -23,19 +23,18 @@ import torch
 from torch import nn
 
 from dse.arch.spec import Arch
-from dse.errors import InputError, InvalidMapping
-from dse.model import evaluate
+from dse.errors import InputError
 from dse.model.mapping import Mapping
 from dse.problems.problem import Problem
-from dse.resilience.formats import word_bits as format_bits
-from dse.resilience.mapping_aware import (
+from dse.resilience.mapped.campaign import (
     DEFAULT_FIT_PER_MBIT,
-    LayerCapture,
     draw_fault,
+    layer_setup,
+    operand_bits,
     run_faults,
     site_scales,
 )
-from dse.resilience.sites import Nest, SiteExposure, exposures
+from dse.resilience.mapped.exposure import SiteExposure
 from dse.resilience.stats import z_value
 from dse.resilience.strata import Estimate, Plan, Stratum, combine, run_adaptive
 
@@ -145,20 +144,10 @@ class LayerCampaign:
                  layer_path: str, images: torch.Tensor, labels: torch.Tensor | None, *,
                  seed: int = 0, fmt: str = "int", include_mac: bool = True,
                  include_backing: bool = False, engine=None):
-        from dse.resilience.engine import FastEngine
-
-        evaluate(problem, arch, mapping)  # raises InvalidMapping (naming the level)
-        if set(mapping.levels[0].keep) != {ds.name for ds in problem.dataspaces}:
-            raise InvalidMapping("the outermost level must keep every dataspace",
-                                 level=mapping.levels[0].level)
-        model.eval()
-        self.nest = Nest(problem, mapping)
-        self.sites = exposures(self.nest, arch, include_backing=include_backing,
-                               include_mac=include_mac,
-                               word_bits=None if fmt == "int" else format_bits(fmt))
-        self.capture = LayerCapture(model, layer_path, images, problem)
-        self.scales = site_scales(self.sites, self.capture.ops, arch.compute.word_bits)
-        self.engine = engine or FastEngine(model, images, labels)
+        self.nest, self.sites, self.engine, self.capture = layer_setup(
+            problem, arch, mapping, model, layer_path, images, labels, include_mac=include_mac,
+            include_backing=include_backing, fmt=fmt, engine=engine)
+        self.scales = site_scales(self.sites, self.capture.ops, operand_bits(arch, fmt))
         self.layer_path, self.seed, self.fmt = layer_path, seed, fmt
         self.strata = layer_strata(self.sites)
 
