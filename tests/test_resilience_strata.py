@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dse.errors import InputError
-from dse.resilience.stats import wilson, z_value
+from dse.resilience.stats import fault_unit_interval, wilson, z_value
 from dse.resilience.strata import Estimate, Plan, Stratum, allocate, combine, run_adaptive
 
 Z95 = z_value(0.95)
@@ -127,3 +127,10 @@ def test_bad_settings_raise_one_input_error_naming_the_flag(kw, field):
 
 def test_relative_half_width_is_infinite_at_zero():
     assert math.isinf(Estimate(0.0, 0.0, 0.1, 10).relative)
+
+
+def test_inject_interval_of_a_campaign_that_saw_nothing_is_over_faults_not_pairs():
+    # dse inject's interval (outcome specs): 100 faults x 100 images, none failing, is bounded
+    # like 100 samples (~3.8 %), not like 10,000 pairs (~0.04 %)
+    lo, hi = fault_unit_interval(np.zeros(100), np.full(100, 100), Z95)
+    assert lo == 0 and hi == pytest.approx(wilson(0, 100, Z95)[1])

@@ -82,13 +82,17 @@ def wilson(k: float, n: float, z: float) -> tuple[float, float]:
     return (max(0.0, min(phat, centre - half)), min(1.0, max(phat, centre + half)))
 
 
+HITS_FOR_VARIANCE = 5  # failing faults below which a sample variance (design effect) is not trusted
+
+
 def fault_unit_interval(k: Sequence[float] | np.ndarray, n: Sequence[float] | np.ndarray,
                         z: float) -> tuple[float, float]:
     """Interval of the rate sum(k) / sum(n) when fault i hit k[i] of its n[i] (fault, image)
     pairs. Pairs of one fault are correlated, so the Wilson interval is taken on the effective
     sample size sum(n) / design effect (Kish), the design effect being the ratio-estimator
     variance over the faults divided by the binomial variance of the pairs (at least 1). With one
-    pair per fault this is the plain Wilson interval."""
+    pair per fault this is the plain Wilson interval. Below ``HITS_FOR_VARIANCE`` failing faults
+    the effective size is at most the number of faults."""
     k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
     m, total = len(k), float(n.sum())
     if m == 0 or total <= 0:
@@ -101,6 +105,11 @@ def fault_unit_interval(k: Sequence[float] | np.ndarray, n: Sequence[float] | np
         cluster = binom
     deff = max(1.0, cluster / binom) if binom > 0 else 1.0
     n_eff = total / deff
+    if int((k > 0).sum()) < HITS_FOR_VARIANCE:
+        # too few failing faults to estimate the design effect: assume the worst (a fault fails
+        # all its pairs or none), i.e. one sample per fault; an all-zero campaign of m faults is
+        # bounded by ~3.8 / m, never by ~3.8 / pairs
+        n_eff = min(n_eff, float(m))
     return wilson(p * n_eff, n_eff, z)  # real-valued k and n: the interval always contains p
 
 

@@ -36,9 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dse.errors import InputError
-from dse.resilience.stats import wilson
-
-HITS_FOR_VARIANCE = 5  # below this many failing faults a stratum's sample variance is not trusted
+from dse.resilience.stats import HITS_FOR_VARIANCE, wilson
 
 
 @dataclass
