@@ -71,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
             check.resolve(args.sweep, store.sweeps(), "--sweep", file=args.db, what="sweep")
         rows, columns = _rows(store, args)
         if args.report:
-            page = write_report(store.results(args.sweep), store.network(args.sweep),
+            from dse.sweep.run import with_strata
+
+            rows_all = with_strata(store.results(args.sweep),
+                                   store.resilience_details(args.sweep)) if args.sweep else (
+                store.results(args.sweep))
+            page = write_report(rows_all, store.network(args.sweep),
                                 Path(args.report), title=f"dse sweep: {args.sweep or args.db}",
                                 settings=_settings(store, args.sweep))
             print(f"report: {page}")

@@ -229,7 +229,7 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
     out_dir = Path(result.config.output)
     page = None
     if report and result.rows:
-        page = write_report(result.rows, result.network, out_dir,
+        page = write_report(result.rows_with_strata(), result.network, out_dir,
                             title=f"dse sweep: {result.config.name}", notes=result.notes,
                             settings=sweep_settings(result.config.to_dict(), code_version()))
     if json_out:
