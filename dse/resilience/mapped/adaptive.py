@@ -123,7 +123,9 @@ class AdaptiveResult:
             return {"value": e.value, "lo": e.lo, "hi": e.hi}
 
         per_site = self.breakdown(lambda r: f"{r.level}:{r.dataspace}")
-        per_bit = self.breakdown(lambda r: f"{r.dataspace} bits {r.bits[0]}-{r.bits[1] - 1}")
+        per_bit = self.breakdown(lambda r: f"{r.level}:{r.dataspace} " + (
+            f"bit {r.bits[0]}" if r.bits[1] - r.bits[0] == 1 else
+            f"bits {r.bits[0]}-{r.bits[1] - 1}"))
         return {
             "sdc1_rate": self.sdc.value, "sdc1_ci": [self.sdc.lo, self.sdc.hi],
             "due_rate": self.due.value, "due_ci": [self.due.lo, self.due.hi],
