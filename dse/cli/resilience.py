@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     layer_path, problem = _layer(model, args.model, args.layer, images)
     mapping = _mapping(args, problem, arch)
     if args.precision is not None:
-        return _adaptive(args, arch, problem, mapping, model, layer_path, images, labels)
+        return _adaptive(args, arch, problem, mapping, model, layer_path, images, labels, device)
     result = mapping_resilience(
         problem, arch, mapping, model, layer_path, images, labels,
         n_faults=args.n_faults, margin=args.margin, confidence=args.confidence, seed=args.seed,
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _adaptive(args: argparse.Namespace, arch, problem, mapping, model, layer_path: str, images,
-              labels) -> int:
+              labels, device) -> int:
     """``--precision``: the layer's adaptive stratified campaign, with per-site and per-bit
     breakdowns; an unreached precision is said so."""
     from dse.resilience.mapped.adaptive import LayerCampaign, adaptive_resilience
@@ -136,7 +136,8 @@ def _adaptive(args: argparse.Namespace, arch, problem, mapping, model, layer_pat
     from dse.resilience.strata import Plan
 
     campaign = LayerCampaign(problem, arch, mapping, model, layer_path, images, labels,
-                             seed=args.seed, fmt=args.fmt, include_backing=args.include_dram)
+                             seed=args.seed, fmt=args.fmt, include_backing=args.include_dram,
+                             device=device)
     result = adaptive_resilience(
         campaign, Plan(args.precision, args.floor, args.max_faults, confidence=args.confidence),
         fit_per_mbit=args.fit_per_mbit or DEFAULT_FIT_PER_MBIT)

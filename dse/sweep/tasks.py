@@ -226,7 +226,7 @@ def _adaptive_task(task: ResilienceTask, model: Any, images: Any, labels: Any, m
 
     f = task.faults
     campaign = LayerCampaign(task.problem, task.arch, mapping, model, task.layer_path, images,
-                             labels, seed=task.seed)
+                             labels, seed=task.seed, device=f.device)
     result = adaptive_resilience(
         campaign, Plan(f.precision, f.floor, f.max_faults, confidence=f.confidence),
         fit_per_mbit=f.fit_per_mbit, stored=task.strata)

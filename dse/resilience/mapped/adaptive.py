@@ -145,10 +145,10 @@ class LayerCampaign:
     def __init__(self, problem: Problem, arch: Arch, mapping: Mapping, model: nn.Module,
                  layer_path: str, images: torch.Tensor, labels: torch.Tensor | None, *,
                  seed: int = 0, fmt: str = "int", include_mac: bool = True,
-                 include_backing: bool = False, engine=None):
+                 include_backing: bool = False, engine=None, device: str | torch.device = "cpu"):
         self.nest, self.sites, self.engine, self.capture = layer_setup(
             problem, arch, mapping, model, layer_path, images, labels, include_mac=include_mac,
-            include_backing=include_backing, fmt=fmt, engine=engine)
+            include_backing=include_backing, fmt=fmt, engine=engine, device=device)
         self.scales = site_scales(self.sites, self.capture.ops, operand_bits(arch, fmt))
         self.layer_path, self.seed, self.fmt = layer_path, seed, fmt
         self.strata = layer_strata(self.sites)
