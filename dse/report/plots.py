@@ -80,10 +80,10 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto", *,
     ax.set_ylabel(f"{name}, log scale — lower is better")
     level = f"{100 * confidence:g}% confidence" if confidence else "confidence"
     rel = [(q.sdc_axis[3] - q.sdc_axis[1]) / q.sdc_axis[1] for q in pts if q.sdc_axis[1]]
-    reached = f"widest relative half-width {max(rel):.0%}" if rel else "no SDC seen"
-    ax.set_title(f"Network EDP vs SDC; bars: {level} intervals ({reached}; ▼: none seen, upper "
-                 "bound)\nfront: dominated only when resolved apart; (≈): on the front, not "
-                 "resolved apart from another front point", fontsize=9)
+    reached = f"widest ±{max(rel):.0%}" if rel else "no SDC seen"
+    ax.set_title(f"Network EDP vs SDC; {level} intervals, {reached}\n"
+                 "front: dominated only if resolved apart; (≈) not resolved apart; ▼ none seen",
+                 fontsize=8.5)
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=keys[n])
                for n, c in colors.items()]
     handles += [plt.Line2D([], [], color="black", marker=m, ls="", mfc="none",
