@@ -13,7 +13,7 @@ from dse.problems.models import DigitsCNN
 from dse.problems.problem import conv_problem
 from dse.resilience.inference import FastEngine
 from dse.resilience.mapped.campaign import LayerCapture, draw_campaign, run_faults
-from dse.resilience.mapped.ecc import screen
+from dse.resilience.mapped.ecc import screen, tally
 from dse.resilience.mapped.exposure import exposures
 from dse.resilience.mapped.sites import Nest
 
@@ -38,12 +38,12 @@ def test_secded_on_the_glb_corrects_every_single_bit_fault_there() -> None:
     engine, capture, sites, glb, _ = _campaign(plain)
     before = run_faults(engine, "features.2", capture, glb)
     assert before.any(), "unprotected, some global-buffer faults do flip the top-1"
-    kept, counts = screen(glb, sites, plain)
-    assert counts["unprotected"] == len(glb) and kept == glb
+    kept, status = screen(glb, sites, plain)
+    assert tally(status)["unprotected"] == len(glb) and kept == glb
 
     secded = protect(plain, {"shared_glb": "secded"})
-    kept, counts = screen(glb, sites, secded)
-    assert counts == {"corrected": len(glb), "detected": 0, "escaped": 0, "unprotected": 0}
+    kept, status = screen(glb, sites, secded)
+    assert tally(status) == {"corrected": len(glb), "detected": 0, "escaped": 0, "unprotected": 0}
     after = run_faults(engine, "features.2", capture, kept)
     assert not after.any()  # 0 SDC from that level
 
@@ -51,7 +51,8 @@ def test_secded_on_the_glb_corrects_every_single_bit_fault_there() -> None:
 def test_parity_flags_every_single_bit_fault_and_other_levels_are_untouched() -> None:
     arch = protect(load_arch("eyeriss_like"), {"shared_glb": "parity"})
     _, _, sites, glb, faults = _campaign(arch)
-    kept, counts = screen(faults, sites, arch)
+    kept, status = screen(faults, sites, arch)
+    counts = tally(status)
     assert counts["detected"] == len(glb) and counts["corrected"] == 0
     assert counts["unprotected"] == len(faults) - len(glb)
     for f, k in zip(faults, kept, strict=True):

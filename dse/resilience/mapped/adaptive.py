@@ -34,6 +34,7 @@ from dse.resilience.mapped.campaign import (
     run_faults,
     site_scales,
 )
+from dse.resilience.mapped.ecc import screen
 from dse.resilience.mapped.exposure import SiteExposure
 from dse.resilience.stats import z_value
 from dse.resilience.strata import Estimate, Plan, Stratum, combine, run_adaptive
@@ -150,8 +151,9 @@ class LayerCampaign:
             problem, arch, mapping, model, layer_path, images, labels, include_mac=include_mac,
             include_backing=include_backing, fmt=fmt, engine=engine, device=device)
         self.scales = site_scales(self.sites, self.capture.ops, operand_bits(arch, fmt))
-        self.layer_path, self.seed, self.fmt = layer_path, seed, fmt
+        self.layer_path, self.seed, self.fmt, self.arch = layer_path, seed, fmt, arch
         self.strata = layer_strata(self.sites)
+        self.protection: list[str] = []  # each run fault's status under the levels' protection
 
     def measure(self, additions: list[int]) -> list[np.ndarray]:
         """Run ``additions[h]`` new faults in stratum h (fault indices continue from its count);
@@ -166,7 +168,10 @@ class LayerCampaign:
                 faults.append(draw_fault(self.nest, site, rec.site, self.capture.ops,
                                          self.scales[rec.site], rng, self.fmt, bit=bit))
                 owner.append(h)
+        faults, status = screen(faults, self.sites, self.arch)
+        self.protection += status
         sdc, due = run_faults(self.engine, self.layer_path, self.capture, faults, due=True)
+        due[np.array([s == "detected" for s in status], dtype=bool)] = True  # parity: a DUE
         owner_a = np.array(owner, dtype=np.int64)
         out = []
         for h, rec in enumerate(self.strata):

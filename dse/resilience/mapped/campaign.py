@@ -40,6 +40,7 @@ from dse.resilience.mapped.deltas import (
     tile_element,
     word_change,
 )
+from dse.resilience.mapped.ecc import screen, tally
 from dse.resilience.mapped.exposure import SiteExposure, exposures
 from dse.resilience.mapped.sites import MAC_SITE, Nest, mac_readers, storage_readers
 from dse.resilience.stats import fault_unit_interval, sample_size, stratified, z_value
@@ -87,6 +88,8 @@ class ResilienceResult:
     per_site: list[SiteResult] = field(default_factory=list)
     exposed_mbit: float = 0.0
     n_faults: int = 0
+    # faults per status under the design's protection (dse.resilience.mapped.ecc.tally)
+    protection: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The JSON form the CLI prints (and the sweep stores)."""
@@ -96,6 +99,7 @@ class ResilienceResult:
             "fit": self.fit,
             "exposed_mbit": self.exposed_mbit,
             "n_faults": self.n_faults,
+            "protection": dict(self.protection),
             "per_site": [
                 {**asdict(s), "sdc1_ci": list(s.sdc1_ci)} for s in self.per_site
             ],
@@ -262,8 +266,12 @@ def mapping_resilience(
         include_backing=include_backing, fmt=fmt, engine=engine, device=device)
     faults = draw_campaign(nest, sites, capture.ops, per_site_n, seed, operand_bits(arch, fmt),
                            fmt)
+    faults, status = screen(faults, sites, arch)
     sdc = run_faults(engine, layer_path, capture, faults, progress=progress)
-    return site_summary(sites, faults, sdc, z, fit_per_mbit, live_floor(capture))
+    result = site_summary(sites, faults, sdc, z, fit_per_mbit, live_floor(capture))
+    if any(s != "unprotected" for s in status):  # only designs with a protected level say so
+        result.protection = tally(status)
+    return result
 
 
 def layer_setup(problem: Problem, arch: Arch, mapping: Mapping, model: nn.Module,

@@ -132,33 +132,39 @@ def escape_fraction(scheme: Scheme | str, data_bits: int, m: int, *, samples: in
     return {key: v / total for key, v in counts.items()}
 
 
-def screen(faults: list, sites: list, arch: Arch) -> tuple[list, dict[str, int]]:
+def screen(faults: list, sites: list, arch: Arch) -> tuple[list, list[str]]:
     """Pass a campaign's drawn faults through the protection of the levels they strike.
 
     A fault whose word the level's code corrects (or, with parity, flags) never reaches the
     layer: it is returned with zero output deltas, and counted as ``corrected`` or ``detected``
-    (a DUE); an escaping fault keeps its deltas. Faults flip data bit ``fault.bit`` of a word of
-    ``site.bits`` bits (single-bit faults: SEC-DED and TMR correct them all, parity flags them
-    all; the multi-bit escape shares are :func:`escape_fraction`)."""
-    counts = {"corrected": 0, "detected": 0, "escaped": 0, "unprotected": 0}
-    out = []
+    (a DUE); an escaping fault keeps its deltas. Returns the faults and each one's status
+    (``unprotected``, ``corrected``, ``detected`` or ``escaped``). Faults flip data bit
+    ``fault.bit`` of a word of ``site.bits`` bits (single-bit faults: SEC-DED and TMR correct
+    them all, parity flags them all; the multi-bit escape shares are :func:`escape_fraction`)."""
+    out, status = [], []
     for f in faults:
         site = sites[f.site]
         scheme = (level_protection(arch.levels[site.level]) if site.level < len(arch.levels)
                   else SCHEMES["none"])
         if scheme.name == "none":
-            counts["unprotected"] += 1
+            status.append("unprotected")
             out.append(f)
             continue
         k = site.bits * (arch.levels[site.level].block_size if scheme.per_block else 1)
         got = decode(scheme, k, (data_bit_position(scheme, k, f.bit),))
-        counts[got.status] += 1
+        status.append(got.status)
         if got.status == "escaped":
             out.append(f)
         else:
             out.append(dataclasses.replace(f, word_delta=np.zeros_like(f.word_delta),
                                            deltas=np.zeros_like(f.deltas)))
-    return out, counts
+    return out, status
 
 
-__all__ = ["Decoded", "code_bits", "data_bit_position", "decode", "escape_fraction", "screen"]
+def tally(status: list[str]) -> dict[str, int]:
+    """Counts of :func:`screen`'s statuses (every status present, zeros included)."""
+    return {k: status.count(k) for k in ("unprotected", "corrected", "detected", "escaped")}
+
+
+__all__ = ["Decoded", "code_bits", "data_bit_position", "decode", "escape_fraction", "screen",
+           "tally"]
