@@ -146,6 +146,7 @@ def workload_text(workload: Any) -> str:
         ops = [[op.op, str(op.count), f"{op.elements:,}", op.name] for op in workload.non_mac]
         parts += ["", "non-MAC ops:", table(ops, ["op", "count", "elements", "first at"], {1, 2})]
     parts += ["", "unmapped ops: " + (", ".join(workload.unmapped) or "none")]
+    parts += [f"note: {n}" for n in workload.notes]
     return "\n".join(parts)
 
 

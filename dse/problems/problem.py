@@ -174,6 +174,7 @@ class Workload:
     layers: list[Layer]
     non_mac: list[NonMacOp] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how the problems were derived, for users
 
     @property
     def total_macs(self) -> int:

@@ -15,6 +15,9 @@ are invisible to op-level counters such as ``FlopCounterMode``.
 Mapping onto Timeloop's conv-with-groups shape follows the reference problem files: R (filter width)
 and P (output width) pair with ``Wstride`` / ``Wdilation``; S and Q with the H coefficients. Linear and
 matmul layers use ``C`` = reduction, ``M`` = outputs, ``P`` = rows, with leading (batch) dims in ``N``.
+
+Spiking models (snntorch neurons; input time first) call each synaptic layer once per time step:
+those calls are folded into one problem with the steps in ``N`` (:func:`fold_time_steps`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from torch.overrides import TorchFunctionMode
 
 from dse.errors import InputError
 from dse.problems.problem import Layer, NonMacOp, Problem, Workload, conv_problem
+from dse.problems.snn_models import is_spiking
 
 # ------------------------------------------------------------------------------ shape -> Problem
 
@@ -374,4 +378,18 @@ def profile(model: nn.Module, input_shape: Sequence[int], name: str | None = Non
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    return _fold(trace, model_name, shape)
+    workload = _fold(trace, model_name, shape)
+    return fold_time_steps(workload, shape[0]) if is_spiking(model) else workload
+
+
+def fold_time_steps(workload: Workload, steps: int) -> Workload:
+    """A spiking model runs each synaptic layer once per time step on the same shapes; Timeloop
+    has no time dimension, so the ``steps`` calls become one problem with ``N`` = steps x batch
+    (dense: every step does all its MACs whatever the spikes, as Timeloop models a layer)."""
+    for layer in workload.layers:
+        if layer.count % steps == 0:
+            layer.problem.instance["N"] *= steps
+            layer.count //= steps
+    workload.notes.append(f"spiking model: its {steps} time steps are folded into the batch "
+                          f"dimension N (dense MACs, whatever the spikes)")
+    return workload

@@ -71,6 +71,10 @@ ZOO: dict[str, ZooModel] = {
     "deeplabv3": ZooModel("dse.problems.zoo:deeplabv3", (1, 3, 520, 520)),
     "deeplabv3_undilated": ZooModel("dse.problems.zoo:deeplabv3", (1, 3, 520, 520),
                                     {"dilated": False}),
+    # spiking (snntorch), input time first: 10 steps of rate-coded 8x8 digits; trained on first
+    # use by dse snn-inject (dse.resilience.snn.data), not by the non-spiking trainer
+    "csnn": ZooModel("dse.problems.snn_models:CSNN", (10, 1, 1, 8, 8)),
+    "fcsnn": ZooModel("dse.problems.snn_models:FCSNN", (10, 1, 1, 8, 8)),
 }
 
 # The reliability benchmark zoo: (model, dataset) pairs with trained weights in the published

@@ -1,0 +1,208 @@
+"""Run a spiking fault list resumably, and write its table per target and its plot.
+
+Files in the campaign directory: ``faultlist.csv`` (the list, written before anything runs),
+``results.csv`` (the list's columns plus :data:`~dse.resilience.snn.outcomes.COUNTS` and
+``n_injections``, one row appended and flushed per finished fault: a killed run loses at most the
+faults in flight and a rerun skips the rest; a half-written last line is cut on resume),
+``table.csv`` / ``table.txt`` (the seed's table per target) and ``sdc1.png``.
+
+With ``workers > 1`` chunks run in spawned processes, each with its own engine; outcomes do not
+depend on who computed them (the engines are exact), so the files end the same.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dse.errors import InputError
+from dse.resilience.snn.faultlist import FAULT_COLUMNS, fault_values, parse_row
+from dse.resilience.snn.network import SnnFault, faulty_param
+from dse.resilience.snn.outcomes import COUNTS, RATES, classify
+from dse.workers import process_pool
+
+RESULT_COLUMNS = (*FAULT_COLUMNS, "n_injections", *COUNTS)
+
+
+def _repair(path: Path) -> None:
+    """Cut a half-written last line (no newline) left by a kill."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def read_results(path: Path, faults: Sequence[SnnFault]) -> dict[int, np.ndarray]:
+    """Counts of the faults an earlier run finished; InputError when they are another list's."""
+    if not path.exists():
+        return {}
+    _repair(path)
+    lines = list(csv.reader(path.read_text().splitlines()))
+    done: dict[int, np.ndarray] = {}
+    first = faults[0] if faults else None
+    for n, rec in enumerate(lines[1:], start=2):
+        if len(rec) != len(RESULT_COLUMNS):
+            raise InputError(f"line {n}: {len(rec)} fields, expected {len(RESULT_COLUMNS)}",
+                             file=path)
+        inj, fault = parse_row(rec, path, n, first.kind, first.fmt)
+        if inj >= len(faults) or faults[inj] != fault:
+            raise InputError(f"Injection {inj} does not match the fault list; use another --out",
+                             file=path, field="Injection")
+        try:
+            done[inj] = np.array([int(v) for v in rec[len(FAULT_COLUMNS) + 1:]], dtype=np.int64)
+        except ValueError:
+            raise InputError(f"line {n}: malformed counts", file=path) from None
+    return done
+
+
+def run(engine, faults: Sequence[SnnFault], labels: torch.Tensor, out_dir: str | Path, *,
+        chunk: int = 256, workers: int = 1, progress: bool = False) -> np.ndarray:
+    """Counts (faults, len(COUNTS)) for every fault, running those not yet in ``results.csv``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.csv"
+    done = read_results(path, faults)
+    pending = [i for i in range(len(faults)) if i not in done]
+    images = engine.x.shape[1]
+    with open(path, "a", newline="") as fh:
+        w = csv.writer(fh)
+        if fh.tell() == 0:
+            w.writerow(RESULT_COLUMNS)
+        bar = tqdm(total=len(faults), initial=len(done), disable=not progress, unit="fault")
+        parts = [pending[s:s + chunk] for s in range(0, len(pending), chunk)]
+        for part, scores in _scores(engine, faults, parts, workers):
+            counts = classify(engine.golden.scores, scores, labels)
+            for i, c in zip(part, counts, strict=True):
+                done[i] = c
+                w.writerow([*fault_values(i, faults[i]), images, *c.tolist()])
+            fh.flush()
+            os.fsync(fh.fileno())
+            bar.update(len(part))
+        bar.close()
+    return np.stack([done[i] for i in range(len(faults))]) if faults else np.zeros((0, len(COUNTS)))
+
+
+def _scores(engine, faults: Sequence[SnnFault], parts: list[list[int]],
+            workers: int) -> Iterator[tuple[list[int], torch.Tensor]]:
+    if workers <= 1 or len(parts) <= 1:
+        for part in parts:
+            yield part, engine.scores([faults[i] for i in part])
+        return
+    pool = process_pool(min(workers, len(parts)), _start, (type(engine), engine.model, engine.x))
+    try:
+        futures = {pool.submit(_part, [faults[i] for i in part]): part for part in parts}
+        for fut in cf.as_completed(futures):
+            yield futures[fut], fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_ENGINE = None  # a pool worker's own engine
+
+
+def _start(cls, model, x) -> None:
+    global _ENGINE
+    _ENGINE = cls(model, x)
+
+
+def _part(faults: list[SnnFault]) -> torch.Tensor:
+    return _ENGINE.scores(faults)
+
+
+def beta_facts(model, faults: Sequence[SnnFault]) -> dict[str, dict[str, int]]:
+    """Per beta site: faults whose faulty beta the forward clamp to [0, 1] changes (``clamped``)
+    and those it turns back into the golden clamped beta (``clamp_masked``: masked by the clamp,
+    whatever the images)."""
+    out: dict[str, dict[str, int]] = {}
+    for f in faults:
+        if f.target != "beta":
+            continue
+        module = model.get_submodule(f.layer)
+        bad = faulty_param(module, f)[f.index]
+        good = module.beta.detach()[f.index]
+        entry = out.setdefault(f.site, {"clamped": 0, "clamp_masked": 0})
+        entry["clamped"] += int(not 0 <= float(bad) <= 1)
+        entry["clamp_masked"] += int(bool(bad != good) and
+                                     bool(bad.clamp(0, 1) == good.clamp(0, 1)))
+    return out
+
+
+def by_site(faults: Sequence[SnnFault], counts: np.ndarray) -> dict[str, np.ndarray]:
+    groups: dict[str, list[int]] = {}
+    for i, f in enumerate(faults):
+        groups.setdefault(f.site, []).append(i)
+    return {s: counts[idx] for s, idx in groups.items()}
+
+
+def by_bit(faults: Sequence[SnnFault], counts: np.ndarray) -> dict[int, np.ndarray]:
+    groups: dict[int, list[int]] = {}
+    for i, f in enumerate(faults):
+        groups.setdefault(f.bits[0], []).append(i)
+    return {b: counts[groups[b]] for b in sorted(groups)}
+
+
+def _cell(value) -> str:
+    if isinstance(value, tuple):
+        return f"{value[0]:.4f} [{value[1]:.4f}, {value[2]:.4f}]"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def write_table(tab: dict[str, dict], out: Path, title: str) -> str:
+    """``table.csv`` (rate, lo, hi columns) and ``table.txt`` (the seed's layout: one column per
+    target, one row per figure); returns the text."""
+    rows = ["faults", "injections", *RATES, "acc", "clamped", "clamp_masked"]
+    with open(out / "table.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["site", "faults", "injections",
+                    *[f"{r}{s}" for r in RATES for s in ("", "_lo", "_hi")], "acc", "clamped",
+                    "clamp_masked"])
+        for site, r in tab.items():
+            w.writerow([site, r["faults"], r["injections"], *[v for k in RATES for v in r[k]],
+                        r["acc"], r.get("clamped", ""), r.get("clamp_masked", "")])
+    sites = list(tab)
+    width = max(30, *(len(s) + 2 for s in sites))
+    lines = [title, "rates: mean over faults of the fraction of images, "
+             "[interval] with the fault as the unit", ""]
+    for start in range(0, len(sites), 4):
+        part = sites[start:start + 4]
+        lines.append(f"{'':14s}" + "".join(f"{s:>{width}s}" for s in part))
+        for name in rows:
+            if all(name not in tab[s] for s in part):
+                continue
+            lines.append(f"{name:14s}" + "".join(
+                f"{_cell(tab[s][name]) if name in tab[s] else '':>{width}s}" for s in part))
+        lines.append("")
+    text = "\n".join(lines)
+    (out / "table.txt").write_text(text)
+    return text
+
+
+def plot(tab: dict[str, dict], per_bit: dict[int, tuple], path: Path, title: str) -> None:
+    """PNG: SDC-1 rate with its interval per target (left) and per bit position (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    panels = ((axes[0], list(tab), [tab[s]["SDC_1"] for s in tab], "target (layer.target)"),
+              (axes[1], [str(b) for b in per_bit], list(per_bit.values()), "bit position"))
+    for ax, names, vals, label in panels:
+        rate = np.array([v[0] for v in vals])
+        err = [np.clip(rate - [v[1] for v in vals], 0, None),
+               np.clip(np.array([v[2] for v in vals]) - rate, 0, None)]
+        ax.bar(range(len(names)), rate, yerr=err, capsize=2, color="tab:red")
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        ax.set_xlabel(label)
+        ax.set_ylabel("SDC-1 rate (fraction of images, top-1 changed)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
