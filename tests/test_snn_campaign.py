@@ -146,3 +146,16 @@ def test_cli_without_snntorch_is_one_line_exit_2(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
         "dse snn-inject: error: snntorch: snntorch is not installed; pip install -e '.[snn]'"]
+
+
+def test_cli_precision_adds_faults_in_rounds_and_resumes_to_the_same_result(tmp_path, capsys):
+    args = ["snn-inject", *_ckpt(tmp_path), "--precision", "0.3", "--max-faults", "80",
+            "--out", str(tmp_path / "p"), "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    lo, hi = doc["network_sdc1"][1:]
+    assert doc["faults"] == doc["network_faults"] <= 80 and 0 <= lo <= hi <= 1
+    assert len((tmp_path / "p" / "results.csv").read_text().splitlines()) == doc["faults"] + 1
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["network_sdc1"] == doc["network_sdc1"] and again["table"] == doc["table"]

@@ -49,6 +49,13 @@ def register(subparsers) -> None:
     p.add_argument("--margin", type=float, default=0.01)
     p.add_argument("--confidence", type=float, default=0.99)
     p.add_argument("--n-faults", type=int, help="this many faults instead of Leveugle's n")
+    p.add_argument("--precision", type=float,
+                   help="adaptive instead of a fixed list: add faults (stratified per layer.target, "
+                        "or per bit with --mode bit) until the network's SDC-1 interval half-width "
+                        "is at most this fraction of the rate")
+    p.add_argument("--floor", type=float, default=1e-4,
+                   help="with --precision: also stop when the SDC-1 upper bound is below this")
+    p.add_argument("--max-faults", type=int, default=20000, help="with --precision: at most")
     p.add_argument("--faults", help="replay this fault-list CSV instead of drawing one")
     p.add_argument("--engine", choices=("fast", "naive"), default="fast")
     p.add_argument("--workers", type=int, default=1, help="processes (one torch thread each)")
@@ -69,6 +76,13 @@ def _check_flags(args) -> None:
     if args.n_faults is not None and args.n_faults < 1:
         raise InputError(f"must be >= 1, got {args.n_faults}", field="--n-faults")
     word_bits(args.format)
+    if args.precision is not None:
+        from dse.resilience.strata import check_settings
+
+        check_settings(args.precision, args.floor, args.max_faults)
+        if args.faults or args.n_faults:
+            raise InputError("--precision draws its own faults; drop --faults / --n-faults",
+                             field="--precision")
 
 
 def _load(args):
@@ -90,7 +104,7 @@ def _load(args):
 def _config(args) -> dict:
     keys = ("model", "checkpoint", "data", "init_hidden", "steps", "images", "targets", "fault",
             "format", "transient", "step", "mode", "margin", "confidence", "n_faults", "faults",
-            "seed")
+            "precision", "floor", "max_faults", "seed")
     return {k: getattr(args, k) for k in keys}
 
 
@@ -134,6 +148,30 @@ def _faults(args, engine, model, out: Path) -> list:
     return faults
 
 
+def _adaptive(args, engine, model, labels, out: Path):
+    from dse.resilience.snn import adaptive
+    from dse.resilience.snn.network import TARGET_NAMES, target_shapes
+    from dse.resilience.strata import Plan
+
+    sites = target_shapes(model, engine.golden.neuron_shapes,
+                          tuple(TARGET_NAMES[t] for t in args.targets))
+    if not sites:
+        raise InputError(f"the model has no {', '.join(args.targets)} to inject into",
+                         field="--targets")
+    cfg = out / "campaign.json"
+    if cfg.exists() and json.loads(cfg.read_text()) != _config(args):
+        raise InputError("this directory holds a different campaign; use another --out",
+                         file=cfg, field="config")
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(json.dumps(_config(args), indent=2))
+    plan = Plan(precision=args.precision, floor=args.floor, max_faults=args.max_faults,
+                confidence=args.confidence)
+    return adaptive.run(engine, sites, labels, out, plan, kind=args.fault, fmt=args.format,
+                        mode=args.mode, transient=args.transient or args.step is not None,
+                        steps=engine.golden.steps, step=args.step, seed=args.seed,
+                        workers=args.workers, progress=not args.json)
+
+
 def run(args) -> int:
     torch.set_num_threads(1)
     _check_flags(args)
@@ -147,8 +185,14 @@ def run(args) -> int:
     check_spiking(model)
     engine = (FastSnnEngine if args.engine == "fast" else NaiveSnnEngine)(model, x)
     out = Path(args.out)
-    faults = _faults(args, engine, model, out)
-    counts = campaign.run(engine, faults, y, out, workers=args.workers, progress=not args.json)
+    extra = {}
+    if args.precision is None:
+        faults = _faults(args, engine, model, out)
+        counts = campaign.run(engine, faults, y, out, workers=args.workers,
+                              progress=not args.json)
+    else:
+        faults, counts, est = _adaptive(args, engine, model, y, out)
+        extra = {"network_sdc1": [est.value, est.lo, est.hi], "network_faults": est.n}
     n = x.shape[1]
     acc = float((engine.golden.scores.argmax(1) == y).double().mean())
     tab = table(campaign.by_site(faults, counts), n, acc, args.confidence,
@@ -162,9 +206,13 @@ def run(args) -> int:
                for b, c in campaign.by_bit(faults, counts).items()}
     campaign.plot(tab, per_bit, out / "sdc1.png", title)
     wall = round(time.perf_counter() - t0, 3)
+    if extra:
+        v, lo, hi = extra["network_sdc1"]
+        text += (f"\nnetwork SDC_1 (population-weighted over the strata, adaptive to "
+                 f"--precision {args.precision}): {v:.4f} [{lo:.4f}, {hi:.4f}]")
     if args.json:
         print_json({"title": title, "faults": len(faults), "images": n, "steps": x.shape[0],
-                    "wall_s": wall, "table": tab, "out": str(out)})
+                    "wall_s": wall, "table": tab, "out": str(out), **extra})
     else:
         print(f"{text}\nwall time {wall:.1f} s; files in {out}")
     return 0

@@ -39,8 +39,10 @@ def _repair(path: Path) -> None:
             fh.truncate(data.rfind(b"\n") + 1)
 
 
-def read_results(path: Path, faults: Sequence[SnnFault]) -> dict[int, np.ndarray]:
-    """Counts of the faults an earlier run finished; InputError when they are another list's."""
+def read_results(path: Path, faults: Sequence[SnnFault],
+                 ahead: bool = False) -> dict[int, np.ndarray]:
+    """Counts of the faults an earlier run finished; InputError when they are another list's.
+    ``ahead``: rows past the end of ``faults`` are left for later (a growing adaptive list)."""
     if not path.exists():
         return {}
     _repair(path)
@@ -52,6 +54,8 @@ def read_results(path: Path, faults: Sequence[SnnFault]) -> dict[int, np.ndarray
             raise InputError(f"line {n}: {len(rec)} fields, expected {len(RESULT_COLUMNS)}",
                              file=path)
         inj, fault = parse_row(rec, path, n, first.kind, first.fmt)
+        if ahead and inj >= len(faults):
+            continue
         if inj >= len(faults) or faults[inj] != fault:
             raise InputError(f"Injection {inj} does not match the fault list; use another --out",
                              file=path, field="Injection")
@@ -63,12 +67,14 @@ def read_results(path: Path, faults: Sequence[SnnFault]) -> dict[int, np.ndarray
 
 
 def run(engine, faults: Sequence[SnnFault], labels: torch.Tensor, out_dir: str | Path, *,
-        chunk: int = 256, workers: int = 1, progress: bool = False) -> np.ndarray:
-    """Counts (faults, len(COUNTS)) for every fault, running those not yet in ``results.csv``."""
+        chunk: int = 256, workers: int = 1, progress: bool = False,
+        ahead: bool = False) -> np.ndarray:
+    """Counts (faults, len(COUNTS)) for every fault, running those not yet in ``results.csv``
+    (``ahead``: see :func:`read_results`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.csv"
-    done = read_results(path, faults)
+    done = read_results(path, faults, ahead)
     pending = [i for i in range(len(faults)) if i not in done]
     images = engine.x.shape[1]
     with open(path, "a", newline="") as fh:

@@ -23,6 +23,7 @@ Models whose steps are not such a chain fall back to the naive path (exact, not 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -300,7 +301,13 @@ def _with_bias(m: nn.Module, bias: torch.Tensor, x: torch.Tensor) -> torch.Tenso
 
 class _Group:
     """Faults of one unit simulated together, rows ordered (fault, image). Per step and unit only
-    the rows whose input or state differs from golden are carried (``rows`` sorted, ``vals``)."""
+    the rows whose input or state differs from golden are carried (``rows`` sorted, ``vals``).
+
+    When each fault's difference starts in one channel (dim 1) of unit L's output -- a weight or
+    bias of that output channel, one neuron's membrane or spike -- it stays in that channel through
+    the channel-local units that follow (max pooling, ReLU, neurons without inhibition), so there
+    only that channel is carried, ``vals`` of shape (rows, 1, ...), and it is put back into the
+    golden tensor at the first unit that mixes channels."""
 
     def __init__(self, eng: FastSnnEngine, faults: list[SnnFault]):
         self.eng, self.g, self.faults = eng, eng.golden, faults
@@ -318,6 +325,14 @@ class _Group:
         self.stacked = None
         if self.target in ("weight", "bias") and eng.stackable(self.L):
             self.stacked = _Stacked(eng, self.L, faults, self.params)
+        sliceable = (self.stacked is not None or self.target in ("membrane", "spikes")) and \
+            self.g.outs[self.L][0].dim() >= 2
+        self.local_end = self.L
+        if sliceable:
+            self.local_end += 1
+            while self.local_end < len(eng.mods) and _channel_local(eng.mods[self.local_end]):
+                self.local_end += 1
+        self.channel = torch.tensor([f.index[0] for f in faults])[self.fid] if sliceable else None
 
     def run(self) -> torch.Tensor:
         g, R, K = self.g, self.R, len(self.g.chain)
@@ -330,8 +345,12 @@ class _Group:
             acts = alive & (self.permanent | (self.t0 == t))
             rows, vals = _EMPTY, None
             for k in range(self.L, K):
+                if k == self.local_end and k > self.L and len(rows):
+                    vals = self._unslice(g.inp(k, t), rows, vals)
                 rows, vals = self._unit(k, t, rows, vals, alive, acts)
             if len(rows):
+                if K <= self.local_end:
+                    vals = self._unslice(g.outs[K - 1][t], rows, vals)
                 last[t, rows] = vals
             settled = ~self.permanent & (self.t0 <= t)
             for k in neurons:
@@ -341,11 +360,24 @@ class _Group:
                 break
         return spike_counts(last).reshape(len(self.faults), self.n, -1)
 
+    def _sliced(self, k: int) -> bool:
+        return k < self.local_end
+
+    def _golden(self, tensor: torch.Tensor, rows: torch.Tensor, k: int) -> torch.Tensor:
+        """Rows of a golden (images, ...) tensor: whole, or the rows' channel when sliced."""
+        if self._sliced(k):
+            return tensor[self.img[rows], self.channel[rows]].unsqueeze(1)
+        return tensor[self.img[rows]]
+
+    def _unslice(self, golden: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor):
+        full = golden[self.img[rows]]
+        full[torch.arange(len(rows)), self.channel[rows]] = vals[:, 0]
+        return full
+
     def _unit(self, k: int, t: int, rows: torch.Tensor, vals, alive: torch.Tensor,
               acts: torch.Tensor):
         """(rows whose output of unit k at step t differs from golden, their outputs)."""
         g, module = self.g, self.eng.mods[k]
-        golden = g.outs[k][t]
         if k in self.sdiff:
             need = torch.zeros(self.R, dtype=torch.bool)
             need[rows] = True
@@ -355,7 +387,7 @@ class _Group:
             run = need.nonzero().squeeze(1)
             if not len(run):
                 return _EMPTY, None
-            inp = g.inp(k, t)[self.img[run]]
+            inp = self._golden(g.inp(k, t), run, k)
             if len(rows):
                 pos = torch.full((self.R,), -1, dtype=torch.long)
                 pos[run] = torch.arange(len(run))
@@ -371,23 +403,27 @@ class _Group:
                 return _EMPTY, None
             run = rows
             out = module(vals) if isinstance(module, _ROWWISE) else _blocked(module, vals, self.n)
-        differ = rows_differ(out, golden[self.img[run]])
+        differ = rows_differ(out, self._golden(g.outs[k][t], run, k))
         return run[differ], out[differ]
 
     def _neuron(self, k: int, t: int, rows: torch.Tensor, inp: torch.Tensor,
                 acting: torch.Tensor | None) -> torch.Tensor:
-        g, ri, module = self.g, self.img[rows], self.eng.mods[k]
+        module = self.eng.mods[k]
         changed = self.sdiff[k][rows]
+        sliced = self._sliced(k)
+        where = (rows, self.channel[rows]) if sliced else (rows,)
         prev = []
-        for a, gs in enumerate(g.state(k, t - 1)):
-            s = gs[ri]
+        for a, gs in enumerate(self.g.state(k, t - 1)):
+            s = self._golden(gs, rows, k)
             if changed.any():
-                s[changed] = self.state[k][a][rows[changed]]
+                s[changed] = (self.state[k][a][tuple(w[changed] for w in where)].unsqueeze(1)
+                              if sliced else self.state[k][a][rows[changed]])
             prev.append(s)
-        if acting is not None and self.target in ("beta", "threshold"):
-            with swapped(module, self.target, self._row_param(module, rows, acting, prev[0])):
-                spk, new = run_neuron(module, inp, tuple(prev))
-        else:
+        with contextlib.ExitStack() as stack:
+            for name in ("beta", "threshold"):
+                value = self._row_param(k, name, rows, acting)
+                if value is not None:
+                    stack.enter_context(swapped(module, name, value))
             spk, new = run_neuron(module, inp, tuple(prev))
         new = list(new)
         if acting is not None and self.target in ("membrane", "spikes") and acting.any():
@@ -396,22 +432,29 @@ class _Group:
             else:
                 spk = self._corrupt_rows(spk, rows, acting)
         if k not in self.state:
-            self.state[k] = [s.new_empty((self.R, *s.shape[1:])) for s in new]
-        gs = g.state(k, t)
+            full = self.g.states[k][0]
+            self.state[k] = [s.new_empty((self.R, *s.shape[1:])) for s in full]
         differ = torch.zeros(len(rows), dtype=torch.bool)
         for a, s in enumerate(new):
-            self.state[k][a][rows] = s
-            differ |= rows_differ(s, gs[a][ri])
+            self.state[k][a][where] = s[:, 0] if sliced else s
+            differ |= rows_differ(s, self._golden(self.g.state(k, t)[a], rows, k))
         self.sdiff[k][rows] = differ
         return spk
 
-    def _row_param(self, module: nn.Module, rows: torch.Tensor, acting: torch.Tensor,
-                   like: torch.Tensor) -> torch.Tensor:
-        """Beta or threshold per row, broadcast to the neurons: faulty on acting rows."""
-        shape = like.shape[1:]
-        base = torch.broadcast_to(getattr(module, self.target).detach(), shape)
-        table = torch.stack([base] + [torch.broadcast_to(p, shape) for p in self.params])
-        which = torch.where(acting, self.fid[rows] + 1, 0)
+    def _row_param(self, k: int, name: str, rows: torch.Tensor,
+                   acting: torch.Tensor | None) -> torch.Tensor | None:
+        """Beta or threshold per row, broadcast to the rows' neurons (faulty on acting rows when
+        it is the target); None when the module's own (scalar) value already fits every row."""
+        golden = getattr(self.eng.mods[k], name, None)
+        mine = acting is not None and self.target == name
+        if not isinstance(golden, torch.Tensor) or (not mine and golden.numel() == 1):
+            return None
+        shape = self.g.states[k][0][0].shape[1:]
+        table = torch.stack([torch.broadcast_to(golden.detach(), shape)] + [
+            torch.broadcast_to(p, shape) for p in (self.params if mine else [])])
+        which = torch.where(acting, self.fid[rows] + 1, 0) if mine else torch.zeros_like(rows)
+        if self._sliced(k):
+            return table[which, self.channel[rows]].unsqueeze(1)
         return table[which]
 
     def _corrupt_rows(self, values: torch.Tensor, rows: torch.Tensor,
@@ -422,7 +465,9 @@ class _Group:
         j = acting.nonzero().squeeze(1)
         faults = [self.faults[f] for f in self.fid[rows[j]].tolist()]
         shape = values.shape[1:]
-        pos = torch.tensor([_flat(f.index, shape) for f in faults], dtype=torch.long)
+        sliced = self._sliced(self.L)
+        pos = torch.tensor([_flat((0, *f.index[1:]) if sliced else f.index, shape)
+                            for f in faults], dtype=torch.long)
         flat[j, pos] = corrupt_rows(flat[j, pos], faults)
         return out
 
@@ -430,7 +475,7 @@ class _Group:
         """Unit L's output under each row's weight or bias fault, from the golden input."""
         ri = self.img[rows]
         if self.stacked is not None:
-            return self.stacked.output(t, rows, ri, self.fid[rows])
+            return self.stacked.channel_out(t, ri, self.fid[rows]).unsqueeze(1)
         module, x = self.eng.mods[self.L], self.g.inp(self.L, t)
         out = torch.empty((len(rows), *self.g.outs[self.L][t].shape[1:]))
         fids = self.fid[rows]
@@ -439,6 +484,15 @@ class _Group:
             with swapped(module, self.target, self.params[f]):
                 out[sel] = module(x)[ri[sel]]
         return out
+
+
+def _channel_local(module: nn.Module) -> bool:
+    """Units whose output channel c depends only on input channel c, elementwise or by a max
+    (so computing one channel alone is exact)."""
+    if neuron_states(module):
+        return not getattr(module, "inhibition", False)
+    return isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.ReLU, nn.Identity,
+                               nn.Dropout))
 
 
 _EMPTY = torch.zeros(0, dtype=torch.long)
@@ -470,8 +524,8 @@ class _Stacked:
             self.biases.append(b)
         self.step, self.cache = -1, None
 
-    def output(self, t: int, rows: torch.Tensor, ri: torch.Tensor,
-               fids: torch.Tensor) -> torch.Tensor:
+    def channel_out(self, t: int, ri: torch.Tensor, fids: torch.Tensor) -> torch.Tensor:
+        """Each row's faulty output channel (rows, ...) at step t."""
         if self.step != t:
             x = self.g.inp(self.k, t)
             outs = []
@@ -479,10 +533,7 @@ class _Stacked:
                 with swapped(self.m, "weight", w):
                     outs.append(self.m(x) if b is None else _with_bias(self.m, b, x))
             self.step, self.cache = t, torch.stack(outs)  # (chunks, images, channels, ...)
-        out = self.g.outs[self.k][t][ri]
-        out[torch.arange(len(rows)), self.channel[fids]] = \
-            self.cache[self.chunk[fids], ri, self.slot[fids]]
-        return out
+        return self.cache[self.chunk[fids], ri, self.slot[fids]]
 
 
 def _flat(index: tuple[int, ...], shape: torch.Size) -> int:
