@@ -5,7 +5,8 @@ layer, and their membrane potentials and spikes. Faults are permanent (every tim
 ``--transient`` (one step: ``--step`` or a random one per fault). Writes ``faultlist.csv``,
 ``results.csv`` (resumable: run the same command again after a kill), ``table.csv`` /
 ``table.txt`` (seed 003's table per target, with intervals) and ``sdc1.png`` into ``--out``.
-Class scores are output spike counts; rates are means over faults of the fraction of images.
+Class scores are output spike counts; rates are shares of (fault, image) pairs, intervals with the
+fault as the sampling unit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch
 
 from dse.cli._common import print_json
 from dse.errors import InputError
-from dse.resilience.formats import FAULT_KINDS, word_bits
+from dse.resilience.formats import word_bits
+from dse.resilience.snn.network import FAULT_KINDS
 
 TARGET_CHOICES = ("weights", "biases", "beta", "threshold", "membrane", "spikes")
 
@@ -202,7 +204,7 @@ def run(args) -> int:
     title = (f"{args.model}: {args.fault} {args.format}, {when}; {len(faults)} faults x {n} "
              f"images x {x.shape[0]} steps; intervals at {args.confidence:.0%}")
     text = campaign.write_table(tab, out, title)
-    per_bit = {b: estimate(c[:, 1] / n, args.confidence)
+    per_bit = {b: estimate(c[:, 1], n, args.confidence)
                for b, c in campaign.by_bit(faults, counts).items()}
     campaign.plot(tab, per_bit, out / "sdc1.png", title)
     wall = round(time.perf_counter() - t0, 3)

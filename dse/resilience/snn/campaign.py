@@ -174,7 +174,7 @@ def write_table(tab: dict[str, dict], out: Path, title: str) -> str:
                         r["acc"], r.get("clamped", ""), r.get("clamp_masked", "")])
     sites = list(tab)
     width = max(30, *(len(s) + 2 for s in sites))
-    lines = [title, "rates: mean over faults of the fraction of images, "
+    lines = [title, "rates: share of (fault, image) pairs, "
              "[interval] with the fault as the unit", ""]
     for start in range(0, len(sites), 4):
         part = sites[start:start + 4]

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from dse.errors import InputError
-from dse.resilience.formats import FAULT_KINDS, check_bits, corrupt
+from dse.resilience import formats
+from dse.resilience.fault import KINDS, What, When
 
 SYNAPSE_TARGETS = ("weight", "bias")
 NEURON_TARGETS = ("beta", "threshold", "membrane", "spikes")
@@ -31,6 +32,7 @@ TARGETS = SYNAPSE_TARGETS + NEURON_TARGETS
 TARGET_NAMES = {"weights": "weight", "biases": "bias", "beta": "beta", "threshold": "threshold",
                 "membrane": "membrane", "spikes": "spikes"}
 FORMATS = ("fp32", "fp16", "bf16")  # formats whose stored word needs no scale
+FAULT_KINDS = tuple(k for k, kind in KINDS.items() if kind.uses_bits)  # the core's bit kinds
 _SYNAPSES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
@@ -76,13 +78,25 @@ class SnnFault:
         if self.fmt not in FORMATS:
             raise InputError(f"format {self.fmt!r} is not supported for spiking targets; use one of "
                              f"{list(FORMATS)}", field="format")
-        object.__setattr__(self, "bits", check_bits(self.fmt, self.bits))
+        width = formats.word_bits(self.fmt)
+        object.__setattr__(self, "bits", What(self.kind, tuple(self.bits)).bits)
+        bad = [b for b in self.bits if not 0 <= b < width]
+        if bad:
+            raise InputError(f"bit {bad[0]} is outside the {width}-bit {self.fmt} word "
+                             f"(0..{width - 1})", field="bit")
         object.__setattr__(self, "index", tuple(int(i) for i in self.index))
+        if self.step is not None and self.step < 0:
+            raise InputError(f"step must be >= 0, got {self.step}", field="Step")
 
     @property
     def site(self) -> str:
         """``layer.target``: the seed's column name."""
         return f"{self.layer}.{self.target}"
+
+    @property
+    def when(self) -> When:
+        """The core's time of the fault: permanent, or one ``time_step``."""
+        return When() if self.step is None else When("time_step", self.step)
 
     def acts(self, step: int) -> bool:
         return self.step is None or self.step == step
@@ -90,8 +104,10 @@ class SnnFault:
 
 def corrupt_fault(values: torch.Tensor, fault: SnnFault) -> torch.Tensor:
     """``values`` stored in the fault's format with the fault applied (bit-identical where the
-    stored word does not change)."""
-    return corrupt(values, fault.fmt, fault.bits, fault.kind)
+    stored word does not change), by the core's corruption module and fault kinds."""
+    what = What(fault.kind, fault.bits)
+    mask = sum(1 << b for b in fault.bits)
+    return formats.corrupt(values, fault.fmt, lambda w: KINDS[fault.kind].apply(w, mask, what))
 
 
 def corrupt_rows(values: torch.Tensor, faults: list[SnnFault]) -> torch.Tensor:
