@@ -159,3 +159,15 @@ def test_cli_precision_adds_faults_in_rounds_and_resumes_to_the_same_result(tmp_
     assert main(args) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["network_sdc1"] == doc["network_sdc1"] and again["table"] == doc["table"]
+
+
+def test_two_workers_give_the_same_counts_as_one(tmp_path):
+    model, x, y = small_snn("fcsnn", steps=4, images=6)
+    sites = target_shapes(model, FastSnnEngine(model, x).golden.neuron_shapes)
+    faults = faultlist.generate(sites, n_faults=24, seed=5)
+    one = campaign.run(FastSnnEngine(model, x), faults, y, tmp_path / "one", chunk=8)
+    two = campaign.run(FastSnnEngine(model, x), faults, y, tmp_path / "two", chunk=8, workers=2,
+                       model_spec=("fcsnn", {}))
+    assert np.array_equal(one, two)
+    assert sorted((tmp_path / "one" / "results.csv").read_text().splitlines()) == sorted(
+        (tmp_path / "two" / "results.csv").read_text().splitlines())

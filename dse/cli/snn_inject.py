@@ -150,6 +150,13 @@ def _faults(args, engine, model, out: Path) -> list:
     return faults
 
 
+def _model_spec(args) -> tuple[str, dict]:
+    """How a worker process rebuilds the model (its weights come as a state dict)."""
+    from dse.problems.snn_models import ZOO
+
+    return args.model, ({"init_hidden": True} if args.init_hidden and args.model in ZOO else {})
+
+
 def _adaptive(args, engine, model, labels, out: Path):
     from dse.resilience.snn import adaptive
     from dse.resilience.snn.network import TARGET_NAMES, target_shapes
@@ -171,7 +178,8 @@ def _adaptive(args, engine, model, labels, out: Path):
     return adaptive.run(engine, sites, labels, out, plan, kind=args.fault, fmt=args.format,
                         mode=args.mode, transient=args.transient or args.step is not None,
                         steps=engine.golden.steps, step=args.step, seed=args.seed,
-                        workers=args.workers, progress=not args.json)
+                        workers=args.workers, progress=not args.json,
+                        model_spec=_model_spec(args))
 
 
 def run(args) -> int:
@@ -191,7 +199,7 @@ def run(args) -> int:
     if args.precision is None:
         faults = _faults(args, engine, model, out)
         counts = campaign.run(engine, faults, y, out, workers=args.workers,
-                              progress=not args.json)
+                              progress=not args.json, model_spec=_model_spec(args))
     else:
         faults, counts, est = _adaptive(args, engine, model, y, out)
         extra = {"network_sdc1": [est.value, est.lo, est.hi], "network_faults": est.n}

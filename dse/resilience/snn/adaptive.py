@@ -25,7 +25,8 @@ from dse.resilience.strata import Estimate, Plan, Stratum, run_adaptive
 
 def run(engine, sites: Sites, labels, out: Path, plan: Plan, *, kind: str, fmt: str, mode: str,
         transient: bool, steps: int, step: int | None, seed: int, workers: int = 1,
-        progress: bool = False) -> tuple[list[SnnFault], np.ndarray, Estimate]:
+        progress: bool = False, model_spec: tuple[str, dict] | None = None
+        ) -> tuple[list[SnnFault], np.ndarray, Estimate]:
     """(faults run, their counts, the SDC-1 estimate of the whole population)."""
     from dse.resilience.formats import word_bits
 
@@ -58,7 +59,7 @@ def run(engine, sites: Sites, labels, out: Path, plan: Plan, *, kind: str, fmt: 
         faults.extend(f for _, f in new)
         faultlist.save(faults, out / "faultlist.csv")
         got = campaign.run(engine, faults, labels, out, workers=workers, progress=progress,
-                           ahead=True)
+                           ahead=True, model_spec=model_spec)
         counts[:] = list(got)
         images = engine.x.shape[1]
         out_fractions: list[list[float]] = [[] for _ in parts]

@@ -6,8 +6,10 @@ Files in the campaign directory: ``faultlist.csv`` (the list, written before any
 faults in flight and a rerun skips the rest; a half-written last line is cut on resume),
 ``table.csv`` / ``table.txt`` (the seed's table per target) and ``sdc1.png``.
 
-With ``workers > 1`` chunks run in spawned processes, each with its own engine; outcomes do not
-depend on who computed them (the engines are exact), so the files end the same.
+With ``workers > 1`` chunks run in spawned processes, each with its own engine rebuilt from the
+model's zoo name or import path and its state dict (snntorch neurons hold local functions that do
+not pickle); outcomes do not depend on who computed them (the engines are exact), so the files end
+the same.
 """
 
 from __future__ import annotations
@@ -67,10 +69,11 @@ def read_results(path: Path, faults: Sequence[SnnFault],
 
 
 def run(engine, faults: Sequence[SnnFault], labels: torch.Tensor, out_dir: str | Path, *,
-        chunk: int = 256, workers: int = 1, progress: bool = False,
-        ahead: bool = False) -> np.ndarray:
+        chunk: int = 256, workers: int = 1, progress: bool = False, ahead: bool = False,
+        model_spec: tuple[str, dict] | None = None) -> np.ndarray:
     """Counts (faults, len(COUNTS)) for every fault, running those not yet in ``results.csv``
-    (``ahead``: see :func:`read_results`)."""
+    (``ahead``: see :func:`read_results`). ``model_spec`` (zoo name or import path, builder
+    options) lets worker processes rebuild the model (``workers > 1``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.csv"
@@ -83,7 +86,7 @@ def run(engine, faults: Sequence[SnnFault], labels: torch.Tensor, out_dir: str |
             w.writerow(RESULT_COLUMNS)
         bar = tqdm(total=len(faults), initial=len(done), disable=not progress, unit="fault")
         parts = [pending[s:s + chunk] for s in range(0, len(pending), chunk)]
-        for part, scores in _scores(engine, faults, parts, workers):
+        for part, scores in _scores(engine, faults, parts, workers, model_spec):
             counts = classify(engine.golden.scores, scores, labels)
             for i, c in zip(part, counts, strict=True):
                 done[i] = c
@@ -95,13 +98,15 @@ def run(engine, faults: Sequence[SnnFault], labels: torch.Tensor, out_dir: str |
     return np.stack([done[i] for i in range(len(faults))]) if faults else np.zeros((0, len(COUNTS)))
 
 
-def _scores(engine, faults: Sequence[SnnFault], parts: list[list[int]],
-            workers: int) -> Iterator[tuple[list[int], torch.Tensor]]:
-    if workers <= 1 or len(parts) <= 1:
+def _scores(engine, faults: Sequence[SnnFault], parts: list[list[int]], workers: int,
+            model_spec: tuple[str, dict] | None) -> Iterator[tuple[list[int], torch.Tensor]]:
+    if workers <= 1 or len(parts) <= 1 or model_spec is None:
         for part in parts:
             yield part, engine.scores([faults[i] for i in part])
         return
-    pool = process_pool(min(workers, len(parts)), _start, (type(engine), engine.model, engine.x))
+    state = {k: v.detach().clone() for k, v in engine.model.state_dict().items()}
+    pool = process_pool(min(workers, len(parts)), _start,
+                         (type(engine), model_spec, state, engine.x))
     try:
         futures = {pool.submit(_part, [faults[i] for i in part]): part for part in parts}
         for fut in cf.as_completed(futures):
@@ -113,9 +118,13 @@ def _scores(engine, faults: Sequence[SnnFault], parts: list[list[int]],
 _ENGINE = None  # a pool worker's own engine
 
 
-def _start(cls, model, x) -> None:
+def _start(cls, model_spec: tuple[str, dict], state: dict, x: torch.Tensor) -> None:
+    from dse.problems import zoo
+
     global _ENGINE
-    _ENGINE = cls(model, x)
+    model = zoo.get_model(model_spec[0], **model_spec[1])
+    model.load_state_dict(state)
+    _ENGINE = cls(model.eval(), x)
 
 
 def _part(faults: list[SnnFault]) -> torch.Tensor:
