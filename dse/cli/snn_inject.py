@@ -39,17 +39,21 @@ def register(subparsers) -> None:
                    help="zoo models: keep neuron state inside the layers (snntorch init_hidden)")
     p.add_argument("--steps", type=int, default=10, help="time steps of the rate coding")
     p.add_argument("--images", type=int, default=100, help="images per injection")
-    p.add_argument("--targets", nargs="+", choices=TARGET_CHOICES, default=list(TARGET_CHOICES))
-    p.add_argument("--fault", choices=FAULT_KINDS, default="bitflip")
-    p.add_argument("--format", choices=("fp32", "fp16", "bf16"), default="fp32")
+    p.add_argument("--targets", nargs="+", choices=TARGET_CHOICES, default=list(TARGET_CHOICES),
+                   help="what faults hit (default: all)")
+    p.add_argument("--fault", choices=FAULT_KINDS, default="bitflip",
+                   help="bit flip or stuck-at 0 / 1 of one bit of the stored word")
+    p.add_argument("--format", choices=("fp32", "fp16", "bf16"), default="fp32",
+                   help="number format the values are stored in (the bits are that word's)")
     p.add_argument("--transient", action="store_true",
                    help="fault at one time step (--step, else a random step per fault)")
     p.add_argument("--step", type=int, help="the transient fault's time step")
     p.add_argument("--mode", choices=("pooled", "site", "bit"), default="pooled",
                    help="Leveugle's sample size over everything (as seed 003), per layer.target, "
                         "or per layer.target and bit (DATE 2023)")
-    p.add_argument("--margin", type=float, default=0.01)
-    p.add_argument("--confidence", type=float, default=0.99)
+    p.add_argument("--margin", type=float, default=0.01, help="Leveugle's error margin")
+    p.add_argument("--confidence", type=float, default=0.99,
+                   help="Leveugle's confidence, and that of every interval")
     p.add_argument("--n-faults", type=int, help="this many faults instead of Leveugle's n")
     p.add_argument("--precision", type=float,
                    help="adaptive instead of a fixed list: add faults (stratified per layer.target, "
@@ -62,7 +66,7 @@ def register(subparsers) -> None:
     p.add_argument("--engine", choices=("fast", "naive"), default="fast")
     p.add_argument("--workers", type=int, default=1, help="processes (one torch thread each)")
     p.add_argument("--out", default="snn_inject_out", help="campaign directory")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="fault list draw (same seed, same list)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=run)
 
