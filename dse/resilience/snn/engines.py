@@ -14,10 +14,13 @@ acting from step t0 only needs units L.. and steps t0..: the state before t0 and
 L are golden, taken from the cache. Rows (fault, image) of many faults of one unit run together;
 per step a unit runs only on rows whose input or own state differs from golden (others take the
 cached output), and a row stops when the fault acts no more and every neuron state downstream
-equals golden again (its later steps are then golden). Stateless units (conv, linear, pooling) run
-in blocks of exactly the golden batch size with the same strides, so every kernel sees the shapes
-of the golden run and rows come out bit-identical; neuron arithmetic is elementwise, so a per-row
-beta or threshold (one broadcast tensor) gives each row the value the naive run computes.
+equals golden again (its later steps are then golden). Units that sum (conv, linear, anything not
+known to be row-wise) run in blocks of exactly the golden batch size with the same strides, so
+every kernel sees the shapes of the golden run and rows come out bit-identical; max pooling,
+flatten and neuron arithmetic are elementwise or a max, so a per-row beta or threshold (one
+broadcast tensor) gives each row the value the naive run computes. The faulty channels of many
+weight / bias faults of one layer come from one op of the layer's own shape (checked exact once per
+layer), and only the fault's channel is carried through channel-local units (see ``_Group``).
 Models whose steps are not such a chain fall back to the naive path (exact, not faster).
 """
 
