@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from dse.errors import InputError
+from dse.resilience import fault as core
 from dse.resilience import formats
 from dse.resilience.fault import KINDS, What, When
 
@@ -33,6 +34,10 @@ TARGET_NAMES = {"weights": "weight", "biases": "bias", "beta": "beta", "threshol
                 "membrane": "membrane", "spikes": "spikes"}
 FORMATS = ("fp32", "fp16", "bf16")  # formats whose stored word needs no scale
 FAULT_KINDS = tuple(k for k, kind in KINDS.items() if kind.uses_bits)  # the core's bit kinds
+# The core's tensor role of each target (the core has no neuron-parameter role: beta and threshold
+# are parameters of their layer, as weights are).
+CORE_ROLES = {"weight": "weight", "bias": "bias", "beta": "weight", "threshold": "weight",
+              "membrane": "state", "spikes": "output"}
 _SYNAPSES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
@@ -94,6 +99,12 @@ class SnnFault:
         return f"{self.layer}.{self.target}"
 
     @property
+    def core(self) -> core.Fault:
+        """The same fault in the core's description (for its corruption and CSV tools)."""
+        return core.Fault(core.Where(self.layer, self.index, CORE_ROLES[self.target]),
+                          What(self.kind, self.bits), formats.number_format(self.fmt), self.when)
+
+    @property
     def when(self) -> When:
         """The core's time of the fault: permanent, or one ``time_step``."""
         return When() if self.step is None else When("time_step", self.step)
@@ -105,9 +116,7 @@ class SnnFault:
 def corrupt_fault(values: torch.Tensor, fault: SnnFault) -> torch.Tensor:
     """``values`` stored in the fault's format with the fault applied (bit-identical where the
     stored word does not change), by the core's corruption module and fault kinds."""
-    what = What(fault.kind, fault.bits)
-    mask = sum(1 << b for b in fault.bits)
-    return formats.corrupt(values, fault.fmt, lambda w: KINDS[fault.kind].apply(w, mask, what))
+    return core.corrupt(values, fault.core)
 
 
 def corrupt_rows(values: torch.Tensor, faults: list[SnnFault]) -> torch.Tensor:
