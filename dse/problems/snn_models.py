@@ -72,9 +72,9 @@ class _SpikingChain(nn.Module):
 class CSNN(_SpikingChain):
     """conv(1→8) pool LIF, conv(8→16) pool LIF, fc(64→10) LIF: the seed's convolutional kind."""
 
-    def __init__(self, num_classes: int = 10, init_hidden: bool = False):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, init_hidden: bool = False):
         super().__init__([
-            ("conv1", nn.Conv2d(1, 8, 3, padding=1)), ("pool1", nn.MaxPool2d(2)), ("lif1", None),
+            ("conv1", nn.Conv2d(in_channels, 8, 3, padding=1)), ("pool1", nn.MaxPool2d(2)), ("lif1", None),
             ("conv2", nn.Conv2d(8, 16, 3, padding=1)), ("pool2", nn.MaxPool2d(2)), ("lif2", None),
             ("flat", nn.Flatten()), ("fc1", nn.Linear(16 * 2 * 2, num_classes)), ("lif3", None),
         ], init_hidden)
@@ -83,9 +83,10 @@ class CSNN(_SpikingChain):
 class FCSNN(_SpikingChain):
     """fc(64→64) LIF, fc(64→10) LIF on the flattened 8×8 spike frame."""
 
-    def __init__(self, num_classes: int = 10, hidden: int = 64, init_hidden: bool = False):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, hidden: int = 64,
+                 init_hidden: bool = False):
         super().__init__([
-            ("flat", nn.Flatten()), ("fc1", nn.Linear(64, hidden)), ("lif1", None),
+            ("flat", nn.Flatten()), ("fc1", nn.Linear(64 * in_channels, hidden)), ("lif1", None),
             ("fc2", nn.Linear(hidden, num_classes)), ("lif2", None),
         ], init_hidden)
 

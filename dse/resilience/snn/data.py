@@ -18,8 +18,16 @@ from torch import nn
 
 from dse.errors import InputError
 from dse.problems import zoo
+from dse.problems.datasets import load_dataset
 from dse.problems.snn_models import DEFAULT_STEPS, ZOO
-from dse.resilience.data import cache_dir, digits_split, load_checkpoint
+from dse.problems.train import cache_dir
+from dse.problems.trained import load_weights, read_checkpoint
+
+
+def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """scikit-learn digits: train images, train labels, test images, test labels."""
+    train, test = load_dataset("digits", split="train"), load_dataset("digits", split="test")
+    return train.images, train.labels, test.images, test.labels
 
 _TRAIN_VERSION = 1  # bump when training changes so stale cached weights are not reused
 EPOCHS = 25
@@ -85,7 +93,7 @@ def user_snn(name: str, checkpoint: str | Path | None, data: str | Path | None,
     rate-coded digits test set when none is given)."""
     model = zoo.get_model(name)
     if checkpoint is not None:
-        model = load_checkpoint(model, checkpoint)
+        model = load_weights(model, read_checkpoint(checkpoint).state_dict, checkpoint)
     if data is None:
         _, _, xte, yte = digits_split()
         return model.eval(), rate_code(xte, steps, seed=0), yte
