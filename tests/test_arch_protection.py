@@ -87,3 +87,22 @@ def test_designs_show_lists_the_protected_level_energy_and_area(capsys) -> None:
     assert main(["designs", "show", "eyeriss_like", "--design-variant",
                  "protect=shared_glb=hamming"]) == 2
     assert "protect.shared_glb" in capsys.readouterr().err
+
+
+def test_sweep_protect_flag_adds_protected_variants_beside_the_design() -> None:
+    import argparse
+
+    from dse.cli.sweep import add_sweep_flags, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_sweep_flags(p)
+    args = p.parse_args(["--arch", "eyeriss_like", "--protect", "shared_glb=secded",
+                         "--protect", "weights_spad=tmr"])
+    config = config_from_args(args)
+    params = config.variant_params()
+    assert [v["protect"] for v in params] == ["none", "shared_glb=secded", "weights_spad=tmr"]
+    arch = load_arch("eyeriss_like")
+    names = [make_variant(arch, **v).name for v in params]
+    assert names[1:] == ["eyeriss_like[shared_glb=secded]", "eyeriss_like[weights_spad=tmr]"]
+    assert make_variant(arch, protect="none").level("shared_glb").energy == \
+        make_variant(arch).level("shared_glb").energy

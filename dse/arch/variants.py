@@ -149,8 +149,9 @@ def make_variant(arch: Arch, *, pe_x: int | None = None, pe_y: int | None = None
 
 
 def _protect_plan(protect: Any) -> dict[str, str]:
-    """``{level: scheme}`` from a dict or ``"level=scheme,..."`` (the CLI / grid spelling)."""
-    if protect is None:
+    """``{level: scheme}`` from a dict or ``"level=scheme,..."`` (the CLI / grid spelling);
+    ``"none"`` is the design as shipped."""
+    if protect is None or protect == "none":
         return {}
     if isinstance(protect, str):
         pairs = [p.split("=", 1) for p in protect.split(",") if p.strip()]

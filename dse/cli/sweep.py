@@ -52,6 +52,10 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
     p.add_argument("--technology", nargs="+", metavar="NODE", help="technology nodes, e.g. 45nm")
     p.add_argument("--depth", action="append", metavar="LEVEL=N1,N2",
                    help="buffer depths of one level to sweep; repeatable")
+    p.add_argument("--protect", action="append", metavar="LEVEL=SCHEME[,LEVEL=SCHEME]",
+                   help="a protection variant beside the unprotected design (parity, secded, "
+                   "secded_block, tmr; energy and area re-estimated, faults screened by the "
+                   "code); repeatable")
     if models:
         p.add_argument("--model", nargs="+", metavar="NAME", help="models (zoo names)")
     p.add_argument("--input", metavar="SHAPE", help="input shape for --model, e.g. 1x3x224x224")
@@ -188,7 +192,8 @@ def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None
 
 
 def _shorthand_grid(config: SweepConfig, args: argparse.Namespace) -> None:
-    """``--pe/--word-bits/--technology/--depth``: the common variant axes without YAML."""
+    """``--pe/--word-bits/--technology/--depth/--protect``: the common variant axes without
+    YAML."""
     if args.pe:
         sizes = [parse_shape(pe, field="--pe") for pe in args.pe]
         if any(len(s) != 2 for s in sizes):
@@ -199,6 +204,8 @@ def _shorthand_grid(config: SweepConfig, args: argparse.Namespace) -> None:
         config.grid["word_bits"] = list(args.word_bits)
     if args.technology:
         config.grid["technology"] = list(args.technology)
+    if args.protect:
+        config.grid["protect"] = ["none", *args.protect]
     for d in args.depth or ():
         level, sep, values = d.partition("=")
         if not sep:
