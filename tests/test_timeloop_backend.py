@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from dse.problems import conv_problem, read_problem
 from tests.conftest import CASES, REFERENCE, needs_shared
 
 CASE = REFERENCE / "cases" / "eyeriss_like__resnet18_conv1"
+DATA = Path(__file__).parent / "data"
 
 
 def _same_design(a, b) -> None:
@@ -130,6 +132,22 @@ def test_real_model_equals_builtin_on_every_reference_and_dse_mapping(tmp_path):
         for name, mapping in (("ref", ref), ("dse", ours.best)):
             real = timeloop.evaluate(problem, arch, mapping, tmp_path / case / name)
             _assert_same(real, evaluate(problem, arch, mapping))
+
+
+@needs_shared
+def test_bandwidth_slowdown_rounds_in_doubles_as_timeloop_does(tmp_path):
+    """A mapping timeloop-mapper found for nvdla_like fc_512x1000: cbuf reads 514560 words at 16
+    words/cycle over 12800 compute cycles. In exact arithmetic that is 32160 cycles; Timeloop's
+    doubles give ceil(12800 / (16 / (514560 / 12800))) = ceil(32160.000000000004) = 32161, and so
+    must both builtin paths."""
+    from dse.model.batch import evaluate_batch
+
+    _, arch, problem = _reference_case("nvdla_like__fc_512x1000")
+    mapping = read_mapping(DATA / "nvdla_like__fc_512x1000.mapper.map.yaml", arch, problem)
+    assert evaluate(problem, arch, mapping).cycles == 32161
+    assert evaluate_batch(problem, arch, [mapping]).cycles.tolist() == [32161]
+    if timeloop.available():
+        assert timeloop.evaluate(problem, arch, mapping, tmp_path).cycles == 32161
 
 
 @needs_shared

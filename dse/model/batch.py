@@ -25,14 +25,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
 
 from dse.arch.spec import Arch
 from dse.errors import InvalidMapping
-from dse.model.evaluate import _energies, evaluate, mac_energy_per_compute
+from dse.model.evaluate import _energies, evaluate, level_cycles, mac_energy_per_compute
 from dse.model.mapping import LevelMapping, Loop, Mapping
 from dse.model.nest import rank_coefficients
 from dse.problems.problem import Problem
@@ -219,9 +218,6 @@ class _Context:
                        for lvl in arch.levels]
         self.block = [lvl.block_size for lvl in arch.levels]
         self.energy = [_energies(lvl) for lvl in arch.levels]
-        self.bandwidth = [(_ratio(lvl.read_bandwidth), _ratio(lvl.write_bandwidth),
-                           _ratio(lvl.attributes.get("shared_bandwidth")))
-                          for lvl in arch.levels]
         self.mac_energy = problem.macs * mac_energy_per_compute(arch)
         self.extrapolate = True
 
@@ -242,23 +238,6 @@ def _key_radix(coef: np.ndarray, sizes: np.ndarray) -> np.ndarray | None:
     for r in range(len(radix) - 2, -1, -1):
         weights[r] = weights[r + 1] * radix[r + 1]
     return (coef * weights[:, None]).sum(axis=0)
-
-
-def _ratio(bandwidth: object) -> tuple[int, int] | None:
-    if not bandwidth:
-        return None
-    frac = Fraction(float(bandwidth)).limit_denominator(10**9)
-    return frac.numerator, frac.denominator
-
-
-def _limit(words: np.ndarray, ratio: tuple[int, int] | None) -> np.ndarray | int:
-    """ceil(words / bandwidth) exactly, as the scalar model's Fraction arithmetic."""
-    if ratio is None:
-        return 0
-    num, den = ratio
-    if den == 1:
-        return -(-words // num)
-    return np.array([math.ceil(Fraction(int(w) * den, num)) for w in words], dtype=np.int64)
 
 
 @lru_cache(maxsize=65536)
@@ -498,19 +477,16 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     for lv in range(n_l):
         e_read, e_write = ctx.energy[lv]
         block = ctx.block[lv]
-        reads = np.zeros(n_b, dtype=np.int64)
-        writes = np.zeros(n_b, dtype=np.int64)
+        reads, writes = [], []
         for s in range(len(ctx.coef)):
             kept, r, u, f = counts[(lv, s)]
             e = ((-(-r // block) * e_read + -(-f // block) * e_write)
                  + -(-u // block) * e_write) * inst[:, lv]
             total = np.where(kept, total + e, total)
-            reads += np.where(kept, r, 0)
-            writes += np.where(kept, u + f, 0)
-        r_bw, w_bw, shared = ctx.bandwidth[lv]
-        cycles = np.maximum.reduce([cycles, compute_cycles, _limit(reads, r_bw) + 0 * reads,
-                                    _limit(writes, w_bw) + 0 * reads,
-                                    _limit(reads + writes, shared) + 0 * reads])
+            reads.append(np.where(kept, r, 0))
+            writes.append(np.where(kept, u + f, 0))
+        cycles = np.maximum(cycles, level_cycles(ctx.arch.levels[lv], compute_cycles,
+                                                 reads, writes))
     energy = np.full(n_all, np.nan)
     energy[valid] = ctx.mac_energy + total
     all_cycles = np.zeros(n_all, dtype=np.int64)

@@ -23,7 +23,10 @@ imperfect factorization, and ``min_utilization`` constraints (constraints only v
 from __future__ import annotations
 
 import math
-from fractions import Fraction
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from dse.arch.spec import Arch, StorageLevel
 from dse.model.mapping import Mapping
@@ -70,19 +73,32 @@ def level_energy(lvl: StorageLevel, reads: int, updates: int, fills: int) -> flo
             + -(-updates // block) * e_write)
 
 
-def _limit(words: int, bandwidth: float | None) -> int:
-    """Cycles needed to move ``words`` at ``bandwidth`` words/cycle (0 if unlimited)."""
-    if not bandwidth or words == 0:
-        return 0
-    return math.ceil(Fraction(words) / Fraction(bandwidth).limit_denominator(10**9))
+def level_cycles(lvl: StorageLevel, compute_cycles: ArrayLike, reads: Sequence[ArrayLike],
+                 writes: Sequence[ArrayLike]) -> np.ndarray:
+    """A level's cycles: compute cycles, or longer if its per-instance traffic exceeds bandwidth.
 
-
-def level_cycles(lvl: StorageLevel, compute_cycles: int, reads: int, writes: int) -> int:
-    """A level's cycles: compute cycles, or longer if its per-instance traffic exceeds bandwidth."""
+    ``reads`` / ``writes`` hold one entry (int or int array) per dataspace in problem order. The
+    arithmetic is Timeloop's own, in IEEE doubles and in its order (buffer.cpp ComputePerformance):
+    demand = sum over dataspaces of words / compute cycles, slowdown = min(1, bandwidth / demand)
+    for each bandwidth below its demand, cycles = ceil(compute cycles / slowdown). Exact fractions
+    would differ by one cycle whenever the double quotient rounds up past an integer (e.g.
+    ceil(12800 / (16 / (514560 / 12800))) = 32161, not 514560 / 16 = 32160). Scalar and batched
+    models both call this, so they agree bit for bit. ``shared_bandwidth`` (read + write) is a dse
+    extension checked the same way.
+    """
+    cc = np.asarray(compute_cycles, dtype=np.float64)
+    read_demand = sum((np.asarray(r, dtype=np.float64) / cc for r in reads), 0.0)
+    write_demand = sum((np.asarray(w, dtype=np.float64) / cc for w in writes), 0.0)
     shared = lvl.attributes.get("shared_bandwidth")
-    return max(compute_cycles, _limit(reads, lvl.read_bandwidth),
-               _limit(writes, lvl.write_bandwidth),
-               _limit(reads + writes, float(shared)) if shared else 0)
+    slowdown = np.ones_like(cc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for bandwidth, demand in ((lvl.read_bandwidth, read_demand),
+                                  (lvl.write_bandwidth, write_demand),
+                                  (float(shared) if shared else None, read_demand + write_demand)):
+            if bandwidth:
+                slowdown = np.where(bandwidth < demand, np.minimum(slowdown, bandwidth / demand),
+                                    slowdown)
+    return np.ceil(cc / slowdown).astype(np.int64)
 
 
 def mac_energy_per_compute(arch: Arch) -> float:
@@ -112,9 +128,9 @@ def evaluate(problem: Problem, arch: Arch, mapping: Mapping, *, extrapolate: boo
             levels.append(LevelStats(lvl.name, ds_name, inst, r * inst, u * inst, f * inst,
                                      level_energy(lvl, r, u, f) * inst))
         if rows:
-            reads = sum(c[0] for _, c in rows)
-            writes = sum(c[1] + c[2] for _, c in rows)
-            cycles = max(cycles, level_cycles(lvl, nest.compute_cycles, reads, writes))
+            cycles = max(cycles, int(level_cycles(lvl, nest.compute_cycles,
+                                                  [c[0] for _, c in rows],
+                                                  [c[1] + c[2] for _, c in rows])))
     macs = problem.macs
     mac_energy = macs * mac_energy_per_compute(arch)
     return Stats(
