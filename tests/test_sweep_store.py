@@ -147,3 +147,26 @@ def test_a_query_cannot_change_stored_results(tmp_path):
         assert len(store.results("s")) == 3
         store.put_task("T9", "P", {}, {}, [_row("z", 0, 1.0, 1)], evaluated=1, valid=1, wall_s=0)
         assert store.done_tasks(["T9"]) == {"T9"}  # writing still works after a refused query
+
+
+def test_a_sweep_name_is_bound_to_its_config(tmp_path):
+    """Reusing a name with another experiment is refused (one line, --name hint) and changes
+    nothing; the same experiment run another way (executor, workers, output) keeps its name."""
+    from dse.errors import InputError
+    from dse.sweep.run import config_conflict
+
+    path = tmp_path / "s.sqlite"
+    old = {"name": "s", "designs": ["eyeriss_like"], "seed": 0, "workers": 2}
+    with Store(path) as store:
+        store.begin_sweep("s", old, "SK", [], [])
+    before = path.read_bytes()
+    new = {**old, "designs": ["nvdla_like"]}
+    with Store(path) as store, pytest.raises(InputError, match="different designs.*--name"):
+        store.begin_sweep("s", new, "SK", [], [],
+                          conflict=lambda stored: config_conflict(stored, new))
+    assert path.read_bytes() == before
+    same = {**old, "workers": 8, "executor": "dask"}
+    with Store(path) as store:
+        store.begin_sweep("s", same, "SK", [], [],
+                          conflict=lambda stored: config_conflict(stored, same))
+        assert store.sweeps() == ["s"]

@@ -96,9 +96,9 @@ def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
     computed = {"map": 0, "resilience": 0}
     reused = {"map": 0, "resilience": 0}
     with Store(config.db_path) as store:
-        write_config(config, Path(config.output) / "experiment.yaml")
         store.begin_sweep(config.name, config.to_dict(), plan.settings_key, plan.layers,
-                          plan.points)
+                          plan.points, conflict=lambda old: config_conflict(old, config.to_dict()))
+        write_config(config, Path(config.output) / "experiment.yaml")
         done = store.done_tasks(plan.map_tasks)
         reused["map"] = len(done)
         todo = [t for k, t in plan.map_tasks.items() if k not in done]
@@ -126,6 +126,17 @@ def _check_note(checks: list[dict[str, Any]]) -> str:
                  f"{first['rank']}: {first['error'] or 'numbers differ'}; see table "
                  "timeloop_checks)")
     return text
+
+
+# How a sweep runs, not what it computes: a rerun may change these and keep its name.
+_RUN_ONLY_KEYS = ("executor", "workers", "scheduler", "dask_local", "output", "name")
+
+
+def config_conflict(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why a stored sweep's config is another experiment than ``new`` (None: the same one)."""
+    keys = sorted(k for k in set(old) | set(new)
+                  if k not in _RUN_ONLY_KEYS and canonical_json(old.get(k)) != canonical_json(new.get(k)))
+    return f"different {', '.join(keys)}" if keys else None
 
 
 # ------------------------------------------------------------------------------------- planning

@@ -21,7 +21,7 @@ import csv
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,9 +151,23 @@ class Store:
 
     # ------------------------------------------------------------------------------- writing
     def begin_sweep(self, sweep: str, config: dict[str, Any], settings_key: str,
-                    layers: Sequence[dict[str, Any]], points: Sequence[dict[str, Any]]) -> None:
-        """Record what this sweep consists of (replacing the sweep's previous membership only)."""
+                    layers: Sequence[dict[str, Any]], points: Sequence[dict[str, Any]], *,
+                    conflict: Callable[[dict[str, Any]], str | None] | None = None) -> None:
+        """Record what this sweep consists of (replacing the sweep's previous membership only).
+
+        A sweep name is bound to its config: ``conflict(stored_config)`` says why an existing
+        sweep of this name is a different experiment, and then nothing is changed (checked and
+        written in one IMMEDIATE transaction, so two runs racing for a name cannot both win).
+        """
         with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            row = self._conn.execute("SELECT config FROM sweeps WHERE sweep = ?",
+                                     (sweep,)).fetchone()
+            why = conflict(json.loads(row[0])) if row and conflict else None
+            if why:
+                raise InputError(f"sweep {sweep!r} in this store is another experiment ({why}); "
+                                 "rerun it unchanged, or give this one its own --name",
+                                 file=str(self.path), field="name")
             self._conn.executemany(
                 "INSERT OR IGNORE INTO points VALUES (:point_key, :design, :label, :params, :arch)",
                 points)

@@ -277,3 +277,4 @@ case("profile-model-unknown", ["profile", "--model", "resnet9999", "--out", "{d}
 case("profile-bad-option", ["profile", "--model", "digits_cnn", "--option", "x", "--out", "{d}/ls"])
 case("compare-unknown-model", ["compare", "--model", "nosuch", "--model-variant", "a", "b",
                                "--out", "{d}/cmp", "--quiet"])
+case("sweep-name-reused-with-another-config", [*SW[:-1], "{d}/store", "--name", "s1"])
