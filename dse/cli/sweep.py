@@ -242,7 +242,7 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
     if json_out:
         print_json(dict(network=result.network, notes=result.notes, db=str(result.db_path),
                         report=str(page) if page else None, computed=result.computed,
-                        reused=result.reused, wall_s=result.wall_s))
+                        reused=result.reused, failed=result.failed, wall_s=result.wall_s))
         return 0
     if result.notes:
         print(note_lines(result.notes))
@@ -291,4 +291,5 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     result = run_sweep(config, progress=not args.quiet)
-    return report_run(result, json_out=args.json, report=not args.no_report, wide=args.wide)
+    code = report_run(result, json_out=args.json, report=not args.no_report, wide=args.wide)
+    return 1 if result.failed else code  # partial: the failed units are recorded, rerun retries

@@ -17,8 +17,10 @@ Inputs go to a work directory that is kept, so a user can re-run Timeloop on it 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,15 +114,33 @@ def _run(binary: str, files: list[Path], workdir: Path, prefix: str) -> Path:
                        "`python -m dse doctor`")
     stats = workdir / f"{prefix}.stats.txt"
     stats.unlink(missing_ok=True)  # never parse an earlier run's output
-    proc = subprocess.run([binary, *[str(f.name) for f in files]], cwd=workdir,
-                          capture_output=True, text=True, check=False)
+    limit = run_timeout_s()
+    try:
+        proc = subprocess.run([binary, *[str(f.name) for f in files]], cwd=workdir,
+                              capture_output=True, text=True, check=False, timeout=limit)
+    except subprocess.TimeoutExpired:
+        raise DseError(f"{binary} hung: no result after {limit:g} s (killed; set "
+                       f"{TIMEOUT_ENV} to wait longer) in {workdir}") from None
     if proc.returncode != 0 or not stats.exists():
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines()
                  if "ERROR" in ln or "Assertion" in ln] or (proc.stderr or proc.stdout
                                                             ).strip().splitlines()[-1:]
-        raise DseError(f"{binary} failed (exit {proc.returncode}) in {workdir}: "
+        how = (f"killed by {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+               else f"exit {proc.returncode}")
+        raise DseError(f"{binary} failed ({how}) in {workdir}: "
                        f"{(lines or ['no output'])[0].strip()}")
     return stats
+
+
+TIMEOUT_ENV = "DSE_TIMELOOP_TIMEOUT"
+
+
+def run_timeout_s() -> float:
+    """Seconds one Timeloop run may take before it counts as hung (default one hour)."""
+    try:
+        return max(0.1, float(os.environ.get(TIMEOUT_ENV, "3600")))
+    except ValueError:
+        return 3600.0
 
 
 def evaluate(problem: Problem, arch: Arch, mapping: Mapping, workdir: str | Path) -> Stats:

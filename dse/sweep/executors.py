@@ -53,7 +53,13 @@ class ProcessExecutor:
     name = "process"
 
     def __init__(self, workers: int) -> None:
+        self._workers = workers
         self._pool = process_pool(workers)
+
+    def restart(self) -> None:
+        """A fresh pool after a worker died (the old one refuses all further work)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = process_pool(self._workers)
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> cf.Future:
         return self._pool.submit(fn, arg)

@@ -8,13 +8,14 @@ database, and a changed input changes exactly the keys that depend on it.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dse.errors import DseError, InputError
+from dse.errors import InputError, one_line
 from dse.sweep.config import (
     DesignPoint,
     ModelSpec,
@@ -55,6 +56,7 @@ class SweepResult:
     occurrences: dict[str, dict[int, list[str]]] = field(default_factory=dict)
     # (model, mapping row key, layer path) -> stored resilience detail (adaptive: its strata)
     details: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    failed: list[dict[str, str]] = field(default_factory=list)  # units that failed this run
 
     def rows_with_strata(self) -> list[dict[str, Any]]:
         return with_strata(self.rows, self.details)
@@ -102,17 +104,21 @@ def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
         done = store.done_tasks(plan.map_tasks)
         reused["map"] = len(done)
         todo = [t for k, t in plan.map_tasks.items() if k not in done]
-        _execute(config, plan, store, todo, done, computed, reused, progress)
+        failed: list[dict[str, str]] = []
+        _execute(config, plan, store, todo, done, computed, reused, progress, failed)
         rows = store.results(config.name)
         details = store.resilience_details(config.name)
         network = network_figures(with_strata(rows, details), store.network(config.name),
                                   config.resilience)
         checks = store.timeloop_checks(config.name) if config.backend == "timeloop-check" else []
     notes = plan.notes + ([_check_note(checks)] if checks else [])
+    if failed:
+        notes.append(f"{len(failed)} units failed and were recorded (table 'failures'); "
+                     f"a rerun retries them. First: {failed[0]['label']}: {failed[0]['reason']}")
     occurrences = {label: {i: list(layer.paths) for i, layer in enumerate(m.workload.layers)}
                    for label, m in plan.models.items()}
     return SweepResult(config, config.db_path, rows, network, computed, reused, notes,
-                       time.perf_counter() - start, checks, occurrences, details)
+                       time.perf_counter() - start, checks, occurrences, details, failed)
 
 
 def _check_note(checks: list[dict[str, Any]]) -> str:
@@ -221,7 +227,7 @@ def _note(plan: _ModelPlan) -> str:
 
 def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask],
              done: set[str], computed: dict[str, int], reused: dict[str, int],
-             progress: bool) -> None:
+             progress: bool, failed: list[dict[str, str]]) -> None:
     from tqdm import tqdm
 
     bars = {
@@ -239,22 +245,33 @@ def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask]
     executor = make_executor(config.executor, workers=workers,
                              scheduler=config.scheduler, dask_local=config.dask_local)
     pending: dict[Any, tuple[str, Any]] = {}
+    attempts: dict[str, int] = {}
     try:
         for task in todo:
-            pending[executor.submit(run_map_task, task)] = ("map", task)
+            pending[executor.submit(_RUNNERS["map"], task)] = ("map", task)
         for key in sorted(done):
             _submit_resilience(config, plan, store, key, executor, pending, bars, reused)
         while pending:
             for fut in executor.wait_first(pending):
+                if fut not in pending:  # resubmitted after a pool restart
+                    continue
                 kind, task = pending.pop(fut)
-                result = _result(fut, task)
-                if kind == "map":
+                result, error = _result(fut, task)
+                if isinstance(error, cf.BrokenExecutor):
+                    _recover(executor, pending, (kind, task), attempts, config, store, failed,
+                             bars)
+                    continue
+                if error is not None:
+                    _fail(store, config, kind, task, error, failed)
+                elif kind == "map":
                     _store_map(store, task, result)
+                    store.clear_failure(task.task_key)
                     computed["map"] += 1
                     _submit_resilience(config, plan, store, task.task_key, executor, pending,
                                        bars, reused)
                 else:
                     store.put_resilience(result)
+                    store.clear_failure(task.res_key)
                     computed["resilience"] += 1
                 bars[kind].update(1)
     finally:
@@ -263,13 +280,55 @@ def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask]
             bar.close()
 
 
-def _result(fut: Any, task: Any) -> Any:
-    """A task's result; a user-facing error is re-raised naming the design point and layer."""
+# A unit whose worker died this many times is marked failed instead of sent out again.
+MAX_ATTEMPTS = 3
+_RUNNERS = {"map": run_map_task, "resilience": run_resilience_task}
+
+
+def _label(task: Any) -> str:
+    return getattr(task, "label", None) or f"{task.layer_path} / {task.model.label}"
+
+
+def _unit(task: Any) -> str:
+    return getattr(task, "task_key", None) or task.res_key
+
+
+def _result(fut: Any, task: Any) -> tuple[Any, BaseException | None]:
+    """A task's result or what went wrong. Bad input stops the sweep (one line naming the design
+    point and layer); anything else (a crashed or hung binary, a lost worker) is returned so the
+    sweep records it and goes on with the other work."""
     try:
-        return fut.result()
-    except DseError as exc:
-        label = getattr(task, "label", None) or f"{task.layer_path} / {task.model.label}"
-        raise type(exc)(f"{label}: {exc}") from None
+        return fut.result(), None
+    except InputError as exc:
+        raise InputError(f"{_label(task)}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - recorded per unit, see _fail
+        return None, exc
+
+
+def _fail(store: Store, config: SweepConfig, kind: str, task: Any, error: BaseException,
+          failed: list[dict[str, str]]) -> None:
+    reason = one_line(f"{type(error).__name__}: {error}")[:500]
+    store.put_failure(_unit(task), config.name, kind, _label(task), reason)
+    failed.append({"unit": _unit(task), "kind": kind, "label": _label(task), "reason": reason})
+
+
+def _recover(executor: Any, pending: dict[Any, tuple[str, Any]], lost: tuple[str, Any],
+             attempts: dict[str, int], config: SweepConfig, store: Store,
+             failed: list[dict[str, str]], bars: dict[str, Any]) -> None:
+    """A pool worker died (killed, out of memory): every unfinished task of the broken pool goes
+    to a fresh pool; finished results are kept. A task that keeps killing workers is marked."""
+    executor.restart()
+    redo = [lost] + [pending.pop(f) for f in list(pending)
+                     if not (f.done() and not f.cancelled() and f.exception() is None)]
+    for kind, task in redo:
+        unit = _unit(task)
+        attempts[unit] = attempts.get(unit, 0) + 1
+        if attempts[unit] >= MAX_ATTEMPTS:
+            _fail(store, config, kind, task, RuntimeError(
+                f"worker process died {attempts[unit]} times running it"), failed)
+            bars[kind].update(1)
+        else:
+            pending[executor.submit(_RUNNERS[kind], task)] = (kind, task)
 
 
 def _store_map(store: Store, task: MapTask, result: MapResult) -> None:

@@ -17,11 +17,12 @@ Layout (WAL journal, so readers such as ``dse results`` never block a running sw
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ CREATE TABLE IF NOT EXISTS timeloop_checks (
     energy_rel REAL, agree INTEGER NOT NULL, error TEXT);
 CREATE INDEX IF NOT EXISTS resilience_lookup
     ON resilience (row_key, model_key, layer_path, settings_key);
+CREATE TABLE IF NOT EXISTS failures (
+    unit TEXT PRIMARY KEY, sweep TEXT NOT NULL, kind TEXT NOT NULL, label TEXT NOT NULL,
+    reason TEXT NOT NULL, attempts INTEGER NOT NULL, updated REAL);
 CREATE TABLE IF NOT EXISTS sweeps (
     sweep TEXT PRIMARY KEY, config TEXT NOT NULL, settings_key TEXT NOT NULL, updated REAL);
 CREATE TABLE IF NOT EXISTS sweep_layers (
@@ -150,6 +154,19 @@ class Store:
         self.close()
 
     # ------------------------------------------------------------------------------- writing
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One transaction; a full disk or a read-only file system is one line naming the store
+        (the transaction rolls back, so every row stored before stays as it was)."""
+        try:
+            with self._conn:
+                yield
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc) or "readonly" in str(exc) or "disk I/O" in str(exc):
+                raise InputError(f"cannot write the store ({exc}); rows stored before are kept,"
+                                 " a rerun resumes", file=str(self.path)) from None
+            raise
+
     def begin_sweep(self, sweep: str, config: dict[str, Any], settings_key: str,
                     layers: Sequence[dict[str, Any]], points: Sequence[dict[str, Any]], *,
                     conflict: Callable[[dict[str, Any]], str | None] | None = None) -> None:
@@ -159,7 +176,7 @@ class Store:
         sweep of this name is a different experiment, and then nothing is changed (checked and
         written in one IMMEDIATE transaction, so two runs racing for a name cannot both win).
         """
-        with self._conn:
+        with self._writing():
             self._conn.execute("BEGIN IMMEDIATE")
             row = self._conn.execute("SELECT config FROM sweeps WHERE sweep = ?",
                                      (sweep,)).fetchone()
@@ -184,7 +201,7 @@ class Store:
                  mapper: dict[str, Any], rows: Iterable[MappingRow], *, evaluated: int | None,
                  valid: int | None, wall_s: float) -> None:
         """Store a finished task with all its mappings atomically (idempotent on rerun)."""
-        with self._conn:
+        with self._writing():
             cur = self._conn.execute(
                 "INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (task_key, point_key, json.dumps(problem, sort_keys=True),
@@ -204,12 +221,29 @@ class Store:
     def put_resilience(self, row: ResilienceRow) -> None:
         """Store a score; a continued adaptive campaign replaces its row with one holding more
         faults (the stored strata only ever grow)."""
-        with self._conn:
+        with self._writing():
             self._conn.execute(
                 "INSERT OR REPLACE INTO resilience VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (row.res_key, row.row_key, row.model_key, row.layer_path, row.settings_key,
                  row.sdc_rate, row.sdc_lo, row.sdc_hi, row.fit, row.injections, row.wall_s,
                  json.dumps(row.detail, sort_keys=True), time.time()))
+
+    def put_failure(self, unit: str, sweep: str, kind: str, label: str, reason: str) -> None:
+        """Mark a unit of work that failed (a crashed or hung binary, a lost worker) with its
+        reason; nothing stored is touched, and a rerun computes it again."""
+        with self._writing():
+            self._conn.execute(
+                "INSERT INTO failures VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT(unit) DO UPDATE"
+                " SET reason = excluded.reason, attempts = attempts + 1,"
+                " updated = excluded.updated", (unit, sweep, kind, label, reason, time.time()))
+
+    def clear_failure(self, unit: str) -> None:
+        with self._writing():
+            self._conn.execute("DELETE FROM failures WHERE unit = ?", (unit,))
+
+    def failures(self, sweep: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE sweep = ?", (sweep,)) if sweep else ("", ())
+        return self.query(f"SELECT * FROM failures {where} ORDER BY label", params)
 
     # ------------------------------------------------------------------------------- reading
     def done_tasks(self, keys: Iterable[str]) -> set[str]:
