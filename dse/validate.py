@@ -42,6 +42,19 @@ def parsing(file: str | Path, what: str) -> Iterator[None]:
                          file=str(file)) from None
 
 
+def torch_load(path: str | Path) -> Any:
+    """``torch.load`` of a user's file, tensors only (``weights_only``: a pickle that would run
+    code is refused, not run) and quietly: torch's warnings about pickle protocols would turn the
+    caller's one-line refusal into three lines."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 # ------------------------------------------------------------------------------------- numbers
 
 def number(value: Any, field: str, *, file: str | None = None, integer: bool = False,

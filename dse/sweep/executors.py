@@ -34,7 +34,7 @@ class InProcessExecutor:
         self._work[fut] = (fn, arg)
         return fut
 
-    def wait_first(self, futures: Collection[Any]) -> set[Any]:
+    def wait_first(self, futures: Collection[Any], timeout: float | None = None) -> set[Any]:
         fut = next(iter(futures))
         fn, arg = self._work.pop(fut)
         try:
@@ -64,8 +64,9 @@ class ProcessExecutor:
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> cf.Future:
         return self._pool.submit(fn, arg)
 
-    def wait_first(self, futures: Collection[Any]) -> set[Any]:
-        done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+    def wait_first(self, futures: Collection[Any], timeout: float | None = None) -> set[Any]:
+        """The finished futures (none when ``timeout`` passes first)."""
+        done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         return set(done)
 
     def close(self) -> None:
@@ -100,8 +101,12 @@ class DaskExecutor:
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         return self._client.submit(fn, arg, pure=False)
 
-    def wait_first(self, futures: Collection[Any]) -> set[Any]:
-        done, _ = self._distributed.wait(list(futures), return_when="FIRST_COMPLETED")
+    def wait_first(self, futures: Collection[Any], timeout: float | None = None) -> set[Any]:
+        try:
+            done, _ = self._distributed.wait(list(futures), timeout=timeout,
+                                             return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return set()
         return set(done)
 
     def close(self) -> None:

@@ -9,6 +9,8 @@ database, and a changed input changes exactly the keys that depend on it.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from dse.sweep.config import (
 )
 from dse.sweep.executors import make_executor
 from dse.sweep.hashing import canonical_json, code_version, file_digest, stable_hash, to_plain
-from dse.sweep.store import Store
+from dse.sweep.store import Store, new_owner
 from dse.sweep.tasks import (
     MapResult,
     MapTask,
@@ -244,36 +246,13 @@ def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask]
         plan.notes.append(note)
     executor = make_executor(config.executor, workers=workers,
                              scheduler=config.scheduler, dask_local=config.dask_local)
-    pending: dict[Any, tuple[str, Any]] = {}
-    attempts: dict[str, int] = {}
+    run = _Run(config, plan, store, executor, bars, computed, reused, failed)
     try:
         for task in todo:
-            pending[executor.submit(_RUNNERS["map"], task)] = ("map", task)
+            run.submit("map", task)
         for key in sorted(done):
-            _submit_resilience(config, plan, store, key, executor, pending, bars, reused)
-        while pending:
-            for fut in executor.wait_first(pending):
-                if fut not in pending:  # resubmitted after a pool restart
-                    continue
-                kind, task = pending.pop(fut)
-                result, error = _result(fut, task)
-                if isinstance(error, cf.BrokenExecutor):
-                    _recover(executor, pending, (kind, task), attempts, config, store, failed,
-                             bars)
-                    continue
-                if error is not None:
-                    _fail(store, config, kind, task, error, failed)
-                elif kind == "map":
-                    _store_map(store, task, result)
-                    store.clear_failure(task.task_key)
-                    computed["map"] += 1
-                    _submit_resilience(config, plan, store, task.task_key, executor, pending,
-                                       bars, reused)
-                else:
-                    store.put_resilience(result)
-                    store.clear_failure(task.res_key)
-                    computed["resilience"] += 1
-                bars[kind].update(1)
+            run.submit_resilience(key)
+        run.drain()
     finally:
         executor.close()
         for bar in bars.values():
@@ -285,12 +264,153 @@ MAX_ATTEMPTS = 3
 _RUNNERS = {"map": run_map_task, "resilience": run_resilience_task}
 
 
+def lease_s() -> float:
+    """How long a claim on a unit of work holds without renewal (``DSE_LEASE_S``, default 300 s):
+    a run that died stops renewing, and another run takes its units over after this long."""
+    try:
+        return max(0.5, float(os.environ.get("DSE_LEASE_S", "300")))
+    except ValueError:
+        return 300.0
+
+
 def _label(task: Any) -> str:
     return getattr(task, "label", None) or f"{task.layer_path} / {task.model.label}"
 
 
 def _unit(task: Any) -> str:
     return getattr(task, "task_key", None) or task.res_key
+
+
+@dataclass
+class _Run:
+    """The execution state of one sweep run: what it has sent out, what another run holds, and
+    its claims on the store (so concurrent runs on one store each compute a unit once)."""
+
+    config: SweepConfig
+    plan: _Plan
+    store: Store
+    executor: Any
+    bars: dict[str, Any]
+    computed: dict[str, int]
+    reused: dict[str, int]
+    failed: list[dict[str, str]]
+    pending: dict[Any, tuple[str, Any]] = field(default_factory=dict)
+    deferred: list[tuple[str, Any]] = field(default_factory=list)  # held by another live run
+    attempts: dict[str, int] = field(default_factory=dict)
+    owner: str = field(default_factory=new_owner)
+    lease: float = field(default_factory=lease_s)
+    renewed: float = field(default_factory=time.monotonic)
+
+    def submit(self, kind: str, task: Any) -> None:
+        """Send a unit out if this run wins its claim; reuse it if another run stored it."""
+        state = self.store.claim(_unit(task), kind, self.owner, self.lease)
+        if state == "mine" and kind == "resilience":
+            # a stored score serves (reuse) or is continued (adaptive): read it after the claim
+            stored = self.store.resilience_detail(task.res_key)
+            if stored is not None and _finished(stored, self.config.resilience):
+                self.store.release(task.res_key, self.owner)
+                state = "done"
+            else:
+                task = dataclasses.replace(task, strata=(stored or {}).get("strata"))
+        if state == "mine":
+            self.pending[self.executor.submit(_RUNNERS[kind], task)] = (kind, task)
+        elif state == "busy":
+            self.deferred.append((kind, task))
+        else:
+            self._reused(kind, task)
+
+    def _reused(self, kind: str, task: Any) -> None:
+        self.reused[kind] += 1
+        self.bars[kind].update(1)
+        if kind == "map":
+            self.submit_resilience(task.task_key)
+
+    def drain(self) -> None:
+        while self.pending or self.deferred:
+            if time.monotonic() - self.renewed > self.lease / 4:
+                self.store.renew([_unit(t) for _, t in self.pending.values()], self.owner,
+                                 self.lease)
+                self.renewed = time.monotonic()
+            if self.pending:
+                for fut in self.executor.wait_first(self.pending, timeout=self.lease / 8):
+                    if fut in self.pending:  # else: resubmitted after a pool restart
+                        self._handle(fut, *self.pending.pop(fut))
+            if self.deferred:
+                if not self.pending:
+                    time.sleep(min(1.0, self.lease / 8))
+                waiting, self.deferred = self.deferred, []
+                for kind, task in waiting:
+                    self.submit(kind, task)
+
+    def _handle(self, fut: Any, kind: str, task: Any) -> None:
+        result, error = _result(fut, task)
+        if isinstance(error, cf.BrokenExecutor):
+            self._recover((kind, task))
+            return
+        if error is not None:
+            self._fail(kind, task, error)
+        elif kind == "map":
+            _store_map(self.store, task, result)
+            self.computed["map"] += 1
+            self.submit_resilience(task.task_key)
+        else:
+            self.store.put_resilience(result)
+            self.computed["resilience"] += 1
+        if error is None:
+            self.store.clear_failure(_unit(task))
+        self.store.release(_unit(task), self.owner)
+        self.bars[kind].update(1)
+
+    def _fail(self, kind: str, task: Any, error: BaseException) -> None:
+        reason = one_line(f"{type(error).__name__}: {error}")[:500]
+        self.store.put_failure(_unit(task), self.config.name, kind, _label(task), reason)
+        self.failed.append({"unit": _unit(task), "kind": kind, "label": _label(task),
+                            "reason": reason})
+
+    def _recover(self, lost: tuple[str, Any]) -> None:
+        """A pool worker died (killed, out of memory): every unfinished task of the broken pool
+        goes to a fresh pool; finished results are kept. A task that keeps killing workers is
+        marked failed."""
+        self.executor.restart()
+        redo = [lost] + [self.pending.pop(f) for f in list(self.pending)
+                         if not (f.done() and not f.cancelled() and f.exception() is None)]
+        for kind, task in redo:
+            unit = _unit(task)
+            self.attempts[unit] = self.attempts.get(unit, 0) + 1
+            if self.attempts[unit] >= MAX_ATTEMPTS:
+                self._fail(kind, task, RuntimeError(
+                    f"worker process died {self.attempts[unit]} times running it"))
+                self.store.release(unit, self.owner)
+                self.bars[kind].update(1)
+            else:
+                self.pending[self.executor.submit(_RUNNERS[kind], task)] = (kind, task)
+
+    def submit_resilience(self, task_key: str) -> None:
+        """Queue resilience for every kept mapping of a finished task, per scored layer using
+        it."""
+        plan, config = self.plan, self.config
+        entries = [e for e in plan.layers if e["task_key"] == task_key]
+        mapping_rows = None
+        for entry in entries:
+            mplan = plan.models[entry["model"]]
+            if not mplan.score:
+                continue
+            if mapping_rows is None:
+                mapping_rows = self.store.task_mappings(task_key)
+            task = plan.map_tasks[task_key]
+            for row in mapping_rows:
+                res_key = stable_hash(row["row_key"], mplan.model_key, entry["layer_path"],
+                                      plan.settings_key)
+                queued = [t for _, t in (*self.pending.values(), *self.deferred)]
+                if any(getattr(t, "res_key", None) == res_key for t in queued):
+                    continue
+                self.bars["resilience"].total += 1
+                self.submit("resilience", ResilienceTask(
+                    res_key=res_key, row_key=row["row_key"], model=mplan.spec,
+                    model_key=mplan.model_key, layer_path=entry["layer_path"],
+                    arch=plan.archs[entry["point_key"]], problem=task.problem,
+                    mapping_text=row["mapping"], faults=config.resilience,
+                    settings_key=plan.settings_key, seed=config.seed, strata=None))
 
 
 def _result(fut: Any, task: Any) -> tuple[Any, BaseException | None]:
@@ -301,74 +421,14 @@ def _result(fut: Any, task: Any) -> tuple[Any, BaseException | None]:
         return fut.result(), None
     except InputError as exc:
         raise InputError(f"{_label(task)}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - recorded per unit, see _fail
+    except Exception as exc:  # noqa: BLE001 - recorded per unit, see _Run._fail
         return None, exc
-
-
-def _fail(store: Store, config: SweepConfig, kind: str, task: Any, error: BaseException,
-          failed: list[dict[str, str]]) -> None:
-    reason = one_line(f"{type(error).__name__}: {error}")[:500]
-    store.put_failure(_unit(task), config.name, kind, _label(task), reason)
-    failed.append({"unit": _unit(task), "kind": kind, "label": _label(task), "reason": reason})
-
-
-def _recover(executor: Any, pending: dict[Any, tuple[str, Any]], lost: tuple[str, Any],
-             attempts: dict[str, int], config: SweepConfig, store: Store,
-             failed: list[dict[str, str]], bars: dict[str, Any]) -> None:
-    """A pool worker died (killed, out of memory): every unfinished task of the broken pool goes
-    to a fresh pool; finished results are kept. A task that keeps killing workers is marked."""
-    executor.restart()
-    redo = [lost] + [pending.pop(f) for f in list(pending)
-                     if not (f.done() and not f.cancelled() and f.exception() is None)]
-    for kind, task in redo:
-        unit = _unit(task)
-        attempts[unit] = attempts.get(unit, 0) + 1
-        if attempts[unit] >= MAX_ATTEMPTS:
-            _fail(store, config, kind, task, RuntimeError(
-                f"worker process died {attempts[unit]} times running it"), failed)
-            bars[kind].update(1)
-        else:
-            pending[executor.submit(_RUNNERS[kind], task)] = (kind, task)
 
 
 def _store_map(store: Store, task: MapTask, result: MapResult) -> None:
     store.put_task(task.task_key, task.point_key, to_plain(task.problem), to_plain(task.mapper),
                    result.rows, evaluated=result.evaluated, valid=result.valid,
                    wall_s=result.wall_s)
-
-
-def _submit_resilience(config: SweepConfig, plan: _Plan, store: Store, task_key: str,
-                       executor: Any, pending: dict[Any, tuple[str, Any]],
-                       bars: dict[str, Any], reused: dict[str, int]) -> None:
-    """Queue resilience for every kept mapping of a finished task, per scored layer using it."""
-    entries = [e for e in plan.layers if e["task_key"] == task_key]
-    mapping_rows = None
-    for entry in entries:
-        mplan = plan.models[entry["model"]]
-        if not mplan.score:
-            continue
-        if mapping_rows is None:
-            mapping_rows = store.task_mappings(task_key)
-        task = plan.map_tasks[task_key]
-        for row in mapping_rows:
-            res_key = stable_hash(row["row_key"], mplan.model_key, entry["layer_path"],
-                                  plan.settings_key)
-            if any(kind == "resilience" and t.res_key == res_key for kind, t in pending.values()):
-                continue
-            bars["resilience"].total += 1
-            stored = store.resilience_detail(res_key)
-            if stored is not None and _finished(stored, config.resilience):
-                reused["resilience"] += 1
-                bars["resilience"].update(1)
-                continue
-            rtask = ResilienceTask(
-                res_key=res_key, row_key=row["row_key"], model=mplan.spec,
-                model_key=mplan.model_key, layer_path=entry["layer_path"],
-                arch=plan.archs[entry["point_key"]], problem=task.problem,
-                mapping_text=row["mapping"], faults=config.resilience,
-                settings_key=plan.settings_key, seed=config.seed,
-                strata=(stored or {}).get("strata"))
-            pending[executor.submit(run_resilience_task, rtask)] = ("resilience", rtask)
 
 
 def _finished(stored: dict[str, Any], settings: Any) -> bool:

@@ -20,8 +20,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
+import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +59,8 @@ CREATE TABLE IF NOT EXISTS timeloop_checks (
     energy_rel REAL, agree INTEGER NOT NULL, error TEXT);
 CREATE INDEX IF NOT EXISTS resilience_lookup
     ON resilience (row_key, model_key, layer_path, settings_key);
+CREATE TABLE IF NOT EXISTS claims (
+    unit TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS failures (
     unit TEXT PRIMARY KEY, sweep TEXT NOT NULL, kind TEXT NOT NULL, label TEXT NOT NULL,
     reason TEXT NOT NULL, attempts INTEGER NOT NULL, updated REAL);
@@ -228,6 +233,36 @@ class Store:
                  row.sdc_rate, row.sdc_lo, row.sdc_hi, row.fit, row.injections, row.wall_s,
                  json.dumps(row.detail, sort_keys=True), time.time()))
 
+    def claim(self, unit: str, kind: str, owner: str, lease_s: float) -> str:
+        """Take unit ``unit`` for ``owner`` for ``lease_s`` seconds, in one IMMEDIATE transaction:
+        ``"done"`` (already stored: reuse it), ``"busy"`` (another live run computes it: skip it
+        for now) or ``"mine"`` (free, released, or its holder's lease ran out: compute it)."""
+        with self._writing():
+            self._conn.execute("BEGIN IMMEDIATE")
+            # a stored map task is final; a stored resilience score may still be continued
+            # (adaptive campaigns), so the caller judges it after winning the claim
+            if kind == "map" and self._conn.execute(
+                    "SELECT 1 FROM tasks WHERE task_key = ?", (unit,)).fetchone():
+                return "done"
+            now = time.time()
+            held = self._conn.execute("SELECT owner, expires FROM claims WHERE unit = ?",
+                                      (unit,)).fetchone()
+            if held and held[0] != owner and held[1] > now and owner_alive(held[0]):
+                return "busy"
+            self._conn.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)",
+                               (unit, owner, now + lease_s))
+            return "mine"
+
+    def renew(self, units: Iterable[str], owner: str, lease_s: float) -> None:
+        """Extend ``owner``'s claims on ``units`` (a live run keeps what it is computing)."""
+        with self._writing():
+            self._conn.executemany("UPDATE claims SET expires = ? WHERE unit = ? AND owner = ?",
+                                   [(time.time() + lease_s, u, owner) for u in units])
+
+    def release(self, unit: str, owner: str) -> None:
+        with self._writing():
+            self._conn.execute("DELETE FROM claims WHERE unit = ? AND owner = ?", (unit, owner))
+
     def put_failure(self, unit: str, sweep: str, kind: str, label: str, reason: str) -> None:
         """Mark a unit of work that failed (a crashed or hung binary, a lost worker) with its
         reason; nothing stored is touched, and a rerun computes it again."""
@@ -369,6 +404,28 @@ def _open(path: Path) -> sqlite3.Connection:
         raise InputError(f"database is corrupt or unreadable ({exc}); refusing to touch it",
                          file=str(path)) from None
     return conn
+
+
+def new_owner() -> str:
+    """A claim owner: ``host:pid:tag`` (the tag tells two runs in one process apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False when ``owner`` is a run on this host whose process is gone (killed): its claims are
+    taken over at once instead of after the lease. Runs on other hosts count as alive until their
+    lease runs out."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # What a read-only connection may do: read tables and views, call functions, recurse (CTEs).
