@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dse import validate
 from dse.errors import InputError
 
 DATASETS = ("digits", "fashion_mnist", "cifar10", "cifar100", "gtsrb", "imagefolder")
@@ -282,10 +283,10 @@ def _read_file(path: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, int 
     keys = ("train_images", "train_labels") if split == "train" else ("images", "labels")
     try:
         if path.suffix == ".npz":
-            with np.load(path) as raw:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as raw:
                 stored = {k: torch.as_tensor(raw[k]) for k in raw.files}
         else:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
+            stored = validate.torch_load(path)
     except Exception as exc:  # noqa: BLE001 -- any unreadable file is the user's input error
         raise InputError(f"not a readable {path.suffix} file ({type(exc).__name__})", file=path,
                          field="dataset") from None

@@ -58,7 +58,7 @@ def read_checkpoint(path: str | Path, *, expect: str | None = None) -> Checkpoin
     if not path.is_file():
         raise InputError("checkpoint not found", file=path, field="checkpoint")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = check.torch_load(path)
     except Exception as exc:  # noqa: BLE001 -- any unreadable file is the user's input error
         raise InputError(f"not a readable torch checkpoint ({type(exc).__name__})", file=path,
                          field="checkpoint") from None
