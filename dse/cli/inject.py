@@ -164,23 +164,33 @@ def _check(rows: list[campaign.Row], model, images, path) -> None:
                                [r.injection for r in mine], str(path))
 
 
-def write_summary(summary: dict, spec, out: Path, title: str) -> None:
-    """summary.json, summary.txt (a table per layer and per bit: every class count, then the
-    headline rate with its interval) and the headline plot."""
-    check.write_text(out / "summary.json", json.dumps(summary, indent=2), field="--out")
+def summary_tables(summary: dict, spec, title: str) -> str:
+    """summary.txt: per layer and per bit, every class count and the headline rate per (fault,
+    image) pair with its [lo, hi] interval (significant figures, never rounded to zero)."""
+    import textwrap
+
+    from dse.report.tables import text_table
+    from dse.units import estimate
+
     cls = spec.headline
-    lines = [title, f"rates are shares of (fault, image) pairs; intervals at "
-             f"{summary['overall']['confidence']:.0%} with the fault as sampling unit", ""]
-    for key in ("per_layer", "per_bit"):
-        lines.append(f"{key.replace('_', ' ')}: faults injections "
-                     + " ".join(spec.classes) + f" {cls}_rate [ci]")
-        for name, s in summary[key].items():
-            counts = " ".join(f"{s[c]['count']:{max(6, len(c))}d}" for c in spec.classes)
-            lines.append(f"  {name:24s} {s['faults']:6d} {s['injections']:8d} {counts} "
-                         f"{s[cls]['rate']:.4f} [{s[cls]['ci'][0]:.4f}, {s[cls]['ci'][1]:.4f}]")
-        lines.append("")
-    check.write_text(out / "summary.txt", "\n".join(lines), field="--out")
-    campaign.plot_summary(summary, spec, out / f"{cls}.png", title)
+    lines = [title, *textwrap.wrap(
+        f"{cls} per inference: share of (fault, image) pairs whose outcome is {cls}; intervals"
+        f" at {100 * summary['overall']['confidence']:g}% with the fault as sampling unit", 100),
+        ""]
+    for key, name in (("per_layer", "layer"), ("per_bit", "bit")):
+        rows = [{name: k, "faults": s["faults"], "fault x image pairs": s["injections"],
+                 **{c: s[c]["count"] for c in spec.classes},
+                 f"{cls} per inference [CI]": estimate(s[cls]["rate"], *s[cls]["ci"])}
+                for k, s in summary[key].items()]
+        lines += [text_table(rows), ""]
+    return "\n".join(lines)
+
+
+def write_summary(summary: dict, spec, out: Path, title: str) -> None:
+    """summary.json, summary.txt (:func:`summary_tables`) and the headline plot."""
+    check.write_text(out / "summary.json", json.dumps(summary, indent=2), field="--out")
+    check.write_text(out / "summary.txt", summary_tables(summary, spec, title), field="--out")
+    campaign.plot_summary(summary, spec, out / f"{spec.headline}.png", title)
 
 
 def run(args) -> int:
@@ -205,9 +215,11 @@ def run(args) -> int:
     if args.json:
         print_json(result)
     else:
+        from dse.units import estimate
+
         h = o[spec.headline]
         rest = ", ".join(f"{c} {o[c]['count']}" for c in spec.classes)
-        print(f"{title}\n{spec.headline} rate {h['rate']:.4f} [{h['ci'][0]:.4f}, "
-              f"{h['ci'][1]:.4f}] at {args.confidence:.0%} (fault as sampling unit); {rest}; "
-              f"files in {out}")
+        print(f"{title}\n{spec.headline} per inference (share of fault x image pairs) "
+              f"{estimate(h['rate'], *h['ci'])} at {100 * args.confidence:g}% (fault as sampling"
+              f" unit)\ncounts of fault x image pairs: {rest}\nfiles in {out}")
     return 0

@@ -111,19 +111,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
-    lo, hi = result.sdc1_ci
-    print(f"{arch.name} / {args.model}:{layer_path}  {result.n_faults} faults, "
-          f"{result.exposed_mbit * 1e6:.0f} exposed bits")
-    print(f"SDC-1 rate {result.sdc1_rate:.4f}  [{lo:.4f}, {hi:.4f}]  FIT {result.fit:.3g}")
-    print(f"{'level':<24}{'dataspace':<10}{'share':>8}{'SDC-1':>8}{'footprint':>11}")
-    for s in result.per_site:
-        print(f"{s.level:<24}{s.dataspace:<10}{s.exposure_share:>8.3f}{s.sdc1_rate:>8.3f}"
-              f"{s.mean_footprint:>11.1f}")
-    if "stuck_pe" in out:
-        st = out["stuck_pe"]
-        print(f"stuck PE ({st['kind']}): SDC-1 {st['sdc1_rate']:.4f} "
-              f"[{st['sdc1_ci'][0]:.4f}, {st['sdc1_ci'][1]:.4f}], "
-              f"{st['mean_footprint']:.0f} outputs per PE")
+    fit_per_mbit = args.fit_per_mbit if args.fit_per_mbit is not None else DEFAULT_FIT_PER_MBIT
+    print(resilience_text(result, out.get("stuck_pe"), title=f"{arch.name} / {args.model}:"
+                          f"{layer_path}", fmt=args.fmt, confidence=args.confidence,
+                          fit_per_mbit=fit_per_mbit))
     return 0
 
 
@@ -193,3 +184,28 @@ def _mapping(args: argparse.Namespace, problem, arch):
         raise InputError(f"must be >= 1, got {args.map_evals}", field="--map-evals")
     return search(problem, arch, objective=args.map_objective, time_limit=None, seed=args.seed,
                   workers=1, max_evals=args.map_evals).best
+
+
+def resilience_text(result, stuck: dict | None, *, title: str, fmt: str, confidence: float,
+                    fit_per_mbit: float) -> str:
+    """The human-readable result: every figure with its definition, unit and [lo, hi] interval
+    (glossary: SDC per fault, SDC FIT, raw FIT/Mbit); numbers never rounded to zero."""
+    from dse.report.tables import text_table
+    from dse.units import estimate, num
+
+    lines = [f"{title}: {result.n_faults} faults in {fmt} words, "
+             f"{num(result.exposed_mbit * 1e6)} exposed bits; intervals at {100 * confidence:g}%",
+             f"SDC per fault (top-1 changes | one fault in the layer's buffers): "
+             f"{estimate(result.sdc1_rate, *result.sdc1_ci)}",
+             f"SDC FIT: {num(result.fit)} failures per 1e9 h (raw {num(fit_per_mbit)} FIT/Mbit x "
+             f"{num(result.exposed_mbit)} Mbit exposed x SDC per fault)", ""]
+    lines.append(text_table([{"level": s.level, "dataspace": s.dataspace,
+                              "exposure share": s.exposure_share,
+                              "SDC per fault [CI]": estimate(s.sdc1_rate, *s.sdc1_ci),
+                              "outputs per fault": s.mean_footprint}
+                             for s in result.per_site]))
+    if stuck:
+        lines += ["", f"stuck PE ({stuck['kind']}): SDC per fault "
+                      f"{estimate(stuck['sdc1_rate'], *stuck['sdc1_ci'])}, "
+                      f"{num(stuck['mean_footprint'])} outputs per PE"]
+    return "\n".join(lines)

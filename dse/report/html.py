@@ -24,7 +24,8 @@ from dse.units import energy_unit, is_numeric
 
 _CSS = """body{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222;padding:0 1em}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;
-padding:3px 8px}th{background:#eee;cursor:pointer;user-select:none}th:after{content:' \\2195';
+padding:3px 8px;white-space:nowrap}td.w{white-space:normal;overflow-wrap:anywhere;min-width:14em}
+th{white-space:normal;background:#eee;cursor:pointer;user-select:none}th:after{content:' \\2195';
 color:#999}td.n{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1.5em 0}
 img{max-width:100%}.note{color:#a33}dl.settings{display:grid;grid-template-columns:max-content
 auto;gap:2px 1em}dl.settings dt{font-weight:bold}dl.settings dd{margin:0;font-family:monospace}
@@ -49,7 +50,9 @@ def table_html(rows: Sequence[Mapping[str, Any]]) -> str:
     def cell(value: Any) -> str:
         if is_numeric(value):
             return f"<td class='n' data-v='{value!r}'>{html.escape(fmt(value))}</td>"
-        return f"<td>{html.escape(fmt(value))}</td>"
+        text = fmt(value)  # long labels may wrap; numbers and intervals stay on one line
+        wrap = " class='w'" if len(text) > 30 and not text[:1].isdigit() else ""
+        return f"<td{wrap}>{html.escape(text)}</td>"
 
     body = "".join("<tr>" + "".join(cell(r.get(c)) for c in cols) + "</tr>" for r in rows)
     return f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

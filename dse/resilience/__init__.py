@@ -9,10 +9,10 @@ mapping's buffers), with ``oracles`` holding the slow references they are checke
 
 from dse.resilience.fault import KINDS, Fault, What, When, Where
 from dse.resilience.formats import NumberFormat, fixed_scale, number_format
-from dse.resilience.inference import EngineResult, FastEngine, NaiveEngine
+from dse.resilience.inference import EngineResult, FastEngine, NaiveEngine, perturbed
 from dse.resilience.mapped import ResilienceResult, mapping_resilience
 from dse.resilience.outcomes import OutcomeSpec, register
 
 __all__ = ["KINDS", "EngineResult", "FastEngine", "Fault", "NaiveEngine", "NumberFormat",
            "OutcomeSpec", "ResilienceResult", "What", "When", "Where", "fixed_scale",
-           "mapping_resilience", "number_format", "register"]
+           "mapping_resilience", "number_format", "perturbed", "register"]

@@ -193,14 +193,15 @@ def _bit_order(key: str) -> list[int]:
 
 def plot_summary(summary: dict, spec: OutcomeSpec, path: str | Path, title: str = "") -> None:
     """PNG: the spec's headline rate with its interval per layer (left) and per bit position
-    (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    (right). A panel whose non-zero rates span a decade or more gets a symmetric-log axis, so
+    the low bits stay visible next to an exponent bit (zero stays zero)."""
     import matplotlib.pyplot as plt
 
+    from dse.figures import save_figure
+
     cls = spec.headline
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    level = f"{100 * summary['overall']['confidence']:g}%"
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
     for ax, key, label in ((axes[0], "per_layer", "layer"), (axes[1], "per_bit", "bit")):
         groups = summary[key]
         names = list(groups)
@@ -210,8 +211,15 @@ def plot_summary(summary: dict, spec: OutcomeSpec, path: str | Path, title: str 
         ax.bar(range(len(names)), rates, yerr=[lo.clip(0), hi.clip(0)], capsize=2, color="tab:red")
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
         ax.set_xlabel(label)
-        ax.set_ylabel(f"{cls} rate (share of fault x image pairs)")
-    fig.suptitle(title)
+        positive = rates[rates > 0]
+        scale = ""
+        if positive.size and positive.max() > 10 * positive.min():
+            ax.set_yscale("symlog", linthresh=float(positive.min()))
+            scale = ", symlog"
+        ax.set_ylabel(f"{cls} per inference ({level} CI{scale})")
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(f"{title}\n{cls} per inference = share of (fault, image) pairs", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    path = Path(path)
+    save_figure(fig, path.parent, path.stem)
+    path.with_suffix(".svg").unlink(missing_ok=True)  # the campaign keeps the PNG only
