@@ -71,6 +71,14 @@ def estimate(value: float | None, lo: float | None, hi: float | None, sig: int =
     return f"{num(value, sig)} {interval(lo, hi, sig)}"
 
 
+def half_width(relative: float) -> str:
+    """A relative half-width (half the interval over the estimate) as ``±25%``; past 10x the
+    estimate a percentage stops being readable (``±1772379%``), so it reads ``±1.77e+04x``."""
+    if relative >= 10:
+        return f"±{num(relative)}x"
+    return f"±{relative:.0%}"
+
+
 def energy_unit(values_pJ: Iterable[float | None]) -> tuple[str, float]:
     """The unit (pJ .. J) that shows the typical value of a column between 1 and 1000.
 

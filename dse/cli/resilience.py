@@ -13,6 +13,7 @@ from dse import validate as check
 from dse.cli._common import print_json
 from dse.errors import InputError
 from dse.mapper.search import NEEDS_METRIC, OBJECTIVES
+from dse.units import half_width
 
 MAP_OBJECTIVES = [name for name in OBJECTIVES if name not in NEEDS_METRIC]
 
@@ -139,7 +140,7 @@ def _adaptive(args: argparse.Namespace, arch, problem, mapping, model, layer_pat
     e = result.sdc
     state = ("resolved" if result.resolved else
              f"NOT resolved within --max-faults {args.max_faults}: reached "
-             + (f"±{e.relative:.0%}" if e.value > 0 else f"upper bound {e.hi:.2g}"))
+             + (half_width(e.relative) if e.value > 0 else f"upper bound {e.hi:.2g}"))
     print(f"{arch.name} / {args.model}:{layer_path}  {e.n} faults, "
           f"{result.exposed_mbit:.4g} exposed Mbit")
     print(f"P(SDC-1 | fault) {e.value:.4g}  [{e.lo:.4g}, {e.hi:.4g}] at {args.confidence:.0%}; "

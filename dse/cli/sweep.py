@@ -23,6 +23,7 @@ from dse.sweep.config import (
     SweepConfig,
     read_config,
 )
+from dse.units import half_width
 
 
 def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
@@ -282,7 +283,7 @@ def sdc_lines(result: Any) -> list[str]:
 
 def _reached(r: dict[str, Any]) -> str:
     if r["sdc_rate"] > 0:
-        return f"±{r['relative_half_width']:.0%}"
+        return half_width(r["relative_half_width"])
     return f"upper bound {r['sdc_hi']:.2g} on P(SDC|fault)"
 
 
