@@ -136,8 +136,11 @@ def apply_v04(c: Constraints, block: dict[str, Any] | None, *, spatial_ok: bool,
             raise InputError(f"unknown constraint kind {key!r}", file=file, field=f"{field}.{key}")
 
 
-def native_targets(name: str, c: Constraints) -> list[dict[str, Any]]:
-    """The Timeloop ``architecture_constraints.targets`` entries for one level."""
+def native_targets(name: str, c: Constraints, unit_dims: Iterable[str] | None = None
+                   ) -> list[dict[str, Any]]:
+    """The Timeloop ``architecture_constraints.targets`` entries for one level. With
+    ``unit_dims`` (the problem's size-1 dims), a spatial permutation with a ``split`` is written
+    in dse's reading (see :func:`split_as_meant`)."""
     out: list[dict[str, Any]] = []
     if c.keep is not None or c.bypass is not None:
         entry: dict[str, Any] = {"target": name, "type": "bypass"}
@@ -160,13 +163,32 @@ def native_targets(name: str, c: Constraints) -> list[dict[str, Any]]:
         if c.spatial_factors:
             entry["factors"] = factors_text(c.spatial_factors)
         if c.spatial_permutation:
-            entry["permutation"] = timeloop_permutation(c.spatial_permutation)
+            perm = c.spatial_permutation
+            if unit_dims is not None and c.spatial_split is not None:
+                perm = split_as_meant(perm, c.spatial_factors, unit_dims)
+            entry["permutation"] = timeloop_permutation(perm)
         if c.spatial_split is not None:
             entry["split"] = c.spatial_split
         out.append(entry)
     if c.min_utilization:
         out.append({"target": name, "type": "utilization", "min": c.min_utilization})
     return out
+
+
+def split_as_meant(outer_first: tuple[str, ...], factors: dict[str, tuple[str, int]],
+                   unit_dims: Iterable[str]) -> tuple[str, ...]:
+    """A spatial permutation (outermost first) with every dim that cannot be non-unit (factor
+    constrained to 1, or size 1 in the problem) moved outermost, the others kept innermost in
+    their order.
+
+    Why: Timeloop counts ``split`` from the innermost end of the string, and timeloopfe pins the
+    unit dims innermost, so ``[M, C], split: 1`` becomes ``GNQPSRCM`` and only G (size 1) may
+    use X. dse reads the split over the dims that can be non-unit (C on X, M on Y, as the design
+    means it); this order makes Timeloop's literal reading say the same (``CMGNQPSR``). A unit
+    loop has no order, so nothing else changes."""
+    unit = set(unit_dims) | {d for d, (op, v) in factors.items() if op == "=" and v == 1}
+    return (tuple(d for d in outer_first if d in unit)
+            + tuple(d for d in outer_first if d not in unit))
 
 
 def pin_unit_factors(c: Constraints) -> None:
@@ -218,4 +240,5 @@ def canonical(c: Constraints, unit_dims: Iterable[str] = ()) -> dict[str, Any]:
 
 __all__ = ["apply_target", "apply_v04", "canonical", "native_targets",
            "parse_factors", "parse_permutation", "pin_unit_factors", "spatial_axes",
+           "split_as_meant",
            "timeloop_permutation"]

@@ -8,6 +8,7 @@ constraints come from ``architecture_constraints`` / ``mapspace_constraints`` ``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +134,12 @@ def _apply_constraints(arch: Arch, block: Any, file: str | None, key: str) -> No
 # Writer
 
 
-def native_dict(arch: Arch, *, keys: str = "hyphen", constraints: bool = True) -> dict[str, Any]:
+def native_dict(arch: Arch, *, keys: str = "hyphen", constraints: bool = True,
+                unit_dims: Iterable[str] | None = None) -> dict[str, Any]:
     """The native tree (flat, timeloopfe-style) plus ``architecture_constraints`` (left out
-    with ``constraints=False``: Timeloop v3.0.3's model rejects valid mappings against them)."""
+    with ``constraints=False``: Timeloop v3.0.3's model rejects valid mappings against them).
+    ``unit_dims``: a problem's size-1 dims; given, spatial splits are written as dse reads them
+    (:func:`dse.arch.constraints.split_as_meant`), so Timeloop's mapper searches dse's space."""
     local: list[dict[str, Any]] = [_storage_node(lvl) for lvl in arch.levels]
     local.append(_compute_node(arch.compute))
     doc: dict[str, Any] = {
@@ -145,21 +149,21 @@ def native_dict(arch: Arch, *, keys: str = "hyphen", constraints: bool = True) -
                          "attributes": {"technology": "SET ME"}, "local": local}],
         },
     }
-    targets = [t for lvl in arch.levels for t in native_targets(lvl.name, lvl.constraints)]
+    targets = [t for lvl in arch.levels for t in native_targets(lvl.name, lvl.constraints, unit_dims)]
     if targets and constraints:
         doc["architecture_constraints"] = {"targets": targets}
     return _rekey(doc, keys)
 
 
 def write_native(arch: Arch, path: str | Path, *, keys: str = "hyphen",
-                 constraints: bool = True) -> Path:
+                 constraints: bool = True, unit_dims: Iterable[str] | None = None) -> Path:
     """Write Timeloop's native tree form (hyphenated keys for v3.0.x by default; ``keys=
     "underscore"`` for newer Timeloop). Re-reading it gives back the same Arch."""
     if keys not in ("hyphen", "underscore"):
         raise InputError(f"keys must be 'hyphen' or 'underscore', got {keys!r}", field="keys")
     path = Path(path)
-    text = yaml.safe_dump(native_dict(arch, keys=keys, constraints=constraints), sort_keys=False,
-                          default_flow_style=False)
+    doc = native_dict(arch, keys=keys, constraints=constraints, unit_dims=unit_dims)
+    text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
     validate.write_text(path, text, field="--output")
     return path
 

@@ -98,10 +98,13 @@ def version(binary: str = MODEL_BINARY) -> str | None:
 def write_inputs(problem: Problem, arch: Arch, workdir: str | Path, *,
                  constraints: bool = False) -> list[Path]:
     """Write the architecture, energy tables (ERT, and ART when areas are known) and problem.
-    ``constraints``: include the design's constraints (the mapper's input only)."""
+    ``constraints``: include the design's constraints (the mapper's input only), spatial
+    splits written as dse reads them (C on X, M on Y for ``[M, C], split: 1``), so the real
+    mapper searches the same space as dse's."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    files = [write_native(arch, workdir / "arch.yaml", constraints=constraints),
+    unit = [d for d in problem.dimensions if problem.instance[d] == 1] if constraints else None
+    files = [write_native(arch, workdir / "arch.yaml", constraints=constraints, unit_dims=unit),
              write_problem(problem, workdir / "problem.yaml")]
     files += write_tables(arch, workdir / "dse")
     return files
