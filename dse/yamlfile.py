@@ -11,8 +11,13 @@ import yaml
 from dse.errors import InputError
 
 
-def read_yaml(path: str | Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
-    """Parse ``path`` with ``loader`` (a SafeLoader or a subclass with extra tags)."""
+#: libyaml's safe loader where PyYAML was built with it (about 10x faster than the pure-Python
+#: one: reading a design and a layer was a fifth of a short ``dse map`` run); same safe constructors.
+FastSafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: str | Path, loader: type = FastSafeLoader) -> Any:
+    """Parse ``path`` with ``loader`` (a safe loader, or a subclass with extra tags)."""
     path = Path(path)
     try:
         text = path.read_text()

@@ -12,13 +12,13 @@ from typing import Any
 
 import yaml
 
-from dse.yamlfile import read_yaml
+from dse.yamlfile import FastSafeLoader, read_yaml
 
 TAG_KEY = "!tag"
 V04_TAGS = ("Container", "Component", "Parallel", "Nothing", "Hierarchical", "Pipelined")
 
 
-class SpecLoader(yaml.SafeLoader):
+class SpecLoader(FastSafeLoader):
     """SafeLoader that knows the v0.4 node tags (and nothing executable)."""
 
 
