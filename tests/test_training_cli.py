@@ -25,15 +25,17 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def _cmd(out: Path, n: int) -> list[str]:
+def _cmd(out: Path, n: int, extra: list[str]) -> list[str]:
     return [sys.executable, "-m", "dse", "train-inject", *SMALL, "--experiments", str(n),
-            "--out", str(out), "--json"]
+            "--out", str(out), "--json", *extra]
 
 
-def test_killed_campaign_resumes_without_redoing_or_losing_an_experiment(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--executor", "dask", "--dask-local", "1"]],
+                         ids=["in-process", "dask"])
+def test_killed_campaign_resumes_without_redoing_or_losing_an_experiment(tmp_path, extra):
     out = tmp_path / "camp"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(_cmd(out, 8), env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_cmd(out, 8, extra), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     results = out / "results.csv"
     deadline = time.time() + 240
@@ -47,7 +49,8 @@ def test_killed_campaign_resumes_without_redoing_or_losing_an_experiment(tmp_pat
     before = results.read_bytes()
     done_before = [r["experiment"] for r in _rows(results) if r["curve_sha"]]
     assert 2 <= len(done_before) < 8
-    run = subprocess.run(_cmd(out, 8), env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(_cmd(out, 8, extra), env=env, capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 0, run.stderr
     after = results.read_bytes()
     cut = before[:before.rfind(b"\n") + 1]  # a half-written line may be cut, nothing else

@@ -55,6 +55,37 @@ def test_exact_early_stop_gives_the_curve_of_the_full_run(golden, data):
     assert classify(fast, golden, SPEC).outcome == "Masked"
 
 
+def _same_from_the_injection(fast, naive) -> None:
+    """The fast experiment's curve equals the from-scratch one from the injection to its stop."""
+    stop = fast.curve.nonfinite if fast.curve.nonfinite is not None else fast.end
+    a = fast.curve.loss[fast.inject - fast.curve.start:stop - fast.curve.start + 1]
+    b = naive.curve.loss[naive.inject - naive.curve.start:stop - naive.curve.start + 1]
+    assert np.array_equal(_bits(a), _bits(b))
+    last = stop - 1 if fast.curve.nonfinite is not None else stop
+    assert fast.curve.test_acc == {g: v for g, v in naive.curve.test_acc.items() if g <= last}
+
+
+@pytest.mark.parametrize("mitigation,fault", [
+    ("none", TrainFault(2, 10, "features.2", "forward", "output", "random", (3, 4, 2, 2),
+                        extent=16, seed=3)),  # injected at a checkpoint step
+    ("none", TrainFault(1, 3, "features.5", "backward", "grad_out", "value", (5, 3, 1, 1),
+                        values=(3e38,))),  # stops at INF/NaN
+    ("guard", TrainFault(0, 20, "features.5", "backward", "grad_out", "value", (5, 3, 1, 1),
+                         values=(3e38,))),  # rolled back at a checkpoint step, back on golden
+])
+def test_checkpoint_restart_and_early_stops_equal_training_from_scratch(golden, data,
+                                                                      mitigation, fault):
+    g = golden if mitigation == "none" else golden_run(
+        SETUP.with_(epochs=2, mitigation=mitigation), data, spread_seeds=0)
+    fast = run_experiment(g, data, fault, steps_after=20)
+    naive = run_experiment(g, data, fault, steps_after=20, early_stop=False, from_scratch=True)
+    assert fast.curve.start > 0 and fast.steps_run < naive.steps_run
+    assert fast.inject - fast.curve.start <= 10  # restarted from the last checkpoint before it
+    _same_from_the_injection(fast, naive)
+    assert repr(classify(fast, g, SPEC)) == repr(classify(naive, g, SPEC))  # NaNs alike
+    assert tc.curve_sha(fast) == tc.curve_sha(naive) or fast.curve.nonfinite is not None
+
+
 def test_replayed_row_equals_its_first_run(golden, data):
     f = TrainFault(1, 7, "features.5", "forward", "output", "copy", (3, 2, 1, 0), extent=16,
                    seed=11)

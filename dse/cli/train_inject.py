@@ -34,11 +34,16 @@ def register(subparsers) -> None:
                    help="adam sgd rmsprop adagrad adamw (the same faults under each)")
     p.add_argument("--lr", type=float, help="learning rate (default: per optimizer)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=8, help="length of the golden run")
+    p.add_argument("--epochs", type=int, default=40,
+                   help="length of the golden run (default: 40, 840 steps of digits_cnn)")
     p.add_argument("--precision", default="fp32", help="fp32 or bf16 (CPU autocast)")
     p.add_argument("--experiments", type=int, default=200)
-    p.add_argument("--steps-after", type=int, default=100,
-                   help="train this many steps after the injection (0: to the end of the run)")
+    p.add_argument("--steps-after", type=int, default=50,
+                   help="train this many steps after the injection (0: to the end of the run; "
+                        "default: 50)")
+    p.add_argument("--checkpoint-every", type=int, default=10,
+                   help="golden-run checkpoint interval in steps: an experiment re-trains at "
+                        "most this many steps before its injection (default: 10)")
     p.add_argument("--pass", dest="passes", nargs="+", default=["forward", "backward",
                                                                  "optimizer"])
     p.add_argument("--fault-model", nargs="+", default=["bitflip", "random", "copy", "zero"],
@@ -56,7 +61,13 @@ def register(subparsers) -> None:
     p.add_argument("--outcome", nargs="*", metavar="KEY=VALUE",
                    help="outcome thresholds, e.g. short_term=10 tol_floor=0.02")
     p.add_argument("--confidence", type=float, default=0.95)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2,
+                   help="worker processes (local pool, or a Dask LocalCluster) (default: 2)")
+    p.add_argument("--executor", choices=("process", "inprocess", "dask"), default="process",
+                   help="where experiments run, as in `dse sweep` (default: process)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="Dask scheduler to use (its workers must see --out)")
+    p.add_argument("--dask-local", type=int, metavar="N", help="start a Dask LocalCluster of N")
     p.add_argument("--seed", type=int, default=0, help="training seed (golden run)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the fault sampling")
     p.add_argument("--replay", help="re-run the rows of this CSV and check them bit for bit")
@@ -94,7 +105,10 @@ def _setups(args) -> list:
 
 
 def _check(args) -> None:
-    for name, low in (("experiments", 1), ("workers", 1), ("golden_seeds", 0)):
+    for name, low in (("experiments", 1), ("workers", 1), ("golden_seeds", 0),
+                      ("checkpoint_every", 1), ("dask_local", 1)):
+        if getattr(args, name) is None:
+            continue
         if getattr(args, name) < low:
             flag = f"--{name.replace('_', '-')}"
             raise InputError(f"{flag} must be >= {low}", field=flag)
@@ -136,7 +150,8 @@ def _campaign(args, spec) -> int:
     for s in setups:
         _say(args, f"golden run {s.optimizer}/{s.mitigation} (+{args.golden_seeds} seeds)")
         goldens[(s.optimizer, s.mitigation)] = tc.golden_for(s, data, out / "golden",
-                                                             args.golden_seeds)
+                                                             args.golden_seeds,
+                                                             args.checkpoint_every)
     g0 = goldens[(setups[0].optimizer, setups[0].mitigation)]
     listing = out / "experiments.csv"
     if not listing.exists():
@@ -145,7 +160,8 @@ def _campaign(args, spec) -> int:
     bases = [tc.fault_row(i, f, s, plan.steps_after, args.golden_seeds) for s in setups
              for i, f in enumerate(faults)]
     rows = tc.run_campaign(bases, goldens, data, out, spec, workers=args.workers,
-                           progress=not args.json)
+                           executor=args.executor, scheduler=args.scheduler,
+                           dask_local=args.dask_local, progress=not args.json)
     summary = tc.summarize(rows, args.confidence)
     strata = tc.summarize(rows, args.confidence, by=args.stratify) if args.stratify else None
     mitigations = tc.mitigation_report(rows, goldens, args.confidence)

@@ -19,7 +19,6 @@ rate is the experiment.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import csv
 import hashlib
 import json
@@ -53,9 +52,14 @@ from dse.resilience.training.outcome import (
     TrainingOutcomeSpec,
     classify,
 )
-from dse.resilience.training.run import Experiment, Golden, golden_run, run_experiment
+from dse.resilience.training.run import (
+    CHECKPOINT_EVERY,
+    Experiment,
+    Golden,
+    golden_run,
+    run_experiment,
+)
 from dse.resilience.training.trainer import Data, Trainer, TrainSetup, load_data
-from dse.workers import process_pool
 
 SEED_COLUMNS = ("model", "stage", "fmodel", "target_worker", "target_layer", "target_epoch",
                 "target_step", "learning_rate", "seed", "inj_pos", "inj_values")
@@ -69,6 +73,9 @@ COLUMNS = SEED_COLUMNS + FAULT_COLUMNS + RESULT_COLUMNS
 STAGES = {"forward": "fwrd_inject", "backward": "bkwd_inject", "optimizer": "optm_inject"}
 STRATA = ("pass", "layer", "fmodel")
 SAMPLED_MODELS = tuple(m for m in FAULT_MODELS if m != "value")  # 'value' needs a given value
+# The default plan: a fault strikes at a uniform step of a 40-epoch training (840 steps of the
+# digits CNN) and the run is watched for 50 steps after it (module doc of dse.cli.train_inject)
+DEFAULT_EPOCHS = 40
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class Plan:
     fmodels: tuple[str, ...] = ("bitflip", "random", "copy", "zero")
     fmt: str = "fp32"
     extents: tuple[int, ...] = (1, 16, 64)
-    steps_after: int | None = 100
+    steps_after: int | None = 50
     stratify: str | None = None
     seed: int = 0
 
@@ -245,8 +252,9 @@ def from_row(row: dict) -> tuple[TrainSetup, TrainFault, int | None]:
 
 
 def curve_sha(exp: Experiment) -> str:
-    """A digest of the experiment's per-step losses and test accuracies (bit-exact replay check)."""
-    h = hashlib.blake2b(exp.curve.loss.tobytes(), digest_size=8)
+    """A digest of the experiment's per-step losses and test accuracies from the injection on
+    (bit-exact replay check; independent of the checkpoint it restarted from)."""
+    h = hashlib.blake2b(exp.curve.loss[exp.inject - exp.curve.start:].tobytes(), digest_size=8)
     h.update(repr(sorted(exp.curve.test_acc.items())).encode())
     return h.hexdigest()
 
@@ -277,15 +285,16 @@ def _opt(x: int | None) -> str:
 # ---------------------------------------------------------------------------------- running
 
 
-def golden_for(setup: TrainSetup, data: Data, folder: Path, spread_seeds: int) -> Golden:
+def golden_for(setup: TrainSetup, data: Data, folder: Path, spread_seeds: int,
+               checkpoint_every: int = CHECKPOINT_EVERY) -> Golden:
     """The golden run of ``setup``, loaded from ``folder`` when an identical one is there."""
     path = folder / f"{setup.optimizer}-{setup.mitigation}.pt"
-    key = {**setup.as_dict(), "spread_seeds": spread_seeds}
+    key = {**setup.as_dict(), "spread_seeds": spread_seeds, "checkpoint_every": checkpoint_every}
     if path.exists():
         saved = torch.load(path, weights_only=False)
         if saved.get("key") == key:
             return saved["golden"]
-    golden = golden_run(setup, data, spread_seeds)
+    golden = golden_run(setup, data, spread_seeds, checkpoint_every)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"key": key, "golden": golden}, tmp)
@@ -326,26 +335,29 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-_STATE: dict = {}  # a pool worker's data, golden runs and outcome spec
+_CACHE: dict = {}  # a worker's data sets and golden runs, loaded once per process
 
 
-def _worker_setup(golden_paths: dict[tuple[str, str], str], dataset: str, spec: dict) -> None:
-    _STATE["data"] = load_data(dataset)
-    _STATE["golden"] = {k: torch.load(p, weights_only=False)["golden"]
-                        for k, p in golden_paths.items()}
-    _STATE["spec"] = TrainingOutcomeSpec(**spec)
-
-
-def _worker_run(base: dict) -> tuple[dict, dict]:
-    golden = _STATE["golden"][(base["optimizer"], base["mitigation"])]
-    return run_one(golden, _STATE["data"], base, _STATE["spec"])
+def _task(arg: tuple[dict, str, dict]) -> tuple[dict, dict]:
+    """One experiment in a worker (pool process or Dask worker): row, golden-run file, outcome
+    spec. The data set and the golden run are loaded at a worker's first task and kept."""
+    base, golden_path, spec = arg
+    if golden_path not in _CACHE:
+        _CACHE[golden_path] = torch.load(golden_path, weights_only=False)["golden"]
+    dataset = base["dataset"]
+    if ("data", dataset) not in _CACHE:
+        _CACHE[("data", dataset)] = load_data(dataset)
+    return run_one(_CACHE[golden_path], _CACHE[("data", dataset)], base,
+                   TrainingOutcomeSpec(**spec))
 
 
 def run_campaign(bases: Sequence[dict], goldens: dict[tuple[str, str], Golden], data: Data,
                  out: Path, spec: TrainingOutcomeSpec, *, workers: int = 1,
-                 progress: bool = False) -> list[dict]:
+                 executor: str = "process", scheduler: str | None = None,
+                 dask_local: int | None = None, progress: bool = False) -> list[dict]:
     """Run every row of ``bases`` not yet in ``out/results.csv`` (module doc); all result rows in
-    the order of ``bases``."""
+    the order of ``bases``. ``executor`` / ``scheduler`` / ``dask_local`` choose where, as for
+    ``dse sweep`` (:func:`dse.sweep.executors.make_executor`); the driver alone writes."""
     results, curves = out / "results.csv", out / "curves.jsonl"
     done = {row_key(r): r for r in read_rows(results) if r.get("curve_sha")}
     known = {row_key(b) for b in bases}
@@ -357,12 +369,17 @@ def run_campaign(bases: Sequence[dict], goldens: dict[tuple[str, str], Golden], 
     if curves.exists():
         _repair(curves)
     new = not results.exists() or results.stat().st_size == 0
+    paths = {k: str((out / "golden" / f"{k[0]}-{k[1]}.pt").resolve()) for k in goldens}
+    for key, path in paths.items():  # in this process the golden runs are in memory already
+        _CACHE[path] = goldens[key]
+    _CACHE[("data", data_name(bases))] = data
     with open(results, "a", newline="") as fh, open(curves, "a") as cfh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         if new:
             writer.writeheader()
         bar = tqdm(total=len(bases), initial=len(done), disable=not progress, unit="exp")
-        for row, record in _results(pending, goldens, data, out, spec, workers):
+        tasks = [(b, paths[(b["optimizer"], b["mitigation"])], spec.as_dict()) for b in pending]
+        for row, record in _results(tasks, executor, workers, scheduler, dask_local):
             cfh.write(json.dumps(record) + "\n")
             cfh.flush()
             writer.writerow(row)
@@ -374,21 +391,33 @@ def run_campaign(bases: Sequence[dict], goldens: dict[tuple[str, str], Golden], 
     return [done[row_key(b)] for b in bases]
 
 
-def _results(pending: list[dict], goldens: dict, data: Data, out: Path,
-             spec: TrainingOutcomeSpec, workers: int) -> Iterator[tuple[dict, dict]]:
-    if workers <= 1 or len(pending) <= 1:
-        for base in pending:
-            yield run_one(goldens[(base["optimizer"], base["mitigation"])], data, base, spec)
+def data_name(bases: Sequence[dict]) -> str:
+    return bases[0]["dataset"] if bases else "digits"
+
+
+def _results(tasks: list[tuple], executor: str, workers: int, scheduler: str | None,
+             dask_local: int | None) -> Iterator[tuple[dict, dict]]:
+    """Results of ``tasks`` as they finish (any order)."""
+    from dse.sweep.executors import make_executor
+
+    if not tasks:
         return
-    paths = {k: str(out / "golden" / f"{k[0]}-{k[1]}.pt") for k in goldens}
-    pool = process_pool(min(workers, len(pending)), _worker_setup,
-                        (paths, pending[0]["dataset"], spec.as_dict()))
+    local = min(workers, len(tasks))
+    if not (scheduler or dask_local or executor == "dask") and (local <= 1
+                                                                or executor == "inprocess"):
+        for t in tasks:  # here, one at a time: no pool to start
+            yield _task(t)
+        return
+    ex = make_executor(executor, workers=local, scheduler=scheduler, dask_local=dask_local)
     try:
-        futures = [pool.submit(_worker_run, b) for b in pending]
-        for fut in cf.as_completed(futures):
-            yield fut.result()
+        futures = [ex.submit(_task, t) for t in tasks]
+        while futures:
+            finished = ex.wait_first(futures)
+            futures = [f for f in futures if f not in finished]
+            for fut in finished:
+                yield fut.result()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        ex.close()
 
 
 # ---------------------------------------------------------------------------------- summary

@@ -128,9 +128,11 @@ def _tolerance(golden, end: int, spec: TrainingOutcomeSpec) -> float:
 
 
 def _loss_healthy(exp, golden, spec: TrainingOutcomeSpec) -> bool:
-    lo = exp.end - exp.curve.start - spec.loss_window + 1
-    mine = float(np.mean(exp.curve.loss[max(lo, 0):exp.end - exp.curve.start + 1]))
-    w = slice(max(exp.end - spec.loss_window + 1, 0), exp.end + 1)
+    # the window never reaches before the injection: the result must not depend on where the
+    # experiment restarted (a checkpoint, or step 0 for the from-scratch reference)
+    first = max(exp.end - spec.loss_window + 1, exp.inject)
+    mine = float(np.mean(exp.curve.loss[first - exp.curve.start:exp.end - exp.curve.start + 1]))
+    w = slice(first, exp.end + 1)
     ref = max(float(np.mean(c[w])) for c in [golden.curve.loss, *golden.seed_loss])
     return mine <= ref * (1 + spec.loss_tol)
 

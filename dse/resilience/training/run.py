@@ -1,16 +1,20 @@
 """Golden runs and fault experiments: one step loop for both.
 
-The golden run trains ``epochs`` epochs from scratch, keeps a checkpoint at the start of every
-epoch, the loss and batch accuracy of every step, the test accuracy on the evaluation grid (after
-every ``eval_every``-th step and after the last), and a digest of the full training state after
-every step. Several golden seeds (other initial weights and data orders) give the spread of
-fault-free curves that the outcome thresholds are relative to.
+The golden run trains ``epochs`` epochs from scratch, keeps a checkpoint every
+``checkpoint_every`` steps and at every epoch start, the loss and batch accuracy of every step, the
+test accuracy on the evaluation grid (after every ``eval_every``-th step and after the last), and a
+digest of the full training state after every step. Several golden seeds (other initial weights
+and data orders) give the spread of fault-free curves that the outcome thresholds are relative to.
 
-An experiment restarts from the checkpoint of its fault's epoch, trains to the target step, arms
-the fault for that one step, and trains on to its end step. It stops early when the loss or the
-gradient norm is not finite, and — exactly — when the training state's digest equals the golden
-run's after the same step: from there on the run *is* the golden run (every later step is a
-function of the state and the step number), so the rest of its curve is the golden curve.
+An experiment restarts from the last checkpoint before its fault, trains to the target step, arms
+the fault for that one step, and trains on to its end step, evaluating only from the injection on
+(the outcome reads nothing earlier; before it the run *is* the golden run). It stops early when the
+loss or the gradient norm is not finite, and — exactly — when the training state's digest equals
+the golden run's after the same step: from there on the run *is* the golden run (every later step
+is a function of the state and the step number), so the rest of its curve is the golden curve.
+Equality, once reached, holds at every later step, so the digest is compared only at offsets 0, 1,
+2, 4, 8, ... after the injection (hashing the state costs a fifth of a step); a mitigation that
+rolls back needs the state equal at two consecutive steps (its snapshots reach one step back).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ class Golden:
     steps_per_epoch: int
     curve: Curve
     digests: list[bytes]
-    checkpoints: dict[int, dict]
+    checkpoints: dict[int, dict]  # global step -> state at the start of that step
     wall_s: float
     seed_test_acc: list[dict[int, float]] = field(default_factory=list)
     seed_loss: list[np.ndarray] = field(default_factory=list)
@@ -76,14 +80,24 @@ def end_step(golden: Golden, inject: int, steps_after: int | None) -> int:
     return next((g for g in golden.grid() if g >= inject + steps_after), last)
 
 
-def golden_run(setup: TrainSetup, data: Data, spread_seeds: int = 2) -> Golden:
-    """The golden run of ``setup`` and ``spread_seeds`` more runs with seeds ``seed+1...``."""
+CHECKPOINT_EVERY = 10
+
+
+def golden_run(setup: TrainSetup, data: Data, spread_seeds: int = 2,
+               checkpoint_every: int = CHECKPOINT_EVERY) -> Golden:
+    """The golden run of ``setup`` and ``spread_seeds`` more runs with seeds ``seed+1...``.
+
+    A checkpoint every ``checkpoint_every`` steps bounds what an experiment re-trains before its
+    injection (at most that many steps; a checkpoint costs about a quarter of a step to take and
+    the model + optimizer state in memory)."""
+    if checkpoint_every < 1:
+        raise InputError("checkpoint interval must be >= 1 step", field="--checkpoint-every")
     t0 = time.perf_counter()
     trainer = Trainer(setup, data)
     digests: list[bytes] = []
     checkpoints: dict[int, dict] = {}
     curve = _loop(trainer, Mitigation(setup.mitigation), 0, trainer.total_steps - 1,
-                  digests=digests, checkpoints=checkpoints)
+                  digests=digests, checkpoints=checkpoints, checkpoint_every=checkpoint_every)
     wall = time.perf_counter() - t0
     if not np.isfinite(curve.loss).all():
         raise InputError("the fault-free run diverges (non-finite loss); lower the learning rate",
@@ -136,21 +150,17 @@ def run_experiment(golden: Golden, data: Data, fault: TrainFault | None, *,
     checkpoints and early stops are measured against (``bench/train_inject.py``)."""
     t0 = time.perf_counter()
     setup = golden.setup
-    if fault is None:
-        inject = (epoch or 0) * golden.steps_per_epoch
-        start_epoch = epoch or 0
-    else:
-        inject, start_epoch = check_fault(fault, golden), fault.epoch
-    start_epoch = 0 if from_scratch else start_epoch
+    inject = (epoch or 0) * golden.steps_per_epoch if fault is None else check_fault(fault, golden)
     end = end_step(golden, inject, steps_after)
     trainer = Trainer(setup, data)
-    trainer.load(golden.checkpoints[start_epoch])
     mitigation = Mitigation(setup.mitigation)
-    mitigation.load(golden.checkpoints[start_epoch]["mitigation"])
+    start = 0 if from_scratch else restart_step(golden, inject, mitigation.rolls_back)
+    trainer.load(golden.checkpoints[start])
+    mitigation.load(golden.checkpoints[start]["mitigation"])
     injector = Injector(fault) if fault is not None else None
-    start = start_epoch * golden.steps_per_epoch
     curve = _loop(trainer, mitigation, start, end, injector=injector, inject=inject,
-                  golden=golden if early_stop else None, stop_nonfinite=early_stop)
+                  golden=golden if early_stop else None, stop_nonfinite=early_stop,
+                  eval_from=inject)
     stops = (curve.exact_stop, curve.nonfinite) if early_stop else ()
     last = next((g for g in stops if g is not None), end)
     if curve.exact_stop is not None:
@@ -158,6 +168,14 @@ def run_experiment(golden: Golden, data: Data, fault: TrainFault | None, *,
     return Experiment(fault, inject, end, curve, injector.written if injector else [],
                       injector.original if injector else [], time.perf_counter() - t0,
                       last - start + 1)
+
+
+def restart_step(golden: Golden, inject: int, rolls_back: bool) -> int:
+    """The last checkpoint an experiment injecting at ``inject`` can start from. A rollback
+    mitigation starts one step earlier: its snapshot of the step before the injection must be
+    the one a run from step 0 would hold (else a rollback at the injection step would differ)."""
+    limit = inject - 1 if rolls_back and inject > 0 else inject
+    return max(c for c in golden.checkpoints if c <= limit)
 
 
 def _fill_from_golden(curve: Curve, golden: Golden, first: int, end: int) -> None:
@@ -171,8 +189,10 @@ def _fill_from_golden(curve: Curve, golden: Golden, first: int, end: int) -> Non
 def _loop(trainer: Trainer, mitigation: Mitigation, start: int, end: int, *,
           injector: Injector | None = None, inject: int = -1, golden: Golden | None = None,
           digests: list[bytes] | None = None, checkpoints: dict[int, dict] | None = None,
-          stop_nonfinite: bool = True) -> Curve:
-    """Train steps ``start..end``; the one loop behind golden runs and experiments."""
+          checkpoint_every: int = CHECKPOINT_EVERY, stop_nonfinite: bool = True,
+          eval_from: int = 0) -> Curve:
+    """Train steps ``start..end``; the one loop behind golden runs and experiments (test
+    accuracy at the grid steps from ``eval_from`` on)."""
     mitigation.check_optimizer(trainer.setup.optimizer)
     n = end - start + 1
     curve = Curve(start, np.full(n, np.nan, dtype=np.float32),
@@ -180,12 +200,13 @@ def _loop(trainer: Trainer, mitigation: Mitigation, start: int, end: int, *,
     grid = set(eval_grid(trainer.total_steps, trainer.setup.eval_every))
     snaps: deque = deque(maxlen=2)
     replay_until = -1  # re-executing after a rollback up to this step: no second rollback
+    equal_through = inject - 1  # the last step after which the state is known to be golden
+    spe = trainer.steps_per_epoch
     g = start
     with deterministic():
         while g <= end:
-            if checkpoints is not None and g % trainer.steps_per_epoch == 0:
-                checkpoints[g // trainer.steps_per_epoch] = {**trainer.state(),
-                                                            "mitigation": mitigation.state()}
+            if checkpoints is not None and (g % checkpoint_every == 0 or g % spe == 0):
+                checkpoints[g] = {**trainer.state(), "mitigation": mitigation.state()}
             if mitigation.rolls_back:
                 snaps.append((g, trainer.state(), mitigation.state()))
             rec = _step(trainer, g, injector if g == inject else None)
@@ -203,18 +224,28 @@ def _loop(trainer: Trainer, mitigation: Mitigation, start: int, end: int, *,
                     break
             trainer.opt.step()
             mitigation.observe(rec)
-            if g in grid:
+            if g in grid and g >= eval_from:
                 curve.test_acc[g] = trainer.evaluate()
-            if digests is not None or (golden is not None and g >= inject):
-                digest = trainer.digest(repr(mitigation.state()).encode())
-                if digests is not None:
-                    digests.append(digest)
-                if golden is not None and g >= inject and digest == golden.digests[g]:
-                    curve.exact_stop = g
-                    break
+            if digests is not None:
+                digests.append(trainer.digest(repr(mitigation.state()).encode()))
+            elif (golden is not None and g >= inject
+                  and _due(g - inject, mitigation.rolls_back)):
+                if trainer.digest(repr(mitigation.state()).encode()) == golden.digests[g]:
+                    if not mitigation.rolls_back or equal_through == g - 1:
+                        curve.exact_stop = g
+                        break
+                    equal_through = g
             g += 1
     curve.detections = list(mitigation.detections)
     return curve
+
+
+def _due(offset: int, pairs: bool) -> bool:
+    """Whether to compare the state with the golden one ``offset`` steps after the injection:
+    at 0, 1, 2, 4, 8, ... and, with ``pairs``, also one step after each of those."""
+    def power(o: int) -> bool:
+        return o == 0 or o & (o - 1) == 0
+    return power(offset) or (pairs and offset >= 1 and power(offset - 1))
 
 
 def _step(trainer: Trainer, g: int, injector: Injector | None) -> StepRecord:
