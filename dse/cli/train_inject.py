@@ -165,10 +165,11 @@ def _campaign(args, spec) -> int:
     summary = tc.summarize(rows, args.confidence)
     strata = tc.summarize(rows, args.confidence, by=args.stratify) if args.stratify else None
     mitigations = tc.mitigation_report(rows, goldens, args.confidence)
+    versus = tc.head_to_head(rows, args.confidence)
     wall = time.perf_counter() - t0
     doc = {"experiments": len(faults), "runs": len(rows), "wall_s": round(wall, 1),
            "outcome_spec": spec.as_dict(), "summary": summary, "strata": strata,
-           "mitigations": mitigations,
+           "mitigations": mitigations, "head_to_head": versus,
            "golden": {f"{k[0]}/{k[1]}": _golden_doc(g) for k, g in goldens.items()}}
     (out / "summary.json").write_text(json.dumps(doc, indent=1))
     records = tc.read_curves(out / "curves.jsonl")
@@ -187,6 +188,13 @@ def _campaign(args, spec) -> int:
                   f"({d['rate']:.3f} [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}]); false positives "
                   f"{f['count']} in {f['n']} fault-free steps; time overhead "
                   f"{100 * m['time_overhead']:+.1f}% (golden run wall per step)")
+        for key, v in versus.items():
+            w, b, d = v["worse"], v["better"], v["drop_difference"]
+            print(f"{key}: worse outcome group in {w['count']}/{w['n']} experiments "
+                  f"({w['rate']:.3f} [{w['ci'][0]:.3f}, {w['ci'][1]:.3f}]), better in "
+                  f"{b['count']}; accuracy drop vs its golden run {d['mean']:+.4f} "
+                  f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] more (fraction, mean over {d['n']} "
+                  "experiments finite under both)")
         print(f"{len(rows)} experiments in {wall:.1f} s; files in {out}")
     return 0
 

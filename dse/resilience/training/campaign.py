@@ -48,7 +48,6 @@ from dse.resilience.training.fault import (
 from dse.resilience.training.outcome import (
     GROUPS,
     OUTCOMES,
-    TRAIN_CURVE,
     TrainingOutcomeSpec,
     classify,
 )
@@ -66,7 +65,8 @@ SEED_COLUMNS = ("model", "stage", "fmodel", "target_worker", "target_layer", "ta
 FAULT_COLUMNS = ("experiment", "dataset", "optimizer", "mitigation", "batch_size", "epochs",
                  "precision", "eval_every", "steps_after", "pass", "operand", "fmt", "bits",
                  "extent", "fault_seed", "golden_seeds")
-RESULT_COLUMNS = ("outcome", "final_test_acc", "golden_test_acc", "acc_drop", "max_drop", "tol",
+RESULT_COLUMNS = ("outcome", "final_test_acc", "golden_test_acc", "acc_drop", "max_drop", "slope",
+                  "tol",
                   "final_loss", "orig_values", "inject_step", "end_step", "nonfinite_step",
                   "exact_stop", "steps_run", "detections", "rollbacks", "curve_sha", "wall_s")
 COLUMNS = SEED_COLUMNS + FAULT_COLUMNS + RESULT_COLUMNS
@@ -265,7 +265,8 @@ def result_row(base: dict, exp: Experiment, golden: Golden, spec: TrainingOutcom
     ran = c.loss[~np.isnan(c.loss)]
     return {**base, "inj_values": _join(exp.written), "outcome": v.outcome,
             "final_test_acc": _f(v.final_acc), "golden_test_acc": _f(v.golden_acc),
-            "acc_drop": _f(v.drop), "max_drop": _f(v.max_drop), "tol": _f(v.tol),
+            "acc_drop": _f(v.drop), "max_drop": _f(v.max_drop), "slope": _f(v.slope),
+            "tol": _f(v.tol),
             "final_loss": _f(ran[-1] if len(ran) else float("nan")),
             "orig_values": _join(exp.original), "inject_step": exp.inject, "end_step": exp.end,
             "nonfinite_step": _opt(c.nonfinite), "exact_stop": _opt(c.exact_stop),
@@ -433,13 +434,54 @@ def summarize(rows: Sequence[dict], confidence: float = 0.95,
         groups.setdefault(key, []).append(r)
     out = {}
     for key, members in groups.items():
-        labels = np.array([[[OUTCOMES.index(r["outcome"])]] for r in members], dtype=np.int8)
-        core = TRAIN_CURVE.summarize(TRAIN_CURVE.tally(labels), confidence)  # experiment = unit
-        block = {"experiments": len(members), **{o: core[o] for o in OUTCOMES}}
+        counts = {o: sum(r["outcome"] == o for r in members) for o in OUTCOMES}
+        block = {"experiments": len(members),  # one experiment = one sample: plain Wilson
+                 **{o: _rate_doc(counts[o], len(members), confidence) for o in OUTCOMES}}
         for g, names in GROUPS.items():
-            block[g] = _rate_doc(sum(core[o]["count"] for o in names), len(members), confidence)
+            block[g] = _rate_doc(sum(counts[o] for o in names), len(members), confidence)
         block["detected"] = sum(int(r["detections"] or 0) > 0 for r in members)
+        block["acc_change"] = _mean_doc([-float(r["acc_drop"]) for r in members], confidence)
+        block["slope"] = _mean_doc([float(r["slope"]) for r in members], confidence)
         out[key] = block
+    return out
+
+
+def _mean_doc(values: Sequence[float], confidence: float) -> dict:
+    """Mean of the finite ``values`` (one per experiment) with a normal-approximation interval
+    (the experiment is the unit; NaN for fewer than two)."""
+    x = np.array([v for v in values if np.isfinite(v)], dtype=float)
+    if len(x) < 2:
+        return {"n": len(x), "mean": float(x.mean()) if len(x) else float("nan"),
+                "ci": [float("nan"), float("nan")]}
+    half = z_value(confidence) * float(x.std(ddof=1)) / np.sqrt(len(x))
+    return {"n": len(x), "mean": float(x.mean()), "ci": [x.mean() - half, x.mean() + half]}
+
+
+SEVERITY = {o: rank for rank, names in enumerate(GROUPS.values()) for o in names}
+
+
+def head_to_head(rows: Sequence[dict], confidence: float = 0.95) -> dict[str, dict]:
+    """Every other optimizer against the first one, per mitigation, on the same faults: the
+    fraction of experiments whose outcome group (ok < degraded < diverged) is worse / better under
+    it (Wilson intervals), and the mean difference of the accuracy the fault cost (its drop below
+    its own golden run minus the first optimizer's, fraction of the test set; > 0: the fault
+    costs more under it) over the experiments finite under both."""
+    optimizers = list(dict.fromkeys(r["optimizer"] for r in rows))
+    by = {(r["optimizer"], r["mitigation"], r["experiment"]): r for r in rows}
+    out = {}
+    for mit in dict.fromkeys(r["mitigation"] for r in rows):
+        for other in optimizers[1:]:
+            pairs = [(by[(optimizers[0], mit, e)], r) for (o, m, e), r in by.items()
+                     if o == other and m == mit and (optimizers[0], mit, e) in by]
+            if not pairs:
+                continue
+            worse = sum(SEVERITY[b["outcome"]] > SEVERITY[a["outcome"]] for a, b in pairs)
+            better = sum(SEVERITY[b["outcome"]] < SEVERITY[a["outcome"]] for a, b in pairs)
+            diffs = [float(b["acc_drop"]) - float(a["acc_drop"]) for a, b in pairs]
+            out[f"{other} vs {optimizers[0]}/{mit}"] = {
+                "experiments": len(pairs), "worse": _rate_doc(worse, len(pairs), confidence),
+                "better": _rate_doc(better, len(pairs), confidence),
+                "drop_difference": _mean_doc(diffs, confidence)}
     return out
 
 
@@ -474,6 +516,11 @@ def table(summary: dict[str, dict], confidence: float = 0.95) -> str:
                 lo, hi = b["ci"]
                 lines.append(f"  {name:<16} {b['count']:>5} {b['rate']:>7.3f}  "
                              f"[{lo:.3f}, {hi:.3f}]")
+        for name, what in (("acc_change", "final test accuracy - golden (fraction)"),
+                           ("slope", "degradation slope (accuracy gap per 100 steps)")):
+            m = block[name]
+            lines.append(f"  mean {what}: {m['mean']:+.4f} [{m['ci'][0]:+.4f}, "
+                         f"{m['ci'][1]:+.4f}] over {m['n']} finite experiments")
     return "\n".join(lines)
 
 

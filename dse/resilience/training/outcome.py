@@ -20,11 +20,17 @@ Classes, first match wins (``K`` = ``short_term`` steps; ``tol`` below):
 ``tol`` is relative to the spread of fault-free training: ``max(tol_floor, spread_factor x s)``
 with ``s`` the range (max - min) of the final test accuracy over the golden seeds at the
 experiment's end step. Accuracies are fractions of the test set; drops are in the same unit.
+
+Besides the class, every finite experiment gets seed 002's degradation slope: the least-squares
+slope of the accuracy gap (golden minus experiment test accuracy) against the training step over
+the evaluations in the last ``slope_window`` steps up to its end, in accuracy (fraction) per 100
+steps: > 0 the run is still falling behind the golden run, < 0 it is catching up, about 0 the gap
+is stable.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -56,6 +62,7 @@ class TrainingOutcomeSpec:
     sharp_fraction: float = 0.5
     loss_window: int = 10
     loss_tol: float = 0.25
+    slope_window: int = 20
 
     @classmethod
     def parse(cls, items: list[str] | None) -> TrainingOutcomeSpec:
@@ -87,6 +94,7 @@ class Verdict:
     drop: float
     max_drop: float
     tol: float
+    slope: float = float("nan")  # degradation slope (module doc), accuracy per 100 steps
 
 
 def classify(exp, golden, spec: TrainingOutcomeSpec) -> Verdict:
@@ -104,7 +112,8 @@ def classify(exp, golden, spec: TrainingOutcomeSpec) -> Verdict:
     drops = {g: golden.curve.test_acc[g] - curve.test_acc[g] for g in evals}
     final = drops[end]
     worst = max(drops.values())
-    base = Verdict("Masked", curve.test_acc[end], golden.curve.test_acc[end], final, worst, tol)
+    base = Verdict("Masked", curve.test_acc[end], golden.curve.test_acc[end], final, worst, tol,
+                   degradation_slope(exp, golden, spec.slope_window))
     if worst <= tol:
         return base
     if final <= tol:
@@ -117,7 +126,18 @@ def classify(exp, golden, spec: TrainingOutcomeSpec) -> Verdict:
 
 
 def _named(v: Verdict, name: str) -> Verdict:
-    return Verdict(name, v.final_acc, v.golden_acc, v.drop, v.max_drop, v.tol)
+    return replace(v, outcome=name)
+
+
+def degradation_slope(exp, golden, window: int) -> float:
+    """The degradation slope of a finite experiment (module doc); NaN with fewer than two
+    evaluations after the injection in the window."""
+    steps = [g for g in sorted(exp.curve.test_acc)
+             if max(exp.end - window, exp.inject) <= g <= exp.end]
+    if len(steps) < 2 or exp.curve.nonfinite is not None:
+        return float("nan")
+    gap = [golden.curve.test_acc[g] - exp.curve.test_acc[g] for g in steps]
+    return 100.0 * float(np.polyfit(np.array(steps, dtype=float), np.array(gap), 1)[0])
 
 
 def _tolerance(golden, end: int, spec: TrainingOutcomeSpec) -> float:
