@@ -10,7 +10,6 @@ import yaml
 
 from dse.errors import InputError
 
-
 #: libyaml's safe loader where PyYAML was built with it (about 10x faster than the pure-Python
 #: one: reading a design and a layer was a fifth of a short ``dse map`` run); same safe constructors.
 FastSafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

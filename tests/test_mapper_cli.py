@@ -66,3 +66,16 @@ def test_malformed_objective_names_the_flag(tmp_path: Path) -> None:
               "--objective", "energy=fast")
     assert out.returncode == 2
     assert "--objective" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_map_reports_the_area_and_node_the_sweep_store_reports() -> None:
+    """``dse map`` reads area and node off the Arch (no sweep import); same figures as the store."""
+    from dse.arch import load_arch
+    from dse.cli.map import design_facts
+    from dse.sweep.hashing import to_plain
+    from dse.sweep.store import point_facts
+
+    for name in ("eyeriss_like", "nvdla_like", "simple_weight_stationary",
+                 "simple_output_stationary"):
+        arch = load_arch(name)
+        assert design_facts(arch) == point_facts(to_plain(arch))

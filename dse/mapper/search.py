@@ -12,6 +12,7 @@ model sees it; equivalent loop orders (see :mod:`dse.mapper.mapspace`) are evalu
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing as mp
 import os
@@ -519,8 +520,10 @@ def _hybrid(space: MapSpace, ev: _Evaluator, rng: random.Random, deadline: float
         since_best = 0 if improved else since_best + max(len(flat), 1)
 
 
+@functools.cache
 def primes(n: int) -> list[int]:
-    """Distinct prime factors of n."""
+    """Distinct prime factors of n (cached: the edits ask for the same few sizes all the time;
+    callers only read the list)."""
     return [d for d in divisors(n) if d > 1 and all(d % q for q in range(2, math.isqrt(d) + 1))]
 
 
@@ -786,7 +789,7 @@ def _run_pool(jobs: list[tuple], progress: Callable[[int], None] | None) -> list
         pending = pool.map_async(_worker, jobs)
         shown = 0
         while not pending.ready():
-            pending.wait(0.2)
+            pending.wait(0.02 if progress is not None else None)  # short: a search may end any moment
             if progress is not None and counter.value > shown:
                 progress(counter.value - shown)
                 shown = counter.value
