@@ -83,8 +83,12 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
                    help="... or until its upper bound on P(SDC | fault) is under this"
                         + default(d.resilience.floor))
     p.add_argument("--max-faults", type=check.positive_int,
-                   help="cap per layer mapping; a figure not resolved by then is reported as "
+                   help="cap on the faults of each design point's network campaign (its layers'"
+                        " min-EDP mappings); a figure not resolved by then is reported as "
                         "reached so far" + default(d.resilience.max_faults))
+    p.add_argument("--mapping-max-faults", type=check.positive_int,
+                   help="cap on each other kept mapping's layer campaign (Pareto set, top-K)"
+                        + default(d.resilience.mapping_max_faults))
     p.add_argument("--clock-ghz", type=check.positive_float,
                    help="clock for SDC per inference" + default(d.resilience.clock_ghz))
     p.add_argument("--faults", type=check.positive_int,
@@ -174,6 +178,7 @@ def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None
     set_if("resilience.precision", args.precision)
     set_if("resilience.floor", args.floor)
     set_if("resilience.max_faults", args.max_faults)
+    set_if("resilience.mapping_max_faults", args.mapping_max_faults)
     set_if("resilience.clock_ghz", args.clock_ghz)
     set_if("resilience.faults", args.faults)
     set_if("resilience.margin", args.margin)
@@ -269,7 +274,7 @@ def sdc_lines(result: Any) -> list[str]:
     for r in result.network:
         if r.get("fit_lo") is None:
             continue
-        state = ("resolved" if r["resolved"] else
+        state = (f"resolved ({_reached(r)}, {r['faults']} faults)" if r["resolved"] else
                  f"NOT resolved: reached {_reached(r)} after {r['faults']} "
                  "faults (raise --max-faults)")
         lines.append(

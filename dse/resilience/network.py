@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dse.resilience.stats import z_value
-from dse.resilience.strata import Estimate, Stratum, combine
+from dse.resilience.strata import Estimate, Plan, Stratum, combine, next_additions
 
 HOURS_PER_FIT = 1e9  # FIT = failures per 1e9 device-hours
 
@@ -65,3 +65,28 @@ def network_sdc(layers: Sequence[tuple[float, Sequence[dict]]], *, fit_per_mbit:
     per_inference = fit.scaled(seconds_per_inference / 3600 / HOURS_PER_FIT)
     return NetworkSDC(weighted.scaled(1 / mbit), due.scaled(1 / mbit), fit,
                       due.scaled(fit_per_mbit), per_inference, mbit, weighted.n)
+
+
+def network_additions(layers: Sequence[tuple[float, Sequence[dict]]],
+                      plan: Plan) -> list[list[int]] | None:
+    """Faults to add next to every stratum of every layer (same shape as ``layers``' strata), or
+    None when the network figure is resolved or ``plan.max_faults`` faults have run.
+
+    One allocation for the whole network: the strata of all layers compete for the round's faults
+    by their weight in the network figure (``c_l x Mbit``), so a light layer whose strata never
+    fail is bounded with few faults while the layers that carry the failures get the rest (a
+    per-layer stopping rule spends as much on the lightest layer as on the heaviest). A pure
+    function of the stored counts, so rounds decided by the sweep's driver, or in one process by
+    :func:`dse.resilience.mapped.adaptive.network_resilience`, are the same."""
+    weights = [share * d["mbit"] for share, ss in layers for d in ss]
+    total = sum(weights) or 1.0  # shares of the network's exposed Mbit: the rule is on P(SDC|fault)
+    strata = [stratum_of(d, w / total) for w, d in
+              zip(weights, (d for _, ss in layers for d in ss), strict=True)]
+    add = next_additions(strata, plan, z_value(plan.confidence))
+    if add is None:
+        return None
+    out, at = [], 0
+    for _, ss in layers:
+        out.append(add[at : at + len(ss)])
+        at += len(ss)
+    return out

@@ -248,32 +248,36 @@ class Plan:
             raise InputError(f"must be >= 1, got {self.pilot}", field="pilot")
 
 
+def next_additions(strata: Sequence[Stratum], plan: Plan, z: float) -> list[int] | None:
+    """Faults to add to each stratum next, or None when the campaign is done (its estimate is
+    resolved, ``plan.max_faults`` have run, or no stratum has room). First the pilot (every
+    stratum up to ``plan.pilot`` faults; the heaviest strata first when the cap cannot afford a
+    full pilot), then Neyman rounds. A pure function of the counts so far, so a campaign run in
+    rounds by different processes (or resumed after a kill) makes the same decisions."""
+    room = plan.max_faults - sum(s.n for s in strata)
+    pilot = [max(0, min(plan.pilot, plan.max_faults) - s.n) if s.weight > 0 else 0
+             for s in strata]
+    if any(pilot) and room > 0:
+        if sum(pilot) > room:
+            left = room
+            for i in sorted(range(len(strata)), key=lambda i: (-strata[i].weight, i)):
+                pilot[i], left = min(pilot[i], left), left - min(pilot[i], left)
+        return pilot
+    est = combine(strata, z)
+    if est.resolved(plan.precision, plan.floor) or room <= 0:
+        return None
+    add = allocate(strata, min(room, next_round(strata, est, plan.precision, plan.floor)), z=z)
+    return add if any(add) else None
+
+
 def run_adaptive(strata: list[Stratum], measure, plan: Plan, z: float) -> Estimate:
     """Pilot every stratum, then add faults in Neyman rounds until the estimate is resolved or
     ``plan.max_faults`` faults have run. ``measure(additions)`` runs ``additions[h]`` new faults in
     stratum h and returns their per-fault fractions per stratum; strata already holding faults
     (a resumed campaign) keep them and only get more."""
-    pilot = [max(0, min(plan.pilot, plan.max_faults) - s.n) if s.weight > 0 else 0
-             for s in strata]
-    room = plan.max_faults - sum(s.n for s in strata)
-    if sum(pilot) > room:  # a campaign too small for a full pilot: the heaviest strata first
-        order = sorted(range(len(strata)), key=lambda i: (-strata[i].weight, i))
-        left = max(0, room)
-        for i in order:
-            pilot[i], left = min(pilot[i], left), left - min(pilot[i], left)
-    _apply(strata, measure, pilot)
-    est = combine(strata, z)
-    while not est.resolved(plan.precision, plan.floor):
-        room = plan.max_faults - sum(s.n for s in strata)
-        if room <= 0:
-            break
-        add = allocate(strata, min(room, next_round(strata, est, plan.precision, plan.floor)),
-                       z=z)
-        if not any(add):
-            break
+    while (add := next_additions(strata, plan, z)) is not None:
         _apply(strata, measure, add)
-        est = combine(strata, z)
-    return est
+    return combine(strata, z)
 
 
 def _apply(strata: list[Stratum], measure, additions: list[int]) -> None:

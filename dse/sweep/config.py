@@ -79,13 +79,17 @@ class FaultSettings:
     enabled: bool = True
     pareto: bool = True  # score the mapper's energy x delay Pareto set ...
     top_k: int = 1  # ... plus the K best mappings by EDP
-    # Adaptive stratified sampling (docs/resilience.md): per layer mapping, faults are added until
-    # the SDC interval's half-width is at most ``precision`` x the estimate, or its upper bound
-    # is under ``floor`` (P(SDC | fault)), or ``max_faults`` have run (reported as reached so far).
+    # Adaptive stratified sampling (docs/resilience.md): the min-EDP mappings of a design point's
+    # layers form one network campaign; faults go to the (layer, site class, bit group) strata
+    # where they shrink the network SDC interval most, until its half-width is at most
+    # ``precision`` x the estimate, or its upper bound on P(SDC | fault) is under ``floor``, or
+    # ``max_faults`` have run for that design point (reported as reached so far). The other kept
+    # mappings (Pareto set, top-K) get a layer campaign of at most ``mapping_max_faults`` each.
     # ``precision: null`` (or a fixed ``faults``) uses the classic Leveugle sizes from ``margin``.
     precision: float | None = 0.25
     floor: float = 1e-4
-    max_faults: int = 1000
+    max_faults: int = 60000
+    mapping_max_faults: int = 1000
     faults: int | None = None  # faults per fault-site class (classic sizes only)
     margin: float = 0.1  # classic sizes: Leveugle's error margin per fault-site class
     confidence: float = 0.95
@@ -103,7 +107,8 @@ class FaultSettings:
         a rerun with a finer precision continues the stored campaign instead of starting over."""
         if not self.adaptive:
             return self
-        return dataclasses.replace(self, precision=0.0, floor=0.0, max_faults=0)
+        return dataclasses.replace(self, precision=0.0, floor=0.0, max_faults=0,
+                                   mapping_max_faults=0)
 
 
 @dataclass
@@ -313,6 +318,8 @@ def _check_scalars(config: SweepConfig) -> None:
     check.positive(res.fit_per_mbit, "resilience.fit_per_mbit", file=src)
     _check_device(res.device, remote=config.scheduler is not None, file=src)
     check.positive(res.max_faults, "resilience.max_faults", file=src, integer=True)
+    check.positive(res.mapping_max_faults, "resilience.mapping_max_faults", file=src,
+                   integer=True)
     check.positive(res.clock_ghz, "resilience.clock_ghz", file=src)
     check.non_negative(res.floor, "resilience.floor", file=src)
     if res.precision is not None:

@@ -253,6 +253,12 @@ def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask]
         for key in sorted(done):
             run.submit_resilience(key)
         run.drain()
+        if config.resilience.enabled and config.resilience.adaptive:
+            while tasks := network_round(run):
+                run.bars["resilience"].total += len(tasks)
+                for task in tasks:
+                    run.submit("resilience", task)
+                run.drain()
     finally:
         executor.close()
         for bar in bars.values():
@@ -307,7 +313,7 @@ class _Run:
         if state == "mine" and kind == "resilience":
             # a stored score serves (reuse) or is continued (adaptive): read it after the claim
             stored = self.store.resilience_detail(task.res_key)
-            if stored is not None and _finished(stored, self.config.resilience):
+            if stored is not None and _finished(stored, self.config.resilience, task):
                 self.store.release(task.res_key, self.owner)
                 state = "done"
             else:
@@ -410,7 +416,8 @@ class _Run:
                     model_key=mplan.model_key, layer_path=entry["layer_path"],
                     arch=plan.archs[entry["point_key"]], problem=task.problem,
                     mapping_text=row["mapping"], faults=config.resilience,
-                    settings_key=plan.settings_key, seed=config.seed, strata=None))
+                    settings_key=plan.settings_key, seed=config.seed, strata=None,
+                    member=config.resilience.adaptive and row["rank"] == 0))
 
 
 def _result(fut: Any, task: Any) -> tuple[Any, BaseException | None]:
@@ -431,16 +438,82 @@ def _store_map(store: Store, task: MapTask, result: MapResult) -> None:
                    wall_s=result.wall_s)
 
 
-def _finished(stored: dict[str, Any], settings: Any) -> bool:
-    """A stored score serves this run: a classic one always; an adaptive one when it meets this
-    run's stopping rule or already ran this run's ``max_faults`` (else it is continued)."""
+def _finished(stored: dict[str, Any], settings: Any, task: Any) -> bool:
+    """A stored score serves this run: a classic one always; a network member's when it holds
+    the round's targets (or, before any round, its pilot); another adaptive one when it meets
+    this run's stopping rule or already ran ``mapping_max_faults`` (else it is continued)."""
     from dse.resilience.strata import Estimate
 
     if not settings.adaptive or "strata" not in stored:
         return True
+    if task.member:
+        return task.targets is None or all(
+            d["n"] >= t for d, t in zip(stored["strata"], task.targets, strict=True))
     lo, hi = stored["sdc1_ci"]
     est = Estimate(stored["sdc1_rate"], lo, hi, stored["n_faults"])
-    return est.resolved(settings.precision, settings.floor) or est.n >= settings.max_faults
+    return est.resolved(settings.precision, settings.floor) or est.n >= settings.mapping_max_faults
+
+
+def network_round(run: _Run) -> list[ResilienceTask]:
+    """The next round of every design point's network campaign that is not done yet: tasks that
+    bring each layer's strata to the round's targets. A round is stored before it goes out, so a
+    killed sweep finishes that round on resume instead of deciding a different one."""
+    from dse.resilience.network import network_additions
+    from dse.resilience.strata import Plan
+
+    config, plan, store = run.config, run.plan, run.store
+    f = config.resilience
+    budget = Plan(f.precision, f.floor, f.max_faults, confidence=f.confidence)
+    rows = with_strata(store.results(config.name), store.resilience_details(config.name))
+    tasks = []
+    for members in network_members(rows).values():
+        if any(not r.get("strata") for r in members):
+            continue  # a member failed: the network figure is not reported (see failures)
+        mplan = plan.models[members[0]["model"]]
+        keys = [stable_hash(r["row_key"], mplan.model_key, r["layer_path"], plan.settings_key)
+                for r in members]
+        round_key = stable_hash("network", keys)
+        counts = {k: [d["n"] for d in r["strata"]] for k, r in zip(keys, members, strict=True)}
+        targets = store.network_round(round_key)
+        if targets is None or all(_met(counts[k], targets[k]) for k in keys):
+            cycles = sum(r["cycles"] * r["count"] for r in members)
+            add = network_additions([(r["cycles"] * r["count"] / cycles, r["strata"])
+                                     for r in members], budget)
+            if add is None:
+                continue
+            targets = {k: [n + a for n, a in zip(counts[k], more, strict=True)]
+                       for k, more in zip(keys, add, strict=True)}
+            store.put_network_round(round_key, targets)
+        tasks += [_member_task(run, r, k, targets[k]) for k, r in zip(keys, members, strict=True)
+                  if not _met(counts[k], targets[k])]
+    return tasks
+
+
+def _met(counts: list[int], targets: list[int]) -> bool:
+    return all(n >= t for n, t in zip(counts, targets, strict=True))
+
+
+def _member_task(run: _Run, row: dict[str, Any], res_key: str,
+                 targets: list[int]) -> ResilienceTask:
+    plan, config = run.plan, run.config
+    entry = next(e for e in plan.layers if e["point_key"] == row["point_key"]
+                 and e["model"] == row["model"] and e["layer_path"] == row["layer_path"])
+    mplan = plan.models[row["model"]]
+    return ResilienceTask(
+        res_key=res_key, row_key=row["row_key"], model=mplan.spec, model_key=mplan.model_key,
+        layer_path=row["layer_path"], arch=plan.archs[row["point_key"]],
+        problem=plan.map_tasks[entry["task_key"]].problem, mapping_text=row["mapping"],
+        faults=config.resilience, settings_key=plan.settings_key, seed=config.seed,
+        member=True, targets=targets)
+
+
+def network_members(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(design point, model) -> its layers' min-EDP rows: the members of its network figure."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["rank"] == 0:
+            out.setdefault((r["point_key"], r["model"]), []).append(r)
+    return out
 
 
 def with_strata(rows: list[dict[str, Any]], details: dict[tuple[str, str, str], dict[str, Any]]

@@ -309,6 +309,19 @@ class Store:
             " AND sl.layer_path = r.layer_path WHERE s.sweep = ?", (sweep,))
         return {(m, k, p): json.loads(d) for m, k, p, d in rows if d}
 
+    def network_round(self, key: str) -> dict[str, list[int]] | None:
+        """The per-stratum targets (res_key -> counts) of a network campaign's latest round."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?",
+                                 (f"network_round:{key}",)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_network_round(self, key: str, targets: dict[str, list[int]]) -> None:
+        """Record a round before its tasks go out, so a killed sweep finishes that very round on
+        resume (the next allocation then sees the same counts as an uninterrupted run)."""
+        with self._writing():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               (f"network_round:{key}", json.dumps(targets)))
+
     def task_mappings(self, task_key: str) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM mappings WHERE task_key = ? ORDER BY rank", (task_key,))
 

@@ -60,6 +60,10 @@ class ResilienceTask:
     settings_key: str
     seed: int
     strata: list[dict] | None = None  # stored counts of an adaptive campaign to continue
+    # A min-EDP mapping is a member of its design point's network campaign: it runs its pilot,
+    # then exactly the faults the driver's network rounds ask for (per stratum, a count to reach).
+    member: bool = False
+    targets: list[int] | None = None
 
 
 def mapping_text(mapping: Any, problem: Any) -> str:
@@ -220,19 +224,54 @@ def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
 
 def _adaptive_task(task: ResilienceTask, model: Any, images: Any, labels: Any, mapping: Any,
                    start: float) -> ResilienceRow:
-    """Run (or continue from the stored strata) the layer's adaptive stratified campaign."""
-    from dse.resilience.mapped.adaptive import LayerCampaign, adaptive_resilience
+    """Run (or continue from the stored strata) the layer's adaptive stratified campaign: to the
+    driver's per-stratum targets for a network member (its pilot when there are none yet), to
+    the layer's own stopping rule for any other kept mapping."""
+    from dse.resilience.mapped.adaptive import (
+        LayerCampaign,
+        adaptive_resilience,
+        extend,
+        layer_result,
+        pilot,
+        restore,
+    )
     from dse.resilience.strata import Plan
 
     f = task.faults
     campaign = LayerCampaign(task.problem, task.arch, mapping, model, task.layer_path, images,
-                             labels, seed=task.seed, device=f.device)
-    result = adaptive_resilience(
-        campaign, Plan(f.precision, f.floor, f.max_faults, confidence=f.confidence),
-        fit_per_mbit=f.fit_per_mbit, stored=task.strata)
+                             labels, seed=task.seed, device=f.device,
+                             engine=_engine(task.model, f.images, f.device))
+    if task.member:
+        plan = Plan(f.precision, f.floor, f.max_faults, confidence=f.confidence)
+        if task.strata:
+            restore(campaign.strata, task.strata)
+        extend(campaign, pilot(campaign, plan) if task.targets is None else
+               [max(0, t - r.sdc.n) for t, r in zip(task.targets, campaign.strata, strict=True)])
+        result = layer_result(campaign.strata, plan, f.fit_per_mbit)
+    else:
+        plan = Plan(f.precision, f.floor, f.mapping_max_faults, confidence=f.confidence)
+        result = adaptive_resilience(campaign, plan, fit_per_mbit=f.fit_per_mbit,
+                                     stored=task.strata)
     return ResilienceRow(
         res_key=task.res_key, row_key=task.row_key, model_key=task.model_key,
         layer_path=task.layer_path, settings_key=task.settings_key,
         sdc_rate=result.sdc.value, sdc_lo=result.sdc.lo, sdc_hi=result.sdc.hi,
         fit=result.fit.value, injections=result.sdc.n, wall_s=time.perf_counter() - start,
         detail=result.to_dict())
+
+
+def _engine(spec: ModelSpec, n_images: int, device: str) -> Any:
+    return _cached_engine(spec.name, canonical_json(spec.options), spec.checkpoint, spec.dataset,
+                          n_images, device)
+
+
+@lru_cache(maxsize=2)
+def _cached_engine(name: str, options: str, checkpoint: str | None, dataset: str | None,
+                   n_images: int, device: str) -> Any:
+    """One engine per worker process and model: its golden run is the same for every layer and
+    round of the model's campaigns (cached like the model itself)."""
+    from dse.resilience.inference import FastEngine
+    from dse.resilience.mapped.campaign import PATCH_BLOCK
+
+    model, images, labels = _load(name, options, checkpoint, dataset, n_images)
+    return FastEngine(model, images, labels, device=device, block=PATCH_BLOCK)

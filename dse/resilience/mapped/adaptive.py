@@ -16,6 +16,7 @@ stored counts and only adds faults ``j >= n_h`` (nothing is redone).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,7 @@ from dse.resilience.mapped.campaign import (
 )
 from dse.resilience.mapped.ecc import screen
 from dse.resilience.mapped.exposure import SiteExposure
+from dse.resilience.network import NetworkSDC, network_additions, network_sdc
 from dse.resilience.stats import z_value
 from dse.resilience.strata import Estimate, Plan, Stratum, combine, run_adaptive
 
@@ -187,10 +189,52 @@ def adaptive_resilience(campaign: LayerCampaign, plan: Plan, *,
     """Run (or continue, from ``stored`` strata counts) a layer's campaign to ``plan``."""
     if stored:
         restore(campaign.strata, stored)
+    run_adaptive([r.sdc for r in campaign.strata], campaign.measure, plan,
+                 z_value(plan.confidence))
+    return layer_result(campaign.strata, plan, fit_per_mbit)
+
+
+def layer_result(strata: list[StratumRecord], plan: Plan,
+                 fit_per_mbit: float = DEFAULT_FIT_PER_MBIT) -> AdaptiveResult:
+    """A layer's figures from its strata (weights: their shares of the layer's exposed Mbit)."""
     z = z_value(plan.confidence)
-    mbit = sum(r.mbit for r in campaign.strata)
-    sdc = run_adaptive([r.sdc for r in campaign.strata], campaign.measure, plan, z)
-    due = combine([r.due for r in campaign.strata], z)
+    mbit = sum(r.mbit for r in strata)
+    sdc = combine([r.sdc for r in strata], z)
+    due = combine([r.due for r in strata], z)
     return AdaptiveResult(sdc, due, sdc.scaled(fit_per_mbit * mbit), mbit,
                           sdc.resolved(plan.precision, plan.floor), plan.precision, plan.floor,
-                          campaign.strata, fit_per_mbit, plan.confidence)
+                          strata, fit_per_mbit, plan.confidence)
+
+
+def extend(campaign: LayerCampaign, additions: list[int]) -> None:
+    """Run ``additions[h]`` more faults in stratum h (fault indices continue from its count)."""
+    if any(additions):
+        for rec, fractions in zip(campaign.strata, campaign.measure(additions), strict=True):
+            rec.sdc.add(fractions)
+
+
+def pilot(campaign: LayerCampaign, plan: Plan) -> list[int]:
+    """The pilot of a layer that is part of a network campaign: every stratum to ``plan.pilot``
+    faults (run before any network round, whatever ``plan.max_faults`` says)."""
+    return [max(0, plan.pilot - r.sdc.n) if r.mbit > 0 else 0 for r in campaign.strata]
+
+
+def network_resilience(members: Sequence[tuple[float, LayerCampaign]], plan: Plan, *,
+                       fit_per_mbit: float = DEFAULT_FIT_PER_MBIT,
+                       seconds_per_inference: float = 0.0) -> tuple[NetworkSDC,
+                                                                    list[AdaptiveResult]]:
+    """One campaign for a whole network on one design point, in this process: ``members`` are
+    (cycle share c_l, layer campaign of the layer's mapping). Every layer gets its pilot, then
+    network rounds (:func:`dse.resilience.network.network_additions`) until the network
+    P(SDC | fault) is resolved or ``plan.max_faults`` have run. The sweep runs the same rounds
+    through its executor (one task per layer and round), with the same decisions."""
+    for _, campaign in members:
+        extend(campaign, pilot(campaign, plan))
+    while (add := network_additions(
+            [(share, [r.to_dict() for r in c.strata]) for share, c in members], plan)) is not None:
+        for (_, campaign), layer_add in zip(members, add, strict=True):
+            extend(campaign, layer_add)
+    fig = network_sdc([(share, [r.to_dict() for r in c.strata]) for share, c in members],
+                      fit_per_mbit=fit_per_mbit, confidence=plan.confidence,
+                      seconds_per_inference=seconds_per_inference)
+    return fig, [layer_result(c.strata, plan, fit_per_mbit) for _, c in members]
