@@ -15,9 +15,9 @@ from dse.mapper import search
 from dse.problems.models import DigitsCNN
 from dse.problems.problem import conv_problem
 from dse.report.analysis import network_points, overlapping, pareto_uncertain
-from dse.resilience.mapped.adaptive import LayerCampaign, adaptive_resilience, bit_groups
+from dse.resilience.mapped.adaptive import LayerCampaign, adaptive_resilience
 from dse.resilience.network import network_sdc
-from dse.resilience.strata import Plan
+from dse.resilience.strata import Plan, bit_groups
 
 
 class _Recorded(LayerCampaign):

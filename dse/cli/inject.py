@@ -63,6 +63,15 @@ def register(subparsers) -> None:
                    help="sample size per network, per layer or per layer and bit (DATE 2023)")
     p.add_argument("--n-faults", type=check.positive_int,
                    help="use this many faults instead of Leveugle's n")
+    p.add_argument("--precision", type=check.fraction_arg,
+                   help="adaptive stratified sampling (strata = layer x bit group) until the "
+                        "interval of P(headline class | fault) has a half-width <= this x the "
+                        "estimate (default: off, Leveugle's sizes from --margin)")
+    p.add_argument("--floor", type=check.non_negative_float, default=1e-4,
+                   help="with --precision: ... or until its upper bound is under this")
+    p.add_argument("--max-faults", type=check.positive_int, default=20000,
+                   help="with --precision: at most this many faults (a figure not resolved by "
+                        "then is reported as reached so far)")
     p.add_argument("--faults", help="replay this fault-list CSV instead of generating one")
     p.add_argument("--engine", choices=tuple(ENGINES), default="fast")
     p.add_argument("--images", type=check.positive_int, default=100, help="images per injection")
@@ -104,10 +113,16 @@ def load_model(args) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
 
 
 def _config(args) -> dict:
+    """What the campaign's list depends on (an adaptive list does not depend on its stopping
+    rule: a rerun with a finer --precision continues it)."""
     keys = ("model", "checkpoint", "target", "fault", "format", "per_channel", "bits", "n_bits",
             "margin", "confidence", "mode", "n_faults", "seed", "faults", "outcome")
     cfg = {k: getattr(args, k) for k in keys}
     cfg["target"] = TARGETS[args.target]
+    if args.precision is not None:
+        cfg["sampling"] = "adaptive"
+        for k in ("margin", "mode", "n_faults", "bits", "n_bits"):
+            cfg.pop(k)
     return cfg
 
 
@@ -193,6 +208,66 @@ def write_summary(summary: dict, spec, out: Path, title: str) -> None:
     campaign.plot_summary(summary, spec, out / f"{spec.headline}.png", title)
 
 
+def precise_rows(args, model, images, engine, out: Path) -> tuple[list[campaign.Row], dict]:
+    """``--precision``: grow the fault list in rounds (:mod:`dse.resilience.precise`), each round
+    saved before it runs; return the finished rows and the stratified figure of the headline
+    class."""
+    from dse.resilience import precise
+    from dse.resilience.strata import Plan, check_settings
+    from dse.units import half_width
+
+    if args.faults or args.n_faults:
+        raise InputError("--precision draws its own fault list; drop --faults / --n-faults",
+                         field="--precision")
+    if args.bits.strip().lower() != "all" or args.n_bits != 1:
+        raise InputError("--precision strikes one bit of every position (strata = layer x bit "
+                         "group); drop --bits / --n-bits", field="--precision")
+    check_settings(args.precision, args.floor, args.max_faults)
+    role, fmt, spec = TARGETS[args.target], _format(args), engine.spec
+    shapes = sampling.tensor_shapes(model, sampling.fault_layers(model), role, images)
+    cells = precise.cells(shapes, fmt, args.fault)
+    plan = Plan(args.precision, args.floor, args.max_faults, confidence=args.confidence)
+    listing, cfg_path = out / "faultlist.csv", out / "campaign.json"
+    rows: list[campaign.Row] = []
+    if listing.exists():
+        old = json.loads(cfg_path.read_text()) if cfg_path.exists() else None
+        if old != _config(args):
+            raise InputError("this directory holds a different campaign; use another --out",
+                             file=cfg_path, field="config")
+        rows = campaign.load_list(listing, {"Role": role, "Kind": args.fault, "Format": fmt})
+    out.mkdir(parents=True, exist_ok=True)
+    check.write_text(cfg_path, json.dumps(_config(args), indent=2), field="--out")
+    while True:
+        done = campaign.run_campaign(engine, rows, out, progress=True, workers=args.workers)
+        strata, _ = precise.strata_of(cells, [r.fault for r in done],
+                                      [precise.fraction(r.counts, spec) for r in done])
+        new = precise.next_faults(cells, strata, plan, seed=args.seed, role=role,
+                                  kind=args.fault, fmt=fmt, model=args.model)
+        if not new:
+            break
+        rows = rows + [campaign.Row(len(rows) + i, f) for i, f in enumerate(new)]
+        campaign.save_list(rows, listing)
+    est = precise.estimate(strata, args.confidence)
+    resolved = est.resolved(plan.precision, plan.floor)
+    reached = (half_width(est.relative) if est.value > 0 else f"upper bound {est.hi:.2g}")
+    figure = {"class": spec.headline, "rate": est.value, "ci": [est.lo, est.hi],
+              "faults": est.n, "resolved": resolved, "reached": reached,
+              "precision": plan.precision, "floor": plan.floor, "max_faults": plan.max_faults,
+              "strata": len(cells), "confidence": args.confidence}
+    return done, figure
+
+
+def _figure_line(fig: dict) -> str:
+    from dse.units import estimate
+
+    state = (f"resolved ({fig['reached']})" if fig["resolved"] else
+             f"NOT resolved within --max-faults {fig['max_faults']}: reached {fig['reached']}")
+    return (f"P({fig['class']} | fault), stratified over {fig['strata']} layer x bit-group strata"
+            f" (each fault = one sample, its images' share in the class): "
+            f"{estimate(fig['rate'], *fig['ci'])} at {100 * fig['confidence']:g}%, "
+            f"{fig['faults']} faults; {state}")
+
+
 def run(args) -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -200,10 +275,16 @@ def run(args) -> int:
     spec = outcomes.get(args.outcome)
     out = check.output_dir(args.out, "--out")
     model, images, labels = load_model(args)
-    rows = fault_rows(args, model, images, out)
     engine = ENGINES[args.engine](model, images, labels, outcome=spec, device=device)
-    done = campaign.run_campaign(engine, rows, out, progress=True, workers=args.workers)
+    figure = None
+    if args.precision is not None:
+        done, figure = precise_rows(args, model, images, engine, out)
+    else:
+        rows = fault_rows(args, model, images, out)
+        done = campaign.run_campaign(engine, rows, out, progress=True, workers=args.workers)
     summary = campaign.summarize_rows(done, spec, args.confidence)
+    if figure is not None:
+        summary["stratified"] = figure
     title = (f"{args.model} {TARGETS[args.target]} {args.fault} {_format(args)}: {len(done)} "
              f"faults x {len(images)} images ({device})")
     write_summary(summary, spec, out, title)
@@ -212,6 +293,8 @@ def run(args) -> int:
               "device": str(device),
               "classes": {c: o[c] for c in spec.classes},
               "wall_s": round(time.perf_counter() - t0, 3)}
+    if figure is not None:
+        result["stratified"] = figure
     if args.json:
         print_json(result)
     else:
@@ -219,7 +302,13 @@ def run(args) -> int:
 
         h = o[spec.headline]
         rest = ", ".join(f"{c} {o[c]['count']}" for c in spec.classes)
-        print(f"{title}\n{spec.headline} per inference (share of fault x image pairs) "
-              f"{estimate(h['rate'], *h['ci'])} at {100 * args.confidence:g}% (fault as sampling"
-              f" unit)\ncounts of fault x image pairs: {rest}\nfiles in {out}")
+        if figure is not None:
+            print(f"{title}\n{_figure_line(figure)}\n(the per-layer / per-bit tables count the "
+                  "drawn faults; the list over-samples the strata that fail, so only the line "
+                  f"above is a population rate)\ncounts of fault x image pairs: {rest}\n"
+                  f"files in {out}")
+        else:
+            print(f"{title}\n{spec.headline} per inference (share of fault x image pairs) "
+                  f"{estimate(h['rate'], *h['ci'])} at {100 * args.confidence:g}% (fault as "
+                  f"sampling unit)\ncounts of fault x image pairs: {rest}\nfiles in {out}")
     return 0

@@ -38,6 +38,16 @@ from dataclasses import dataclass
 from dse.errors import InputError
 from dse.resilience.stats import HITS_FOR_VARIANCE, wilson
 
+MAX_GROUPS = 8  # bit groups per word: every bit up to 8-bit words, runs of bits for wider ones
+
+
+def bit_groups(bits: int, groups: int = MAX_GROUPS) -> list[tuple[int, int]]:
+    """Contiguous bit ranges ``[lo, hi)`` of a word, the bit dimension of a stratum: one per bit
+    up to ``groups`` bits, else ``groups`` equal runs (the high bits of a wide accumulator or an
+    fp32 exponent stay apart from the low ones, which rarely fail)."""
+    size = max(1, math.ceil(bits / groups))
+    return [(lo, min(bits, lo + size)) for lo in range(0, bits, size)]
+
 
 @dataclass
 class Stratum:

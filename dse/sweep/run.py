@@ -140,11 +140,23 @@ def _check_note(checks: list[dict[str, Any]]) -> str:
 _RUN_ONLY_KEYS = ("executor", "workers", "scheduler", "dask_local", "output", "name")
 
 
+# An adaptive campaign's stopping rule: a rerun with a finer one continues the stored campaigns.
+_STOPPING_KEYS = ("precision", "floor", "max_faults", "mapping_max_faults")
+
+
 def config_conflict(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """Why a stored sweep's config is another experiment than ``new`` (None: the same one)."""
+    old, new = _without_stopping_rule(old), _without_stopping_rule(new)
     keys = sorted(k for k in set(old) | set(new)
                   if k not in _RUN_ONLY_KEYS and canonical_json(old.get(k)) != canonical_json(new.get(k)))
     return f"different {', '.join(keys)}" if keys else None
+
+
+def _without_stopping_rule(config: dict[str, Any]) -> dict[str, Any]:
+    res = config.get("resilience")
+    if not isinstance(res, dict) or res.get("precision") is None or res.get("faults") is not None:
+        return config
+    return {**config, "resilience": {k: v for k, v in res.items() if k not in _STOPPING_KEYS}}
 
 
 # ------------------------------------------------------------------------------------- planning

@@ -15,7 +15,6 @@ stored counts and only adds faults ``j >= n_h`` (nothing is redone).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,9 +38,14 @@ from dse.resilience.mapped.ecc import screen
 from dse.resilience.mapped.exposure import SiteExposure
 from dse.resilience.network import NetworkSDC, network_additions, network_sdc
 from dse.resilience.stats import z_value
-from dse.resilience.strata import Estimate, Plan, Stratum, combine, run_adaptive
-
-MAX_GROUPS = 8  # bit groups per word: every bit up to 8-bit words, pairs of bits for 16, ...
+from dse.resilience.strata import (
+    Estimate,
+    Plan,
+    Stratum,
+    bit_groups,
+    combine,
+    run_adaptive,
+)
 
 
 @dataclass
@@ -61,13 +65,6 @@ class StratumRecord:
                 "bits": [int(b) for b in self.bits], "mbit": float(self.mbit), "n": self.sdc.n,
                 "sdc": [self.sdc.total, self.sdc.total_sq], "sdc_hits": self.sdc.hits,
                 "due": [self.due.total, self.due.total_sq], "due_hits": self.due.hits}
-
-
-def bit_groups(bits: int, groups: int = MAX_GROUPS) -> list[tuple[int, int]]:
-    """Contiguous bit ranges ``[lo, hi)``: one per bit up to ``groups`` bits, else ``groups``
-    equal runs (high bits of a wide accumulator stay apart from its low ones)."""
-    size = max(1, math.ceil(bits / groups))
-    return [(lo, min(bits, lo + size)) for lo in range(0, bits, size)]
 
 
 def layer_strata(sites: list[SiteExposure]) -> list[StratumRecord]:

@@ -1,0 +1,101 @@
+"""The sweep's network campaign: one stratified allocation over every layer of a design point,
+run in rounds through the executor, makes the same decisions as the same campaign in one process;
+a finer precision only adds faults; bad stopping rules are one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dse.arch import load_arch
+from dse.errors import InputError
+from dse.problems import profile
+from dse.resilience.mapped.adaptive import LayerCampaign, network_resilience
+from dse.resilience.strata import Plan
+from dse.sweep import ModelSpec, SweepConfig, run_sweep
+from dse.sweep.config import FaultSettings, MapperSettings
+from dse.sweep.run import network_members, with_strata
+from dse.sweep.store import Store
+from dse.sweep.tasks import load_model_and_data, read_mapping_text
+
+DESIGN = "simple_output_stationary"
+
+
+def _config(out, **faults) -> SweepConfig:
+    settings = dict(pareto=False, top_k=1, images=8, precision=0.5, floor=2e-3,
+                    max_faults=3000, mapping_max_faults=50)
+    settings.update(faults)
+    return SweepConfig(name="net", designs=[DESIGN], models=[ModelSpec("digits_cnn")],
+                       mapper=MapperSettings(budget=150, time_limit=30.0),
+                       resilience=FaultSettings(**settings), seed=4, executor="inprocess",
+                       output=str(out))
+
+
+def _strata(db) -> dict[str, list[tuple[int, float]]]:
+    with Store(db) as store:
+        rows = with_strata(store.results("net"), store.resilience_details("net"))
+    members = next(iter(network_members(rows).values()))
+    return {r["layer_path"]: [(d["n"], d["sdc"][0]) for d in r["strata"]] for r in members}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    out = tmp_path_factory.mktemp("net")
+    return run_sweep(_config(out), progress=False), out
+
+
+def test_sweep_rounds_make_the_same_decisions_as_one_process(swept):
+    result, _ = swept
+    stored = _strata(result.db_path)
+    config = result.config
+    model, images, labels = load_model_and_data(config.models[0], config.resilience.images)
+    arch = load_arch(DESIGN)
+    workload = profile(model, (1, *images.shape[1:]))
+    rows = [r for r in result.rows if r["rank"] == 0]
+    cycles = sum(r["cycles"] * r["count"] for r in rows)
+    members = []
+    for r in rows:
+        problem = next(lay.problem for lay in workload.layers if lay.module_path == r["layer_path"])
+        mapping = read_mapping_text(r["mapping"], arch, problem)
+        members.append((r["cycles"] * r["count"] / cycles,
+                        LayerCampaign(problem, arch, mapping, model, r["layer_path"], images,
+                                      labels, seed=config.seed)))
+    f = config.resilience
+    fig, _ = network_resilience(members, Plan(f.precision, f.floor, f.max_faults),
+                                fit_per_mbit=f.fit_per_mbit)
+    in_process = {c.layer_path: [(s.sdc.n, s.sdc.total) for s in c.strata] for _, c in members}
+    assert in_process == pytest.approx(stored)
+    net = result.network[0]
+    assert net["faults"] == fig.per_fault.n > 4 * sum(len(v) for v in stored.values())
+    assert (net["sdc_lo"], net["sdc_rate"], net["sdc_hi"]) == pytest.approx(
+        (fig.per_fault.lo, fig.per_fault.value, fig.per_fault.hi))
+
+
+def test_a_finer_precision_only_adds_faults_to_the_stored_campaign(swept, tmp_path):
+    result, out = swept
+    before = _strata(result.db_path)
+    finer = run_sweep(_config(out, precision=0.3, floor=5e-4, max_faults=4500), progress=False)
+    after = _strata(finer.db_path)
+    assert finer.computed["map"] == 0
+    grown = [(a, b) for layer in before for a, b in zip(before[layer], after[layer], strict=True)]
+    assert all(n1 >= n0 and t1 >= t0 for (n0, t0), (n1, t1) in grown)
+    assert sum(n1 - n0 for (n0, _), (n1, _) in grown) > 0
+    assert finer.network[0]["faults"] > result.network[0]["faults"]
+
+
+@pytest.mark.parametrize("flag,value", [("--precision", "0"), ("--floor", "-1"),
+                                        ("--max-faults", "0")])
+def test_a_stopping_rule_no_campaign_can_meet_is_one_line(flag, value, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dse", "sweep", "--arch", DESIGN, "--model",
+                           "digits_cnn", flag, value, "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and flag in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_plan_refuses_a_precision_outside_zero_one():
+    with pytest.raises(InputError, match="--precision"):
+        Plan(precision=0.0)
