@@ -48,3 +48,23 @@ def test_resilience_aware_search_trades_edp_for_estimated_fit(calibrated) -> Non
     assert np.all(np.diff(fits) < 0)
     low = select(res.front, "metric")
     assert low[2] == fits.min()
+
+
+def test_sensitivity_from_adaptive_strata_reproduces_the_campaign_fit() -> None:
+    from dse.resilience.mapped.adaptive import LayerCampaign, adaptive_resilience
+    from dse.resilience.strata import Plan
+
+    torch.manual_seed(1)
+    model = DigitsCNN().eval()
+    images = torch.randn(6, 1, 8, 8)
+    arch = load_arch("eyeriss_like")
+    campaign = LayerCampaign(PROBLEM, arch, eyeriss_mapping(), model, "features.2", images,
+                             None, seed=2, fmt="bf16")
+    result = adaptive_resilience(campaign, Plan(0.9, 0.0, 500))
+    assert result.fit.value > 0
+    sens = Sensitivity.from_strata(result.to_dict()["strata"], 1000.0)
+    per_class = result.breakdown(lambda r: (r.level, r.dataspace))
+    assert sens.rates == pytest.approx({k: v.value for k, v in per_class.items()})
+    arrays, _ = mappings_to_arrays(PROBLEM, arch, [eyeriss_mapping()])
+    est = sdc_fit_metric(PROBLEM, arch, sens, word_bits=16)(arrays)
+    assert est[0] == pytest.approx(result.fit.value, rel=1e-9)

@@ -56,7 +56,8 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
     p.add_argument("--protect", action="append", metavar="LEVEL=SCHEME[,LEVEL=SCHEME]",
                    help="a protection variant beside the unprotected design (parity, secded, "
                    "secded_block, tmr; energy and area re-estimated, faults screened by the "
-                   "code); repeatable")
+                   "code); repeatable. 'auto': per design, SEC-DED on the level with the "
+                   "largest measured SDC FIT share, swept as a variant")
     if models:
         p.add_argument("--model", nargs="+", metavar="NAME", help="models (zoo names)")
     p.add_argument("--input", metavar="SHAPE", help="input shape for --model, e.g. 1x3x224x224")
@@ -141,9 +142,10 @@ def _kv(text: str, flag: str) -> dict[str, Any]:
     return out
 
 
-def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None = None
-                     ) -> SweepConfig:
-    """The YAML (if any) with every given flag applied on top."""
+def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None = None,
+                     protect_auto: bool = False) -> SweepConfig:
+    """The YAML (if any) with every given flag applied on top (``--protect auto`` only where
+    the caller runs :func:`dse.sweep.protect_auto.run_protect_auto`)."""
     config = read_config(args.config) if args.config else SweepConfig(source="command line")
     set_if = _setter(config)
     set_if("name", args.name)
@@ -155,7 +157,7 @@ def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None
         if not sep:
             raise InputError(f"expected KEY=V1,V2, got {g!r}", field="--grid")
         config.grid[key] = [yaml.safe_load(v) for v in values.split(",")]
-    _shorthand_grid(config, args)
+    _shorthand_grid(config, args, protect_auto)
     if models is None and getattr(args, "model", None):
         models = [ModelSpec(m) for m in args.model]
     if models is not None:
@@ -197,7 +199,7 @@ def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None
     return config
 
 
-def _shorthand_grid(config: SweepConfig, args: argparse.Namespace) -> None:
+def _shorthand_grid(config: SweepConfig, args: argparse.Namespace, protect_auto: bool) -> None:
     """``--pe/--word-bits/--technology/--depth/--protect``: the common variant axes without
     YAML."""
     if args.pe:
@@ -210,7 +212,13 @@ def _shorthand_grid(config: SweepConfig, args: argparse.Namespace) -> None:
         config.grid["word_bits"] = list(args.word_bits)
     if args.technology:
         config.grid["technology"] = list(args.technology)
-    if args.protect:
+    if args.protect and "auto" in args.protect:
+        if not protect_auto:
+            raise InputError("'auto' is a `dse sweep` option", field="--protect")
+        if len(args.protect) > 1:
+            raise InputError("'auto' chooses the protection itself: give it alone",
+                             field="--protect")
+    elif args.protect:
         config.grid["protect"] = ["none", *args.protect]
     for d in args.depth or ():
         level, sep, values = d.partition("=")
@@ -255,6 +263,7 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
     print(text_table(network_rows(result.network), wide=wide))
     for line in sdc_lines(result):
         print(line)
+    cost_report(result, out_dir if report else None, wide=wide)
     print(f"\n{len(result.rows)} result rows in {result.db_path} (sweep {result.config.name!r});"
           f" computed {result.computed['map']} layer mappings + {result.computed['resilience']}"
           f" resilience scores, reused {result.reused['map']} + {result.reused['resilience']};"
@@ -262,6 +271,28 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
     if page:
         print(f"report: {page}")
     return 0
+
+
+def cost_report(result: Any, out_dir: Path | None, *, wide: bool = False) -> None:
+    """With protected variants in the sweep: the cheapest way per design to halve its network
+    SDC FIT (remapping or protection) and, with ``out_dir``, the EDP vs SDC FIT figure
+    (:mod:`dse.report.resilience_cost`)."""
+    from dse.report import text_table
+    from dse.report.resilience_cost import cheapest_table, cost_plot, cost_points
+
+    if not any("protect=" in n["point"] for n in result.network):
+        return
+    settings = result.config.resilience
+    groups = cost_points(result.rows_with_strata(), result.network, settings)
+    if not groups:
+        return
+    print("\nCheapest way to SDC FIT <= target (default: half the min-EDP network's), by "
+          "remapping the kept mappings or by a protected variant:")
+    print(text_table(cheapest_table(groups), wide=wide))
+    if out_dir is not None:
+        paths = cost_plot(groups, out_dir, confidence=settings.confidence,
+                          fit_per_mbit=settings.fit_per_mbit)
+        print(f"EDP vs SDC FIT, remapping vs protection: {paths[0]}")
 
 
 def sdc_lines(result: Any) -> list[str]:
@@ -295,7 +326,12 @@ def _reached(r: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from dse.sweep import run_sweep
 
-    config = config_from_args(args)
-    result = run_sweep(config, progress=not args.quiet)
+    config = config_from_args(args, protect_auto=True)
+    if args.protect == ["auto"]:
+        from dse.sweep.protect_auto import run_protect_auto
+
+        result = run_protect_auto(config, progress=not args.quiet)
+    else:
+        result = run_sweep(config, progress=not args.quiet)
     code = report_run(result, json_out=args.json, report=not args.no_report, wide=args.wide)
     return 1 if result.failed else code  # partial: the failed units are recorded, rerun retries

@@ -43,6 +43,21 @@ class Sensitivity:
         ``sdc1_rate``: :class:`dse.resilience.mapped.SiteResult`)."""
         return cls({(s.level, s.dataspace): float(s.sdc1_rate) for s in per_site}, fit_per_mbit)
 
+    @classmethod
+    def from_strata(cls, strata: Iterable[dict], fit_per_mbit: float) -> Sensitivity:
+        """From an adaptive campaign's stored strata (``AdaptiveResult.to_dict()["strata"]``, as
+        the sweep store keeps them): per class, the exposure-weighted mean of its bit groups'
+        P(SDC | fault). Bit groups share a class's exposure in fixed proportions (their bit
+        counts) on every mapping of a design, so a per-bit profile gives the same estimate."""
+        num: dict[tuple[str, str], float] = {}
+        den: dict[tuple[str, str], float] = {}
+        for d in strata:
+            key = (d["level"], d["dataspace"])
+            mean = d["sdc"][0] / d["n"] if d["n"] else 0.0
+            num[key] = num.get(key, 0.0) + d["mbit"] * mean
+            den[key] = den.get(key, 0.0) + d["mbit"]
+        return cls({k: num[k] / den[k] for k in num if den[k] > 0}, fit_per_mbit)
+
     def rate(self, level: str, dataspace: str) -> float:
         if (level, dataspace) in self.rates:
             return self.rates[(level, dataspace)]
