@@ -33,6 +33,7 @@ from dse.problems.problem import Problem
 
 Element = tuple[int, ...]
 MAC_SITE = "MAC"
+TABLE_LIMIT = 1 << 22  # coordinate-table entries a nest may keep (8 bytes each: 32 MiB)
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,26 @@ class Nest:
 
     def coords(self, steps: np.ndarray, pes: np.ndarray) -> dict[str, np.ndarray]:
         """Problem point of each (step, PE) pair (arrays broadcast)."""
+        tables = self._tables()
+        if tables is not None:  # a lookup instead of one divide-and-modulo per loop
+            t, s = tables
+            return {d: t[d][steps] + s[d][pes] for d in self.problem.dimensions}
         return {
             d: self._coord(self._tterms[d], steps) + self._coord(self._sterms[d], pes)
             for d in self.problem.dimensions
         }
+
+    def _tables(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+        """Every step's and every PE's coordinate per dimension, built once per nest when they
+        fit in ``TABLE_LIMIT`` entries (a fault campaign asks for them thousands of times)."""
+        if not hasattr(self, "_table_cache"):
+            size = (self.steps + self.pes) * len(self.problem.dimensions)
+            self._table_cache = None if size > TABLE_LIMIT else (
+                {d: self._coord(self._tterms[d], np.arange(self.steps))
+                 for d in self.problem.dimensions},
+                {d: self._coord(self._sterms[d], np.arange(self.pes))
+                 for d in self.problem.dimensions})
+        return self._table_cache
 
     def tile_box(self, level: int, ds: str, taus: np.ndarray, instance) -> list[tuple]:
         """Per rank, (low, high) of the tile of ``level`` instance ``instance`` at outer steps
