@@ -336,17 +336,16 @@ class MapSpace:
         cap = self.capacity[i]
         if cap is None or not keeps[i]:
             return True
-        ndim, nslot = len(self.dims), 2 * self.nlev
-        sizes = [1] * ndim
-        for s in range(2 * i, nslot):
-            f = factors[s]
-            for k in range(ndim):
-                sizes[k] *= f[k]
+        sizes = [math.prod(col) for col in zip(*factors[2 * i:], strict=True)]
         need = 0
         for name in keeps[i]:
             tile = 1
             for rank in self._ranks[name]:
-                tile *= 1 + sum(c * (sizes[k] - 1) for k, c in rank)
+                if len(rank) == 1:  # most ranks are one dim with coefficient 1
+                    (k, c), = rank
+                    tile *= 1 + c * (sizes[k] - 1)
+                else:
+                    tile *= 1 + sum(c * (sizes[k] - 1) for k, c in rank)
             need += tile
         return need * self.buffering[i] <= cap
 

@@ -131,8 +131,10 @@ class _Evaluator:
         self.top: list[_Found] = []
         self._cut = math.inf
         self.best: _Found | None = None
-        self._sigs: dict[tuple, tuple] = {}
+        self._sigs: dict[tuple, int] = {}
+        self._sig_ids: dict[tuple, int] = {}
         self._live: dict[tuple, tuple[frozenset[str], ...]] = {}
+        self._asked: dict[int, tuple[Point, tuple]] = {}  # keys is_seen built, for run()
 
     def key(self, p: Point) -> tuple:
         """Equal keys = equal access counts (same factors, axes, keeps and order classes)."""
@@ -144,13 +146,23 @@ class _Evaluator:
                 tuple(self._sig(o, lv) for o, lv in zip(p.orders, live, strict=True)))
 
     def is_seen(self, p: Point) -> bool:
-        return self.key(p) in self.seen
+        """Whether an equivalent point was evaluated; the key is kept for :meth:`run`, which
+        would otherwise build it again for every new neighbour."""
+        k = self.key(p)
+        self._asked[id(p)] = (p, k)
+        return k in self.seen
 
-    def _sig(self, order: tuple[str, ...], live: frozenset[str]) -> tuple:
+    def _key_once(self, p: Point) -> tuple:
+        asked = self._asked.get(id(p))
+        return asked[1] if asked is not None and asked[0] is p else self.key(p)
+
+    def _sig(self, order: tuple[str, ...], live: frozenset[str]) -> int:
+        """The order's class as a small int: equal ids = equal signatures (interned, so the
+        seen-set hashes a few ints per level, not the nested signature tuples)."""
         sig = self._sigs.get((order, live))
         if sig is None:
-            sig = self._sigs[(order, live)] = order_signature(
-                self.space.rank_sets, tuple(reversed(order)), live)
+            full = order_signature(self.space.rank_sets, tuple(reversed(order)), live)
+            sig = self._sigs[(order, live)] = self._sig_ids.setdefault(full, len(self._sig_ids))
         return sig
 
     def run(self, points: Iterable[Point], prechecked: bool = False) -> list[_Found]:
@@ -160,12 +172,13 @@ class _Evaluator:
         fresh = []
         for p in points:
             self.visited += 1
-            k = self.key(p)
+            k = self._key_once(p)
             if k in self.seen:
                 continue
             self.seen.add(k)
             if prechecked or self.space.problem_with(p) is None:
                 fresh.append(p)
+        self._asked.clear()
         self.evaluated += len(fresh)
         out = self._vectorized(fresh) if self.extra is None else self._scalar(fresh)
         self.valid += len(out)

@@ -176,7 +176,7 @@ def evaluate_arrays(problem: Problem, arch: Arch, arrays: MappingArrays, *,
         if arr.ndim != 3 or arr.shape[1:] != tail or arr.shape[0] != len(arrays):
             raise ValueError(f"MappingArrays.{name} has shape {arr.shape}, expected "
                              f"({len(arrays)}, {tail[0]}, {tail[1]})")
-    ctx = _Context(problem, arch)
+    ctx = _context(problem, arch)
     ctx.extrapolate = extrapolate
     parts = [_evaluate_chunk(ctx, arrays.take(slice(i, i + CHUNK)))
              for i in range(0, len(arrays), CHUNK)]
@@ -189,6 +189,19 @@ def evaluate_arrays(problem: Problem, arch: Arch, arrays: MappingArrays, *,
         np.concatenate([p.utilization for p in parts]),
         np.concatenate([p.valid for p in parts]),
         [r for p in parts for r in p.reason])
+
+
+_LAST: list = []  # the last (problem, arch, context): a search sends thousands of batches
+
+
+def _context(problem: Problem, arch: Arch) -> _Context:
+    """The constants of (problem, arch), rebuilt only when either object changes (they are
+    read-only here; identity, not equality, so a caller's edited copy gets a fresh one)."""
+    if _LAST and _LAST[0] is problem and _LAST[1] is arch:
+        return _LAST[2]
+    ctx = _Context(problem, arch)
+    _LAST[:] = [problem, arch, ctx]
+    return ctx
 
 
 class _Context:
