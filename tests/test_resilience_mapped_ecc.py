@@ -80,3 +80,19 @@ def test_escape_fractions_of_secded_by_error_weight() -> None:
     three = escape_fraction("secded", 16, 3)
     assert three["escaped"] > 0.5 and sum(three.values()) == pytest.approx(1.0)
     assert escape_fraction("none", 8, 1)["escaped"] == 1.0
+
+
+@pytest.mark.parametrize("k", [8, 16, 64])
+def test_a_single_flip_in_a_check_bit_is_never_an_sdc(k: int) -> None:
+    """Why exposure counts data bits only (docs/resilience.md, "Check bits"): every physical bit
+    that holds no data, flipped alone, is corrected by SEC-DED, outvoted by TMR, flagged (a DUE,
+    never an SDC) by parity."""
+    data = set(range(k))
+    secded_data = {p for p in range(1, 2 * k + 8) if p & (p - 1)}
+    for b in range(code_bits(SCHEMES["secded"], k)):
+        if b not in secded_data:
+            assert decode("secded", k, (b,)).status == "corrected"
+    assert decode("parity", k, (k,)).status == "detected"  # the parity bit itself
+    for b in range(code_bits(SCHEMES["tmr"], k)):
+        if b not in data:  # copies 1 and 2
+            assert decode("tmr", k, (b,)).status == "corrected"
