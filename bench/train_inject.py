@@ -83,7 +83,28 @@ def main() -> None:
     ratio = naive / fast
     whole = (big * naive / n) / (t_golden + big * fast / n)
     load = os.getloadavg()[0]
-    body = f"""### Default campaign plan: {golden.total_steps}-step run, {args.steps_after} steps after \
+    body = f"""## Training-fault experiments (bench/train_inject.py)
+
+Experiment throughput of `dse train-inject`'s runner against the baseline, **re-training from
+scratch for each experiment to the same horizon**: step 0 to the injection, then every step to
+the experiment's end step, no early stop, test accuracy evaluated only from the injection on
+(all the outcome reads; evaluating earlier would only slow the baseline). dse restarts from the
+last golden-run checkpoint before the injection, stops at INF/NaN, and stops exactly when the
+model + optimizer state equals the golden run's (the rest of the curve is then the golden
+curve). Same sampled experiments, same golden run, one process, one thread; both must give the
+same outcome and the same curve from the injection on.
+
+The default plan (`dse train-inject` with no flags) is a fault at a uniformly drawn step of a
+{args.epochs}-epoch training, watched for {args.steps_after} steps after it. Per experiment the
+baseline trains (injection step + {args.steps_after}) steps, dse at most
+({args.checkpoint_every} + {args.steps_after}), so the ratio grows with the length of the
+training the faults are spread over and shrinks with the horizon: about (T/2 + H) / (K/2 + H)
+in steps for a T-step training, horizon H, checkpoints every K steps, before evaluation costs
+(which both pay after the injection) and early stops. With the old default plan (8 epochs =
+168 steps, H = 100, per-epoch checkpoints) it was 1.1x: the 100 steps after the injection
+dominate there.
+
+### Default campaign plan: {golden.total_steps}-step run, {args.steps_after} steps after \
 each injection
 
 `python bench/train_inject.py --experiments {n} --model {args.model} --epochs {args.epochs} \

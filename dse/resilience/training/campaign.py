@@ -311,7 +311,8 @@ def run_one(golden: Golden, data: Data, base: dict, spec: TrainingOutcomeSpec,
     row = result_row(base, exp, golden, spec)
     c = exp.curve
     record = {"key": row_key(row), "outcome": row["outcome"], "start": c.start,
-              "inject": exp.inject, "loss": [None if np.isnan(x) else float(x) for x in c.loss],
+              "inject": exp.inject, "nonfinite": c.nonfinite,
+              "loss": [None if np.isnan(x) else float(x) for x in c.loss],
               "test_acc": {str(k): v for k, v in sorted(c.test_acc.items())}}
     return row, record
 

@@ -23,7 +23,8 @@ def _plt():
 def plot_curves(golden: Golden, records: list[dict], path: Path, per_outcome: int = 3) -> None:
     """One panel per outcome seen: test accuracy (fraction of the test set) against the global
     training step for up to ``per_outcome`` experiments (dashed line: their injection step),
-    over the golden run (black) and the band of all golden seeds (grey)."""
+    over the golden run (black) and the band of all golden seeds (grey); a cross at the bottom
+    marks the step where an experiment's loss or gradient became INF/NaN."""
     seen = [o for o in OUTCOMES if any(r["outcome"] == o for r in records)]
     if not seen:
         return
@@ -45,15 +46,17 @@ def plot_curves(golden: Golden, records: list[dict], path: Path, per_outcome: in
             ax.plot(xs, list(r["test_acc"].values()), "o-", ms=2, color=color,
                     label=f"exp {r['key'].split('/')[0]}")
             ax.axvline(r["inject"], color=color, ls="--", lw=0.8)
+            if r.get("nonfinite") is not None:  # no accuracy to draw: mark where it broke
+                ax.plot([r["nonfinite"]], [0.02], "x", ms=7, mew=2, color=color)
         ax.set_title(outcome)
         ax.set_xlabel("training step")
         ax.set_ylabel("test accuracy (fraction)")
         ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=6, loc="best", framealpha=0.6)
     for ax in list(axes.flat)[len(seen):]:
         ax.axis("off")
     fig.suptitle(f"{golden.setup.model} / {golden.setup.optimizer} / {golden.setup.mitigation}: "
-                 "example experiments per outcome (dashed: injection step)", fontsize=10)
+                 "example experiments per outcome (dashed: injection step; x: INF/NaN)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
