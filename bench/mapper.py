@@ -17,7 +17,7 @@ also runs the real ``timeloop-mapper`` on the same input in the same run (same m
 slow on WS/OS: minutes per case). Writes its section of docs/benchmarks.md.
 
     python bench/mapper.py [--cases SUBSTRING] [--fraction 0.1] [--workers 2] [--seed 0]
-                           [--margin 1.5] [--rerun-reference]
+                           [--margin 1.2] [--victory 1500] [--rerun-reference]
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def map_command(root: Path, run: Path, args: argparse.Namespace, extra: list[str
     return [sys.executable, "-m", "dse", "map", "--arch", str(run / "timeloop_input.yaml"),
             "--ert", str(run / "timeloop-mapper.ERT.yaml"),
             "--problem", str(root / "inputs" / "problem.yaml"), "--search", "hybrid",
-            "--victory", str(10**9), "--workers", str(args.workers), "--seed", str(args.seed),
+            "--victory", str(args.victory), "--workers", str(args.workers), "--seed", str(args.seed),
             "--json", *extra]
 
 
@@ -137,8 +137,11 @@ def main() -> int:
                     help="dse's time limit as a fraction of Timeloop's wall time (default 0.1)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--margin", type=float, default=1.5,
-                    help="search limit = allowance - MARGIN x the measured overhead (default 1.5)")
+    ap.add_argument("--margin", type=float, default=1.2,
+                    help="search limit = allowance - MARGIN x the measured overhead (default 1.2)")
+    ap.add_argument("--victory", type=int, default=1500,
+                    help="dse stops after this many evaluations without a better mapping "
+                         "(default 1500, dse's default; Timeloop's runs used 1000)")
     ap.add_argument("--rerun-reference", action="store_true",
                     help="also run timeloop-mapper on each case now (same load; slow)")
     args = ap.parse_args()
@@ -196,17 +199,20 @@ def main() -> int:
         "## Mapper: dse vs Timeloop's mapper, same constraint reading",
         "",
         f"Command: `python bench/mapper.py --fraction {args.fraction:g} --workers "
-        f"{args.workers} --seed {args.seed}`" + (" --rerun-reference" if args.rerun_reference
-                                                 else "") + ".",
+        f"{args.workers} --seed {args.seed} --margin {args.margin:g} --victory {args.victory}"
+        + (" --rerun-reference" if args.rerun_reference else "")
+        + (f" --cases {args.cases}" if args.cases else "") + "`.",
         "",
         "Timeloop: v3.0.3's `timeloop-mapper`, random search, EDP, 2 threads, victory 1000, at "
         "most 20000 valid mappings (stored runs; their wall and CPU times were measured at load "
         "about 1). Its wall time is the stored one: on the WS/OS cases (`mapper_same_constraints/`)"
         " timeloop-mapper alone; on eyeriss_like / nvdla_like the whole reference run, which "
         "includes ~3-4 s of Accelergy start-up (no CPU time stored). dse: `python -m dse map "
-        "--search hybrid --victory 1e9` on the same `timeloop_input.yaml` and ERT, as a child "
-        "process; its wall and CPU times include Python start-up, imports, reading the inputs and "
-        "writing the JSON. Its allowance is the fraction x Timeloop's wall; the search's "
+        f"--search hybrid --victory {args.victory}` (each of its workers stops after that many "
+        "evaluations without a better mapping, as Timeloop's threads do after 1000) on the same "
+        "`timeloop_input.yaml` and ERT, as a child process; its wall and CPU times include "
+        "Python start-up, imports, reading the inputs and writing the JSON. Its allowance is "
+        "the fraction x Timeloop's wall; the search's "
         f"`--time-limit` is that allowance less {args.margin:g} x the case's measured overhead (a "
         "`dse map --budget 1` run of the same case just before). Both EDPs (J x cycles) come from "
         "dse's model: Timeloop's best mapping (`timeloop-mapper.map.yaml`) re-scored on its own "
