@@ -287,15 +287,20 @@ def _opt(x: int | None) -> str:
 
 
 def golden_for(setup: TrainSetup, data: Data, folder: Path, spread_seeds: int,
-               checkpoint_every: int = CHECKPOINT_EVERY) -> Golden:
-    """The golden run of ``setup``, loaded from ``folder`` when an identical one is there."""
+               checkpoint_every: int | None = CHECKPOINT_EVERY) -> Golden:
+    """The golden run of ``setup``, loaded from ``folder`` when an identical one is there
+    (``checkpoint_every=None``: with any checkpoint interval — results do not depend on it)."""
     path = folder / f"{setup.optimizer}-{setup.mitigation}.pt"
-    key = {**setup.as_dict(), "spread_seeds": spread_seeds, "checkpoint_every": checkpoint_every}
+    key = {**setup.as_dict(), "spread_seeds": spread_seeds,
+           "checkpoint_every": checkpoint_every or CHECKPOINT_EVERY}
     if path.exists():
         saved = torch.load(path, weights_only=False)
-        if saved.get("key") == key:
+        found = dict(saved.get("key", {}))
+        if checkpoint_every is None:
+            found["checkpoint_every"] = key["checkpoint_every"]
+        if found == key:
             return saved["golden"]
-    golden = golden_run(setup, data, spread_seeds, checkpoint_every)
+    golden = golden_run(setup, data, spread_seeds, key["checkpoint_every"])
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"key": key, "golden": golden}, tmp)
