@@ -2,7 +2,7 @@
 of the whole run, per optimizer and mitigation.
 
 Writes into ``--out``: ``config.json``, ``experiments.csv`` (the sampled faults, seed 002's
-columns), ``golden/`` (golden runs with per-epoch checkpoints), ``results.csv`` (one row per
+columns), ``golden/`` (golden runs with their checkpoints), ``results.csv`` (one row per
 experiment: the fault, its outcome and a curve summary; resumable: run the same command again after
 a kill), ``curves.jsonl``, ``summary.json``, ``curves.png`` (example curves per outcome against the
 golden band) and ``outcomes.png`` (outcome rates per optimizer / mitigation).
@@ -146,12 +146,12 @@ def _campaign(args, spec) -> int:
     spe = len(data.x) // setups[0].batch_size  # targets() has checked the batch fits
     faults = tc.sample(plan, shapes, spe, spe * setups[0].epochs)
     cfg.write_text(json.dumps(config, indent=1))
-    goldens = {}
-    for s in setups:
-        _say(args, f"golden run {s.optimizer}/{s.mitigation} (+{args.golden_seeds} seeds)")
-        goldens[(s.optimizer, s.mitigation)] = tc.golden_for(s, data, out / "golden",
-                                                             args.golden_seeds,
-                                                             args.checkpoint_every)
+    where = {"executor": args.executor, "workers": args.workers, "scheduler": args.scheduler,
+             "dask_local": args.dask_local}
+    _say(args, f"golden runs: {', '.join(f'{s.optimizer}/{s.mitigation}' for s in setups)} "
+               f"(each +{args.golden_seeds} seeds)")
+    goldens = tc.goldens_for(setups, data, out / "golden", args.golden_seeds,
+                             args.checkpoint_every, **where)
     g0 = goldens[(setups[0].optimizer, setups[0].mitigation)]
     listing = out / "experiments.csv"
     if not listing.exists():
@@ -159,9 +159,7 @@ def _campaign(args, spec) -> int:
                                 for i, f in enumerate(faults)])
     bases = [tc.fault_row(i, f, s, plan.steps_after, args.golden_seeds) for s in setups
              for i, f in enumerate(faults)]
-    rows = tc.run_campaign(bases, goldens, data, out, spec, workers=args.workers,
-                           executor=args.executor, scheduler=args.scheduler,
-                           dask_local=args.dask_local, progress=not args.json)
+    rows = tc.run_campaign(bases, goldens, data, out, spec, progress=not args.json, **where)
     summary = tc.summarize(rows, args.confidence)
     strata = tc.summarize(rows, args.confidence, by=args.stratify) if args.stratify else None
     mitigations = tc.mitigation_report(rows, goldens, args.confidence)

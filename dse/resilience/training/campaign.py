@@ -53,10 +53,12 @@ from dse.resilience.training.outcome import (
 )
 from dse.resilience.training.run import (
     CHECKPOINT_EVERY,
+    Curve,
     Experiment,
     Golden,
     golden_run,
     run_experiment,
+    seed_curve,
 )
 from dse.resilience.training.trainer import Data, Trainer, TrainSetup, load_data
 
@@ -286,26 +288,82 @@ def _opt(x: int | None) -> str:
 # ---------------------------------------------------------------------------------- running
 
 
+def _golden_key(setup: TrainSetup, spread_seeds: int, checkpoint_every: int | None) -> dict:
+    return {**setup.as_dict(), "spread_seeds": spread_seeds,
+            "checkpoint_every": checkpoint_every or CHECKPOINT_EVERY}
+
+
+def _saved_golden(path: Path, key: dict, any_interval: bool) -> Golden | None:
+    if not path.exists():
+        return None
+    saved = torch.load(path, weights_only=False)
+    found = dict(saved.get("key", {}))
+    if any_interval:
+        found["checkpoint_every"] = key["checkpoint_every"]
+    return saved["golden"] if found == key else None
+
+
+def _save_golden(path: Path, key: dict, golden: Golden) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"key": key, "golden": golden}, tmp)
+    os.replace(tmp, path)
+
+
 def golden_for(setup: TrainSetup, data: Data, folder: Path, spread_seeds: int,
                checkpoint_every: int | None = CHECKPOINT_EVERY) -> Golden:
     """The golden run of ``setup``, loaded from ``folder`` when an identical one is there
     (``checkpoint_every=None``: with any checkpoint interval — results do not depend on it)."""
     path = folder / f"{setup.optimizer}-{setup.mitigation}.pt"
-    key = {**setup.as_dict(), "spread_seeds": spread_seeds,
-           "checkpoint_every": checkpoint_every or CHECKPOINT_EVERY}
-    if path.exists():
-        saved = torch.load(path, weights_only=False)
-        found = dict(saved.get("key", {}))
-        if checkpoint_every is None:
-            found["checkpoint_every"] = key["checkpoint_every"]
-        if found == key:
-            return saved["golden"]
-    golden = golden_run(setup, data, spread_seeds, key["checkpoint_every"])
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"key": key, "golden": golden}, tmp)
-    os.replace(tmp, path)
+    key = _golden_key(setup, spread_seeds, checkpoint_every)
+    golden = _saved_golden(path, key, checkpoint_every is None)
+    if golden is None:
+        golden = golden_run(setup, data, spread_seeds, key["checkpoint_every"])
+        _save_golden(path, key, golden)
     return golden
+
+
+def _golden_task(arg: tuple[TrainSetup, int, int]) -> Golden | Curve:
+    """A worker's share of the golden runs: the golden run itself (k = 0) or seed k's curve."""
+    setup, k, checkpoint_every = arg
+    if ("data", setup.dataset) not in _CACHE:
+        _CACHE[("data", setup.dataset)] = load_data(setup.dataset)
+    data = _CACHE[("data", setup.dataset)]
+    return golden_run(setup, data, 0, checkpoint_every) if k == 0 else seed_curve(setup, data, k)
+
+
+def goldens_for(setups: Sequence[TrainSetup], data: Data, folder: Path, spread_seeds: int,
+                checkpoint_every: int = CHECKPOINT_EVERY, **where) -> dict[tuple[str, str], Golden]:
+    """:func:`golden_for` of every setup, the missing golden runs and seed curves computed in
+    parallel where the experiments run (``where``: as for :func:`run_campaign`)."""
+    out: dict[tuple[str, str], Golden] = {}
+    todo = []
+    for s in setups:
+        path = folder / f"{s.optimizer}-{s.mitigation}.pt"
+        saved = _saved_golden(path, _golden_key(s, spread_seeds, checkpoint_every), False)
+        if saved is not None:
+            out[(s.optimizer, s.mitigation)] = saved
+        else:
+            todo += [(s, k, checkpoint_every) for k in range(spread_seeds + 1)]
+    _CACHE[("data", data_name_of(setups))] = data
+    parts: dict[tuple[str, str], dict[int, Golden | Curve]] = {}
+    for (s, k, _), result in _map(_golden_task, todo, **where):
+        parts.setdefault((s.optimizer, s.mitigation), {})[k] = result
+    for s in setups:
+        got = parts.get((s.optimizer, s.mitigation))
+        if got is None:
+            continue
+        golden = got[0]
+        golden.seed_test_acc = [got[k].test_acc for k in range(1, spread_seeds + 1)]
+        golden.seed_loss = [got[k].loss for k in range(1, spread_seeds + 1)]
+        _save_golden(folder / f"{s.optimizer}-{s.mitigation}.pt",
+                     _golden_key(s, spread_seeds, checkpoint_every), golden)
+        out[(s.optimizer, s.mitigation)] = golden
+    return out
+
+
+def data_name_of(setups: Sequence[TrainSetup]) -> str:
+    return setups[0].dataset if setups else "digits"
 
 
 def run_one(golden: Golden, data: Data, base: dict, spec: TrainingOutcomeSpec,
@@ -379,14 +437,14 @@ def run_campaign(bases: Sequence[dict], goldens: dict[tuple[str, str], Golden], 
     paths = {k: str((out / "golden" / f"{k[0]}-{k[1]}.pt").resolve()) for k in goldens}
     for key, path in paths.items():  # in this process the golden runs are in memory already
         _CACHE[path] = goldens[key]
-    _CACHE[("data", data_name(bases))] = data
+    _CACHE[("data", bases[0]["dataset"] if bases else "digits")] = data
     with open(results, "a", newline="") as fh, open(curves, "a") as cfh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         if new:
             writer.writeheader()
         bar = tqdm(total=len(bases), initial=len(done), disable=not progress, unit="exp")
         tasks = [(b, paths[(b["optimizer"], b["mitigation"])], spec.as_dict()) for b in pending]
-        for row, record in _results(tasks, executor, workers, scheduler, dask_local):
+        for _, (row, record) in _map(_task, tasks, executor, workers, scheduler, dask_local):
             cfh.write(json.dumps(record) + "\n")
             cfh.flush()
             writer.writerow(row)
@@ -398,13 +456,11 @@ def run_campaign(bases: Sequence[dict], goldens: dict[tuple[str, str], Golden], 
     return [done[row_key(b)] for b in bases]
 
 
-def data_name(bases: Sequence[dict]) -> str:
-    return bases[0]["dataset"] if bases else "digits"
-
-
-def _results(tasks: list[tuple], executor: str, workers: int, scheduler: str | None,
-             dask_local: int | None) -> Iterator[tuple[dict, dict]]:
-    """Results of ``tasks`` as they finish (any order)."""
+def _map(fn, tasks: list, executor: str = "process", workers: int = 1,
+         scheduler: str | None = None, dask_local: int | None = None) -> Iterator[tuple]:
+    """(task, fn(task)) for every task as it finishes (any order): here, one at a time, when
+    one local worker is asked for; else on the executor :func:`dse.sweep.executors.make_executor`
+    makes."""
     from dse.sweep.executors import make_executor
 
     if not tasks:
@@ -412,17 +468,15 @@ def _results(tasks: list[tuple], executor: str, workers: int, scheduler: str | N
     local = min(workers, len(tasks))
     if not (scheduler or dask_local or executor == "dask") and (local <= 1
                                                                 or executor == "inprocess"):
-        for t in tasks:  # here, one at a time: no pool to start
-            yield _task(t)
+        for t in tasks:  # no pool to start
+            yield t, fn(t)
         return
     ex = make_executor(executor, workers=local, scheduler=scheduler, dask_local=dask_local)
     try:
-        futures = [ex.submit(_task, t) for t in tasks]
+        futures = {ex.submit(fn, t): i for i, t in enumerate(tasks)}
         while futures:
-            finished = ex.wait_first(futures)
-            futures = [f for f in futures if f not in finished]
-            for fut in finished:
-                yield fut.result()
+            for fut in ex.wait_first(list(futures)):
+                yield tasks[futures.pop(fut)], fut.result()
     finally:
         ex.close()
 

@@ -104,11 +104,17 @@ def golden_run(setup: TrainSetup, data: Data, spread_seeds: int = 2,
                          field="learning_rate")
     golden = Golden(setup, trainer.steps_per_epoch, curve, digests, checkpoints, wall)
     for k in range(1, spread_seeds + 1):
-        other = Trainer(setup.with_(seed=setup.seed + k), data)
-        c = _loop(other, Mitigation(setup.mitigation), 0, other.total_steps - 1)
+        c = seed_curve(setup, data, k)
         golden.seed_test_acc.append(c.test_acc)
         golden.seed_loss.append(c.loss)
     return golden
+
+
+def seed_curve(setup: TrainSetup, data: Data, k: int) -> Curve:
+    """The fault-free curve of ``setup`` with seed ``seed + k`` (for the outcome tolerance; no
+    checkpoints or digests: no experiment restarts from it)."""
+    other = Trainer(setup.with_(seed=setup.seed + k), data)
+    return _loop(other, Mitigation(setup.mitigation), 0, other.total_steps - 1)
 
 
 @dataclass
