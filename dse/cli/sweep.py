@@ -298,6 +298,8 @@ def cost_report(result: Any, out_dir: Path | None, *, wide: bool = False) -> Non
 def sdc_lines(result: Any) -> list[str]:
     """Per design point: the network SDC FIT with its 95% interval and whether the precision
     was reached; then one line on which designs are resolved apart."""
+    import textwrap
+
     from dse.report.analysis import network_points, resolution_line
 
     res = result.config.resilience
@@ -308,11 +310,18 @@ def sdc_lines(result: Any) -> list[str]:
         state = (f"resolved ({_reached(r)}, {r['faults']} faults)" if r["resolved"] else
                  f"NOT resolved: reached {_reached(r)} after {r['faults']} "
                  "faults (raise --max-faults)")
-        lines.append(
-            f"{r['point']:<28} SDC FIT {r['fit']:.3g} [{r['fit_lo']:.3g}, {r['fit_hi']:.3g}] "
-            f"(failures/1e9 h at {res.fit_per_mbit:g} FIT/Mbit raw); P(SDC|fault) "
-            f"{r['sdc_rate']:.3g} [{r['sdc_lo']:.3g}, {r['sdc_hi']:.3g}]; DUE {r['due_rate']:.2g}"
-            f"; SDC/inference {r['sdc_per_inference']:.3g} at {res.clock_ghz:g} GHz; {state}")
+        sites = (r.get("breakdown") or {}).get("site", {})
+        top = max(sites.items(), key=lambda kv: kv[1][0], default=None)
+        largest = (f"; largest site class {top[0]} {top[1][0]:.3g} [{top[1][1]:.3g}, "
+                   f"{top[1][2]:.3g}] FIT" if top and top[1][0] > 0 else "")
+        fit = (f"< {r['fit_hi']:.3g} (no fault failed)" if r["fit"] == 0 else
+               f"{r['fit']:.3g} [{r['fit_lo']:.3g}, {r['fit_hi']:.3g}]")
+        text = (f"{r['point']}: SDC FIT {fit} "
+                f"(failures per 1e9 h at {res.fit_per_mbit:g} FIT/Mbit raw), {state}; "
+                f"P(SDC|fault) {r['sdc_rate']:.3g} [{r['sdc_lo']:.3g}, {r['sdc_hi']:.3g}]; "
+                f"DUE per fault {r['due_rate']:.2g}; SDC per inference "
+                f"{r['sdc_per_inference']:.3g} at {res.clock_ghz:g} GHz{largest}")
+        lines += textwrap.wrap(text, 100, subsequent_indent="    ")
     line = resolution_line(network_points(result.rows_with_strata()))
     return lines + ([line] if line else [])
 

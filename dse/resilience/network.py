@@ -90,3 +90,17 @@ def network_additions(layers: Sequence[tuple[float, Sequence[dict]]],
         out.append(add[at : at + len(ss)])
         at += len(ss)
     return out
+
+
+def network_breakdown(layers: Sequence[tuple[str, float, Sequence[dict]]], key, *,
+                      fit_per_mbit: float, confidence: float) -> dict[str, Estimate]:
+    """Each group's share of the network SDC FIT, with its interval: ``layers`` are (name, cycle
+    share c_l, stored strata); ``key(name, stratum)`` names a stratum's group (the layer, the site
+    class ``level:dataspace``, the bit group, ...). The groups' estimates add up to the network
+    figure; their intervals are each group's own (not a split of the network interval)."""
+    z = z_value(confidence)
+    groups: dict[str, list[Stratum]] = {}
+    for name, share, strata in layers:
+        for d in strata:
+            groups.setdefault(key(name, d), []).append(stratum_of(d, share * d["mbit"]))
+    return {k: combine(v, z).scaled(fit_per_mbit) for k, v in groups.items()}

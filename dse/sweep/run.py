@@ -558,7 +558,28 @@ def network_figures(rows: list[dict[str, Any]], network: list[dict[str, Any]],
                           fit_per_mbit=settings.fit_per_mbit, confidence=settings.confidence,
                           seconds_per_inference=cycles / (settings.clock_ghz * 1e9))
         net.update(network_columns(fig, settings))
+        net["breakdown"] = sdc_fit_breakdown(
+            [(r["layer_path"], r["cycles"] * r["count"] / cycles, r["strata"]) for r in scored],
+            settings)
     return network
+
+
+def sdc_fit_breakdown(layers: list[tuple[str, float, list[dict]]],
+                      settings: Any) -> dict[str, dict[str, list[float]]]:
+    """The network SDC FIT split per layer, per site class and per bit group (FIT, [value, lo,
+    hi]; each part with its own interval)."""
+    from dse.resilience.network import network_breakdown
+
+    def bits(d: dict) -> str:
+        lo, hi = d["bits"]
+        return f"bit {lo}" if hi - lo == 1 else f"bits {lo}-{hi - 1}"
+
+    keys = {"layer": lambda name, d: name,
+            "site": lambda name, d: f"{d['level']}:{d['dataspace']}",
+            "bit": lambda name, d: f"{d['dataspace']} {bits(d)}"}
+    return {part: {k: [e.value, e.lo, e.hi] for k, e in network_breakdown(
+        layers, key, fit_per_mbit=settings.fit_per_mbit, confidence=settings.confidence).items()}
+        for part, key in keys.items()}
 
 
 def network_columns(fig: Any, settings: Any) -> dict[str, Any]:
