@@ -34,6 +34,7 @@ from dse.problems.problem import Problem
 Element = tuple[int, ...]
 MAC_SITE = "MAC"
 TABLE_LIMIT = 1 << 22  # coordinate-table entries a nest may keep (8 bytes each: 32 MiB)
+USERS_CACHE = 1 << 15  # use sets a nest keeps (a campaign strikes the same elements again and again)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,10 @@ def users(nest: Nest, ds: str, element: Element) -> tuple[np.ndarray, np.ndarray
     (e.g. R and P for an input column) take every combination that lands on it; the dims ``ds``
     does not depend on are free. Their product is the element's whole use set.
     """
+    cache = nest.__dict__.setdefault("_users", {})
+    hit = cache.get((ds, element))
+    if hit is not None:
+        return hit
     inst = nest.problem.instance
     axes: list[tuple[tuple[str, ...], np.ndarray]] = []
     used: set[str] = set()
@@ -210,7 +215,12 @@ def users(nest: Nest, ds: str, element: Element) -> tuple[np.ndarray, np.ndarray
     for (dims, combos), pick in zip(axes, picks, strict=True):
         for k, d in enumerate(dims):
             point[d] = combos[pick.ravel(), k]
-    return _step_of(nest._tterms, point), _step_of(nest._sterms, point)
+    out = _step_of(nest._tterms, point), _step_of(nest._sterms, point)
+    for arr in out:
+        arr.flags.writeable = False  # shared by every fault on this element
+    if len(cache) < USERS_CACHE:
+        cache[(ds, element)] = out
+    return out
 
 
 def _window(nest: Nest, level: int, ds: str, element: Element, taus: np.ndarray,
