@@ -4,6 +4,7 @@ a finer precision only adds faults; bad stopping rules are one line."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -75,8 +76,10 @@ def test_sweep_rounds_make_the_same_decisions_as_one_process(swept):
 
 def test_a_finer_precision_only_adds_faults_to_the_stored_campaign(swept, tmp_path):
     result, out = swept
-    before = _strata(result.db_path)
-    finer = run_sweep(_config(out, precision=0.3, floor=5e-4, max_faults=4500), progress=False)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)  # the module's store stays as the first sweep left it
+    before = _strata(copy / "sweep.sqlite")
+    finer = run_sweep(_config(copy, precision=0.3, floor=5e-4, max_faults=4500), progress=False)
     after = _strata(finer.db_path)
     assert finer.computed["map"] == 0
     grown = [(a, b) for layer in before for a, b in zip(before[layer], after[layer], strict=True)]
@@ -99,3 +102,22 @@ def test_a_stopping_rule_no_campaign_can_meet_is_one_line(flag, value, tmp_path)
 def test_plan_refuses_a_precision_outside_zero_one():
     with pytest.raises(InputError, match="--precision"):
         Plan(precision=0.0)
+
+
+def test_results_and_a_redrawn_report_show_the_sweeps_network_figures(swept, tmp_path, capsys):
+    import json
+
+    from dse.cli import main
+
+    result, _ = swept
+    assert main(["results", "--db", str(result.db_path), "--sweep", "net", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)[0]
+    net = result.network[0]
+    for key in ("sdc_rate", "sdc_lo", "sdc_hi", "fit", "fit_lo", "fit_hi", "faults"):
+        assert shown[key] == pytest.approx(net[key])
+    assert main(["results", "--db", str(result.db_path), "--report", str(tmp_path)]) == 0
+    from dse.report import network_rows
+
+    shown_cells = [str(v) for v in network_rows(result.network)[0].values()]
+    sdc_cell = next(c for c in shown_cells if "[" in c)  # the SDC figure with its interval
+    assert sdc_cell in (tmp_path / "report.html").read_text()

@@ -40,7 +40,9 @@ def _rows(store: Any, args: argparse.Namespace) -> tuple[list[dict[str, Any]], l
                            " FROM sweeps ORDER BY updated"), None
     if args.table == "results":
         return store.results(args.sweep), list(_RESULT_COLUMNS)
-    net = store.network(args.sweep)
+    from dse.sweep.run import stored_figures
+
+    _, net = stored_figures(store, args.sweep)
     return (net, None) if args.json or args.csv or args.parquet else (network_rows(net), None)
 
 
@@ -71,12 +73,10 @@ def run(args: argparse.Namespace) -> int:
             check.resolve(args.sweep, store.sweeps(), "--sweep", file=args.db, what="sweep")
         rows, columns = _rows(store, args)
         if args.report:
-            from dse.sweep.run import with_strata
+            from dse.sweep.run import stored_figures
 
-            rows_all = with_strata(store.results(args.sweep),
-                                   store.resilience_details(args.sweep)) if args.sweep else (
-                store.results(args.sweep))
-            page = write_report(rows_all, store.network(args.sweep),
+            rows_all, network = stored_figures(store, args.sweep)
+            page = write_report(rows_all, network,
                                 Path(args.report), title=f"dse sweep: {args.sweep or args.db}",
                                 settings=_settings(store, args.sweep))
             print(f"report: {page}")

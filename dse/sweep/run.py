@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -595,3 +596,18 @@ def network_columns(fig: Any, settings: Any) -> dict[str, Any]:
         "relative_half_width": e.relative,
         "resolved": fig.resolved(settings.precision or 0.0, settings.floor),
     }
+
+
+def stored_figures(store: Store, sweep: str | None = None
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows with their strata, network rows with the chip's network SDC figures) of stored
+    sweeps, as ``dse sweep`` computed them, for ``dse results`` and redrawn reports (the store's
+    ``network`` view alone only averages the layers' rates by cycles)."""
+    rows, network = [], []
+    for name in [sweep] if sweep else store.sweeps():
+        found = store.query("SELECT config FROM sweeps WHERE sweep = ?", (name,))
+        settings = config_from_dict(json.loads(found[0]["config"])).resilience
+        mine = with_strata(store.results(name), store.resilience_details(name))
+        rows += mine
+        network += network_figures(mine, store.network(name), settings)
+    return rows, network
