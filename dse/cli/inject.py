@@ -193,7 +193,7 @@ def summary_tables(summary: dict, spec, title: str) -> str:
         f" at {100 * summary['overall']['confidence']:g}% with the fault as sampling unit", 100),
         ""]
     for key, name in (("per_layer", "layer"), ("per_bit", "bit")):
-        rows = [{name: k, "faults": s["faults"], "fault x image pairs": s["injections"],
+        rows = [{name: k, "faults": s["faults"], "fault x image pairs": s["fault_image_pairs"],
                  **{c: s[c]["count"] for c in spec.classes},
                  f"{cls} per inference [CI]": estimate(s[cls]["rate"], *s[cls]["ci"])}
                 for k, s in summary[key].items()]

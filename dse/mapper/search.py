@@ -26,6 +26,7 @@ import numpy as np
 
 from dse.arch.spec import Arch
 from dse.errors import InvalidMapping
+from dse.frames import Framed
 from dse.mapper.mapspace import MapSpace, Point, S, T, divisors, order_signature
 from dse.model import BatchResult, MappingArrays, evaluate, evaluate_arrays
 from dse.model.mapping import Mapping
@@ -83,7 +84,7 @@ def make_objective(objective: str | Objective | dict) -> Objective:
 
 
 @dataclass
-class MapperResult:
+class MapperResult(Framed):
     """The search's answer. ``visited``: candidates generated (including ones rejected by the
     constraint / capacity pre-checks and repeats of equivalent mappings); ``evaluated``: sent
     to the model; ``valid``: the model accepted. ``pareto``: the energy × cycles Pareto set of
@@ -103,6 +104,15 @@ class MapperResult:
     top: list[tuple[Mapping, Stats]] = field(default_factory=list)  # ``top_k`` lowest EDP
     # EDP x batched-metric Pareto set, by increasing EDP: (mapping, stats, metric value)
     front: list[tuple[Mapping, Stats, float]] = field(default_factory=list)
+
+    def frame_rows(self) -> list[dict]:
+        """``to_frame()``: the best mapping, then the Pareto set, then the lowest-EDP ones (a
+        mapping in several sets appears once per set, ``kept`` says which)."""
+        sets = [("best", [(self.best, self.best_stats)]), ("pareto", self.pareto),
+                ("topk", self.top)]
+        return [{"kept": kept, "energy_pJ": s.energy_pJ, "cycles": s.cycles,
+                 "edp_J_cycles": s.edp, "utilization": s.utilization, "macs": s.macs}
+                for kept, pairs in sets for _, s in pairs]
 
 
 @dataclass

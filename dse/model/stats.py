@@ -7,6 +7,9 @@ Timeloop run, so the two can be compared field by field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from dse.frames import Framed
 
 
 @dataclass
@@ -23,7 +26,10 @@ class LevelStats:
 
 
 @dataclass
-class Stats:
+class Stats(Framed):
+    """Totals of one evaluation; ``to_frame()``: one row per (level, dataspace) and one for the
+    MACs, so the energy breakdown sums to ``energy_pJ``."""
+
     energy_pJ: float
     cycles: int
     utilization: float
@@ -47,6 +53,13 @@ class Stats:
         for ls in self.levels:
             out[ls.level] = out.get(ls.level, 0.0) + ls.energy_pJ
         return out
+
+    def frame_rows(self) -> list[dict[str, Any]]:
+        rows = [{"level": ls.level, "dataspace": ls.dataspace, "instances": ls.instances,
+                 "reads": ls.reads, "updates": ls.updates, "fills": ls.fills,
+                 "energy_pJ": ls.energy_pJ} for ls in self.levels]
+        return rows + [{"level": "mac", "instances": self.mac_instances, "macs": self.macs,
+                        "energy_pJ": self.mac_energy_pJ}]
 
     def get(self, level: str, dataspace: str) -> LevelStats:
         for ls in self.levels:

@@ -181,10 +181,33 @@ def summarize_rows(rows: Sequence[Row], spec: OutcomeSpec, confidence: float = 0
         names = sorted(groups, key=order) if order else list(groups)
         return {k: block(groups[k]) for k in names}
 
-    return {"outcome": spec.name, "overall": block(rows),
-            "per_layer": grouped(lambda r: r.fault.where.layer),
-            "per_bit": grouped(lambda r: ";".join(str(b) for b in r.fault.what.bits) or "-",
-                               order=_bit_order)}
+    return Summary({"outcome": spec.name, "classes": list(spec.classes), "overall": block(rows),
+                    "per_layer": grouped(lambda r: r.fault.where.layer),
+                    "per_bit": grouped(lambda r: ";".join(str(b) for b in r.fault.what.bits)
+                                       or "-", order=_bit_order)})
+
+
+class Summary(dict):
+    """What :func:`summarize_rows` returns: the JSON document ``summary.json`` holds, and
+    ``to_frame()``: one row for the campaign, one per layer, one per bit (``group``), each
+    with its faults, (fault, image) pairs, and per class the pairs and the share per inference
+    with its interval (the fault as sampling unit)."""
+
+    def to_frame(self):
+        from dse.frames import frame
+
+        def row(group: str, key: str, s: dict) -> dict:
+            out = {"group": group, "key": key, "faults": s["faults"],
+                   "fault_image_pairs": s["fault_image_pairs"]}
+            for cls in self["classes"]:
+                out |= {f"{cls}_pairs": s[cls]["count"], f"{cls}_per_inference": s[cls]["rate"],
+                        f"{cls}_per_inference_lo": s[cls]["ci"][0],
+                        f"{cls}_per_inference_hi": s[cls]["ci"][1]}
+            return out
+
+        return frame([row("overall", "all", self["overall"])]
+                     + [row("layer", k, s) for k, s in self["per_layer"].items()]
+                     + [row("bit", k, s) for k, s in self["per_bit"].items()])
 
 
 def _bit_order(key: str) -> list[int]:

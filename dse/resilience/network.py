@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dse.frames import Framed
 from dse.resilience.stats import z_value
 from dse.resilience.strata import Estimate, Plan, Stratum, combine, next_additions
 
@@ -26,8 +27,9 @@ HOURS_PER_FIT = 1e9  # FIT = failures per 1e9 device-hours
 
 
 @dataclass(frozen=True)
-class NetworkSDC:
-    """Whole-network figures of one design point (mapping per layer chosen by the caller)."""
+class NetworkSDC(Framed):
+    """Whole-network figures of one design point (mapping per layer chosen by the caller).
+    ``to_frame()``: one row."""
 
     per_fault: Estimate  # P(SDC-1 | a raw fault in exposed on-chip storage or MACs)
     due_per_fault: Estimate  # P(INF/NaN | fault)
@@ -39,6 +41,15 @@ class NetworkSDC:
 
     def resolved(self, precision: float, floor: float) -> bool:
         return self.per_fault.resolved(precision, floor)
+
+    def frame_rows(self) -> list[dict]:
+        e, f = self.per_fault, self.fit
+        return [{"sdc_per_fault": e.value, "sdc_per_fault_lo": e.lo, "sdc_per_fault_hi": e.hi,
+                 "sdc_FIT": f.value, "sdc_FIT_lo": f.lo, "sdc_FIT_hi": f.hi,
+                 "sdc_per_inference": self.per_inference.value,
+                 "sdc_per_inference_hi": self.per_inference.hi,
+                 "due_per_fault": self.due_per_fault.value, "due_FIT": self.due_fit.value,
+                 "exposed_Mbit": self.exposed_mbit, "faults": self.faults}]
 
 
 def stratum_of(d: dict, weight: float, kind: str = "sdc") -> Stratum:

@@ -96,7 +96,8 @@ class OutcomeSpec:
         counts = np.asarray(counts, dtype=np.int64).reshape(-1, len(self.columns))
         z = z_value(confidence)
         n = counts[:, 0]
-        out: dict = {"faults": len(counts), "injections": int(n.sum()), "confidence": confidence}
+        out: dict = {"faults": len(counts), "fault_image_pairs": int(n.sum()),
+                     "confidence": confidence}
         for j, cls in enumerate(self.classes, start=1):
             k = counts[:, j]
             total = int(k.sum())

@@ -64,6 +64,16 @@ class SweepResult:
     def rows_with_strata(self) -> list[dict[str, Any]]:
         return with_strata(self.rows, self.details)
 
+    def to_frame(self, table: str = "network") -> Any:
+        """The ``network`` rows (one per design point x model, the figures ``dse sweep``
+        prints) or the ``mappings`` rows (one per layer x kept mapping) as a DataFrame, columns
+        named and defined by :mod:`dse.frames` (e.g. ``edp`` -> ``edp_J_cycles``)."""
+        from dse.frames import frame, renamed
+
+        if table not in ("network", "mappings"):
+            raise ValueError(f"table is 'network' or 'mappings', not {table!r}")
+        return frame([renamed(r) for r in (self.network if table == "network" else self.rows)])
+
 
 @dataclass
 class _ModelPlan:

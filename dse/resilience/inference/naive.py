@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from dse.devices import resolve_device
 from dse.errors import InputError
+from dse.frames import Framed
 from dse.resilience import outcomes
 from dse.resilience.fault import Fault
 from dse.resilience.inference.rows import (
@@ -41,9 +42,10 @@ from dse.resilience.outcomes import OutcomeSpec
 
 
 @dataclass
-class EngineResult:
+class EngineResult(Framed):
     """Outcome labels of every (fault, image): (faults, images, axes of ``spec``), label -1
-    where the image was not run (a fault for one inference touches one image)."""
+    where the image was not run (a fault for one inference touches one image).
+    ``to_frame()``: one row per fault, its pairs run and pairs per outcome class."""
 
     labels: np.ndarray
     spec: OutcomeSpec
@@ -53,6 +55,12 @@ class EngineResult:
     def counts(self) -> np.ndarray:
         """(faults, ``spec.columns``) counts: run pairs, then each class."""
         return self.spec.tally(self.labels)
+
+    def frame_rows(self) -> list[dict]:
+        return [{"fault": i, "fault_image_pairs": int(c[0]),
+                 **{f"{cls}_pairs": int(k) for cls, k in zip(self.spec.classes, c[1:],
+                                                             strict=True)}}
+                for i, c in enumerate(self.counts())]
 
 
 class NaiveEngine:

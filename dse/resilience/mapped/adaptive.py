@@ -24,6 +24,7 @@ from torch import nn
 
 from dse.arch.spec import Arch
 from dse.errors import InputError
+from dse.frames import Framed
 from dse.model.mapping import Mapping
 from dse.problems.problem import Problem
 from dse.resilience.mapped.campaign import (
@@ -95,8 +96,9 @@ def restore(records: list[StratumRecord], stored: list[dict]) -> None:
 
 
 @dataclass
-class AdaptiveResult:
-    """P(SDC | fault) of one layer's mapping and its FIT, with breakdowns and the raw strata."""
+class AdaptiveResult(Framed):
+    """P(SDC | fault) of one layer's mapping and its FIT, with breakdowns and the raw strata.
+    ``to_frame()``: one row per stratum (site class x bit group) with its own interval."""
 
     sdc: Estimate  # P(SDC-1 | a fault in this layer's on-chip storage or MACs)
     due: Estimate  # P(INF/NaN | fault)
@@ -117,6 +119,18 @@ class AdaptiveResult:
         z = z_value(self.confidence)
         return {k: combine(v, z).scaled(1 / sum(s.weight for s in v)) for k, v in groups.items()
                 if sum(s.weight for s in v) > 0}
+
+    def frame_rows(self) -> list[dict]:
+        z = z_value(self.confidence)
+        rows = []
+        for r in self.strata:
+            e = combine([r.sdc], z).scaled(1 / r.sdc.weight) if r.sdc.weight > 0 else None
+            rows.append({"level": r.level, "dataspace": r.dataspace,
+                         "bits": f"{r.bits[0]}-{r.bits[1] - 1}", "exposed_Mbit": r.mbit,
+                         "faults": r.sdc.n, "sdc_per_fault": e and e.value,
+                         "sdc_per_fault_lo": e and e.lo, "sdc_per_fault_hi": e and e.hi,
+                         "sdc_FIT": e and e.value * self.fit_per_mbit * r.mbit})
+        return rows
 
     def to_dict(self) -> dict:
         def est(e: Estimate) -> dict:

@@ -22,6 +22,7 @@ from torch import nn
 
 from dse.arch.spec import Arch
 from dse.errors import InputError, InvalidMapping
+from dse.frames import Framed
 from dse.model import evaluate
 from dse.model.mapping import Mapping
 from dse.problems.problem import Problem
@@ -88,7 +89,9 @@ class SiteResult:
 
 
 @dataclass
-class ResilienceResult:
+class ResilienceResult(Framed):
+    """One layer mapping's SDC per fault and FIT; ``to_frame()``: one row per site class."""
+
     sdc1_rate: float
     sdc1_ci: tuple[float, float]
     fit: float
@@ -97,6 +100,13 @@ class ResilienceResult:
     n_faults: int = 0
     # faults per status under the design's protection (dse.resilience.mapped.ecc.tally)
     protection: dict[str, int] = field(default_factory=dict)
+
+    def frame_rows(self) -> list[dict]:
+        return [{"level": s.level, "dataspace": s.dataspace, "exposure_share": s.exposure_share,
+                 "sdc_per_fault": s.sdc1_rate, "sdc_per_fault_lo": s.sdc1_ci[0],
+                 "sdc_per_fault_hi": s.sdc1_ci[1], "faults": s.n,
+                 "outputs_per_fault": s.mean_footprint, "live_fraction": s.live_fraction}
+                for s in self.per_site]
 
     def to_dict(self) -> dict:
         """The JSON form the CLI prints (and the sweep stores)."""

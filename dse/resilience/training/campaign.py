@@ -492,7 +492,7 @@ def summarize(rows: Sequence[dict], confidence: float = 0.95,
     for r in rows:
         key = f"{r['optimizer']}/{r['mitigation']}" + (f"/{r[by]}" if by else "")
         groups.setdefault(key, []).append(r)
-    out = {}
+    out = TrainingSummary()
     for key, members in groups.items():
         counts = {o: sum(r["outcome"] == o for r in members) for o in OUTCOMES}
         block = {"experiments": len(members),  # one experiment = one sample: plain Wilson
@@ -504,6 +504,26 @@ def summarize(rows: Sequence[dict], confidence: float = 0.95,
         block["slope"] = _mean_doc([float(r["slope"]) for r in members], confidence)
         out[key] = block
     return out
+
+
+class TrainingSummary(dict):
+    """What :func:`summarize` returns (``optimizer/mitigation[/stratum]`` -> block, the JSON
+    form); ``to_frame()``: one row per key with, per outcome and outcome group, the experiments
+    in it and its share with a Wilson interval (the experiment is the sampling unit)."""
+
+    def to_frame(self):
+        from dse.frames import frame
+
+        rows = []
+        for key, block in self.items():
+            row = {"key": key, "experiments": block["experiments"]}
+            for name in (*OUTCOMES, *GROUPS):
+                d = block[name]
+                row |= {f"{name}_experiments": d["count"], f"{name}_per_experiment": d["rate"],
+                        f"{name}_per_experiment_lo": d["ci"][0],
+                        f"{name}_per_experiment_hi": d["ci"][1]}
+            rows.append(row)
+        return frame(rows)
 
 
 def _mean_doc(values: Sequence[float], confidence: float) -> dict:
