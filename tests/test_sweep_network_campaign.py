@@ -121,3 +121,38 @@ def test_results_and_a_redrawn_report_show_the_sweeps_network_figures(swept, tmp
     shown_cells = [str(v) for v in network_rows(result.network)[0].values()]
     sdc_cell = next(c for c in shown_cells if "[" in c)  # the SDC figure with its interval
     assert sdc_cell in (tmp_path / "report.html").read_text()
+
+
+def test_a_sweep_killed_during_network_rounds_resumes_to_the_same_campaign(swept, tmp_path):
+    import signal
+    import sqlite3
+    import time
+
+    from dse.sweep.config import write_config
+
+    result, _ = swept
+    exp = tmp_path / "exp.yaml"
+    write_config(_config(tmp_path / "run"), exp)
+    db = tmp_path / "run" / "sweep.sqlite"
+
+    def rounds_started() -> bool:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+                return conn.execute("SELECT COUNT(*) FROM meta WHERE key LIKE "
+                                    "'network_round:%'").fetchone()[0] > 0
+        except sqlite3.Error:
+            return False
+
+    proc = subprocess.Popen([sys.executable, "-m", "dse", "sweep", "--config", str(exp),
+                             "--quiet", "--no-report"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not rounds_started():
+        assert proc.poll() is None, "the sweep ended before its network rounds began"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    resumed = run_sweep(_config(tmp_path / "run"), progress=False)
+    assert resumed.computed["map"] == 0
+    assert _strata(db) == _strata(result.db_path)  # every stratum: same faults, same outcomes
