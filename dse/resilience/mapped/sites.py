@@ -197,19 +197,9 @@ def users(nest: Nest, ds: str, element: Element) -> tuple[np.ndarray, np.ndarray
     hit = cache.get((ds, element))
     if hit is not None:
         return hit
-    inst = nest.problem.instance
-    axes: list[tuple[tuple[str, ...], np.ndarray]] = []
-    used: set[str] = set()
-    for rank, want in zip(nest.problem.dataspace(ds).projection, element, strict=True):
-        dims = tuple(d for d, _ in rank)
-        grids = np.meshgrid(*(np.arange(inst[d]) for d in dims), indexing="ij")
-        flat = np.stack([g.ravel() for g in grids], axis=1)
-        coef = np.array([nest.problem.coefficient(c) for _, c in rank])
-        axes.append((dims, flat[flat @ coef == want]))
-        used.update(dims)
-    for d in nest.problem.dimensions:
-        if d not in used:
-            axes.append(((d,), np.arange(inst[d])[:, None]))
+    ranks, free = _rank_tables(nest, ds)
+    axes = [(dims, by_value.get(int(want), np.zeros((0, len(dims)), dtype=np.int64)))
+            for (dims, by_value), want in zip(ranks, element, strict=True)] + free
     picks = np.meshgrid(*(np.arange(len(combos)) for _, combos in axes), indexing="ij")
     point: dict[str, np.ndarray] = {}
     for (dims, combos), pick in zip(axes, picks, strict=True):
@@ -221,6 +211,30 @@ def users(nest: Nest, ds: str, element: Element) -> tuple[np.ndarray, np.ndarray
     if len(cache) < USERS_CACHE:
         cache[(ds, element)] = out
     return out
+
+
+def _rank_tables(nest: Nest, ds: str) -> tuple[list[tuple[tuple[str, ...], dict]], list]:
+    """Per rank of ``ds``: its dims and, for each rank coordinate, the dim combinations that land
+    on it; and the dims ``ds`` does not depend on, with all their values. Element-independent,
+    so built once per nest and dataspace."""
+    cache = nest.__dict__.setdefault("_ranks", {})
+    if ds in cache:
+        return cache[ds]
+    inst = nest.problem.instance
+    ranks, used = [], set()
+    for rank in nest.problem.dataspace(ds).projection:
+        dims = tuple(d for d, _ in rank)
+        grids = np.meshgrid(*(np.arange(inst[d]) for d in dims), indexing="ij")
+        flat = np.stack([g.ravel() for g in grids], axis=1)
+        value = flat @ np.array([nest.problem.coefficient(c) for _, c in rank])
+        order = np.argsort(value, kind="stable")
+        keys, starts = np.unique(value[order], return_index=True)
+        groups = np.split(flat[order], starts[1:])
+        ranks.append((dims, {int(k): g for k, g in zip(keys, groups, strict=True)}))
+        used.update(dims)
+    free = [((d,), np.arange(inst[d])[:, None]) for d in nest.problem.dimensions if d not in used]
+    cache[ds] = ranks, free
+    return cache[ds]
 
 
 def _window(nest: Nest, level: int, ds: str, element: Element, taus: np.ndarray,
