@@ -241,10 +241,29 @@ def _window(nest: Nest, level: int, ds: str, element: Element, taus: np.ndarray,
             instances: np.ndarray) -> np.ndarray:
     """Whether ``element`` is in the tile of each instance (columns) at each outer step (rows)."""
     inside = np.ones((len(taus), len(instances)), dtype=bool)
-    boxes = nest.tile_box(level, ds, taus[:, None], instances[None, :])
+    every = _all_boxes(nest, level, ds)
+    if every is not None:
+        rows, cols = np.ix_(taus, instances)
+        boxes = [(low[rows, cols], high[rows, cols]) for low, high in every]
+    else:
+        boxes = nest.tile_box(level, ds, taus[:, None], instances[None, :])
     for (low, high), x in zip(boxes, element, strict=True):
         inside &= (low <= x) & (x <= high)
     return inside
+
+
+def _all_boxes(nest: Nest, level: int, ds: str) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The tile box of ``level`` at every outer step of every instance (element-independent:
+    built once per nest when it fits in ``TABLE_LIMIT`` entries, else None)."""
+    cache = nest.__dict__.setdefault("_boxes", {})
+    if (level, ds) not in cache:
+        taus, insts = nest.steps // nest.steps_below[level], nest.instances(level)
+        rank_count = len(nest.problem.dataspace(ds).projection)
+        cache[(level, ds)] = None if 2 * taus * insts * rank_count > TABLE_LIMIT else [
+            (np.broadcast_to(low, (taus, insts)), np.broadcast_to(high, (taus, insts)))
+            for low, high in nest.tile_box(
+                level, ds, np.arange(taus)[:, None], np.arange(insts)[None, :])]
+    return cache[(level, ds)]
 
 
 def residency(nest: Nest, level: int, ds: str, instance: int, element: Element,
