@@ -3,7 +3,9 @@ one loader every command uses (resnet50 is torchvision's there too)."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -120,3 +122,25 @@ def test_dse_inject_resnet50_checkpoint_means_torchvision(resnet50_files, tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "does not fit ResNet" in err and str(other) in err
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal (tqdm draws its bar only on one)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stream, progress, shown", [
+    (_Terminal, True, True),      # first use on a terminal: a bar, not a silent wait
+    (io.StringIO, True, False),   # stderr piped or redirected: nothing
+    (_Terminal, False, False),    # --json: nothing
+])
+def test_first_use_training_shows_a_bar_only_on_a_terminal(tmp_path, monkeypatch, stream,
+                                                           progress, shown):
+    monkeypatch.setenv("DSE_CACHE", str(tmp_path))
+    err = stream()
+    monkeypatch.setattr(sys, "stderr", err)
+    train("digits_cnn", "digits", recipe=Recipe(epochs=1, limit=64), progress=progress)
+    assert ("train digits" in err.getvalue()) is shown
+    assert "batch" in err.getvalue() if shown else err.getvalue() == ""

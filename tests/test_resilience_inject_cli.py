@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from _fi_util import fi_cache  # noqa: F401
 
 from dse.cli import main
+from dse.problems.trained import load_model
 from dse.resilience import campaign
 from dse.resilience.outcomes import TOP1
 
@@ -19,7 +21,12 @@ def test_inject_writes_list_summary_plot_and_json(tmp_path, capsys, fi_cache):  
                  "29-31", "--images", "50", "--out", str(out), "--json"])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"faults", "images", "outcome", "device", "classes", "wall_s"}
+    assert set(doc) == {"faults", "images", "outcome", "device", "golden_top1_accuracy",
+                        "classes", "wall_s"}
+    model, images, labels = load_model("digits_cnn", limit=50)  # the baseline, counted apart
+    with torch.no_grad():
+        correct = int((model(images).argmax(1) == labels).sum())
+    assert doc["golden_top1_accuracy"] == pytest.approx(correct / 50)
     assert doc["outcome"] == "top1" and doc["device"] == "cpu"
     assert set(doc["classes"]) == set(TOP1.classes)
     rows = campaign.load_results(out / "results.csv", TOP1)
@@ -32,6 +39,9 @@ def test_inject_writes_list_summary_plot_and_json(tmp_path, capsys, fi_cache):  
     for k in TOP1.classes:  # every count carries an interval around its rate
         assert c[k]["ci"][0] <= c[k]["rate"] <= c[k]["ci"][1]
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["golden_top1_accuracy"] == doc["golden_top1_accuracy"]
+    assert (f"golden (fault-free) top-1 accuracy: {100 * correct / 50:.1f}% of 50 images "
+            f"({correct} correct)") in (out / "summary.txt").read_text()
     assert set(summary["per_bit"]) == {"29", "30", "31"}
     assert (out / "critical.png").read_bytes()[:4] == b"\x89PNG"
     # replaying the written list in the naive engine gives the same counts

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from test_resilience_mapped_campaign import eyeriss_mapping
 
 from dse.arch import load_arch
 from dse.cli import main
 from dse.model import write_mapping
+from dse.problems.trained import load_model
 from dse.problems.problem import conv_problem
 
 
@@ -25,11 +27,15 @@ def test_json_result_for_a_mapping_file(tmp_path, capsys):
     write_mapping(eyeriss_mapping(), path, problem)
     assert load_arch("eyeriss_like")  # the design the mapping was written for
     code, stdout, stderr = _run(capsys, "--arch", "eyeriss_like", "--model", "digits_cnn",
-                                "--layer", "features.2", "--mapping", str(path), "--n-faults",
-                                "4", "--images", "16", "--format", "bf16", "--stuck-pe",
-                                "stuck1", "--json")
+                                "--layer", "features.2", "--mapping", str(path),
+                                "--faults-per-class", "4", "--images", "16", "--format", "bf16",
+                                "--stuck-pe", "stuck1", "--json")
     assert code == 0, stderr
     result = json.loads(stdout)
+    model, images, labels = load_model("digits_cnn", limit=16)
+    with torch.no_grad():
+        correct = int((model(images).argmax(1) == labels).sum())
+    assert result["images"] == 16 and result["golden_top1_accuracy"] == correct / 16
     assert set(result) >= {"sdc1_rate", "sdc1_ci", "fit", "per_site"}
     assert {s["level"] for s in result["per_site"]} == {
         "shared_glb", "ifmap_spad", "weights_spad", "psum_spad", "mac"}
@@ -40,6 +46,19 @@ def test_json_result_for_a_mapping_file(tmp_path, capsys):
     assert lo <= result["sdc1_rate"] <= hi
     # each PE of this mapping computes 128 outputs: M8 (DRAM 2 x psum 4) x P2 (glb) x Q8 (glb)
     assert result["stuck_pe"]["n"] == 4 and result["stuck_pe"]["mean_footprint"] == 128
+
+
+def test_n_faults_is_a_warned_alias_of_faults_per_class(capsys):
+    """The old spelling still runs the same campaign, after one warning line naming the new."""
+    common = ["--arch", "eyeriss_like", "--layer", "features.2", "--map-evals", "50",
+              "--images", "8", "--format", "int8"]
+    code, new, err_new = _run(capsys, *common, "--faults-per-class", "3")
+    assert code == 0 and "deprecated" not in err_new
+    code, old, err_old = _run(capsys, *common, "--n-faults", "3")
+    assert code == 0 and old == new
+    assert [line for line in err_old.splitlines() if "deprecated" in line] == [
+        "dse resilience: warning: --n-faults is deprecated; use --faults-per-class"]
+    assert "golden (fault-free) top-1 accuracy:" in new
 
 
 @pytest.mark.parametrize("args, names", [

@@ -101,11 +101,14 @@ def test_cli_runs_writes_the_table_and_resumes(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["faults"] == 40 and doc["steps"] == 4
     assert sum(r["faults"] for r in doc["table"].values()) == 40
+    assert sum(r["fault_image_pairs"] for r in doc["table"].values()) == 40 * doc["images"]
     for name in ("faultlist.csv", "results.csv", "table.csv", "table.txt", "sdc1.png"):
         assert (tmp_path / "o" / name).is_file()
     first = (tmp_path / "o" / "table.csv").read_text()
     assert main(["snn-inject", *args]) == 0
-    assert "fully_masked" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "fully_masked" in text and "fault_image_pairs" in text and "injections" not in text
+    assert max(len(line) for line in text.splitlines()) <= 100  # sites wrap, not widen
     assert (tmp_path / "o" / "table.csv").read_text() == first
 
 

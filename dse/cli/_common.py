@@ -24,6 +24,15 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def golden_line(accuracy: float | None, images: int) -> str:
+    """The fault-free baseline, printed before any failure figure (a reader weighs an SDC rate
+    against it: SDC counts changed predictions, right or wrong)."""
+    if accuracy is None:
+        return f"golden (fault-free) top-1 accuracy: not known (no labels for the {images} images)"
+    return (f"golden (fault-free) top-1 accuracy: {100 * accuracy:.1f}% of {images} images "
+            f"({round(accuracy * images)} correct)")
+
+
 def parse_shape(text: str, *, field: str = "--input") -> tuple[int, ...]:
     """Parse ``1x3x224x224`` (or ``1,3,224,224``) into a shape tuple."""
     return validate.shape(text, field)

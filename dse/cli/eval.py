@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     check.output_dir(args.out, "--out")
     loaded = load_model(args.model, checkpoint=args.checkpoint, dataset=args.dataset,
                         data_root=args.data, limit=args.limit, size=args.size,
-                        options=parse_options(args.option))
+                        options=parse_options(args.option), progress=not args.json)
     result = evaluate(loaded.model, loaded.images, loaded.labels, device=args.device,
                       batch_size=args.batch_size, progress=not args.json)
     correct = int((result.outputs.argmax(1) == result.labels).sum())

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from dse import validate as check
-from dse.cli._common import print_json
+from dse.cli._common import golden_line, print_json
 from dse.devices import resolve_device
 from dse.errors import InputError
 from dse.problems.trained import load_model as load_trained
@@ -49,8 +49,10 @@ def register(subparsers) -> None:
     p.add_argument("--fault", choices=tuple(k.name for k in sampled), default="bitflip",
                    help="; ".join(f"{k.name}: {k.doc}" for k in sampled))
     p.add_argument("--format", default="fp32",
-                   help="fp32, fp16, bf16 or intN (signed N-bit fixed point, scale = "
-                   "max|x| / (2^(N-1) - 1) per tensor)")
+                   help="one number format for the struck tensor: fp32, fp16, bf16 or intN "
+                   "(N = 2..32, e.g. int8: signed N-bit fixed point, scale = max|x| / "
+                   "(2^(N-1) - 1) per tensor); plain 'int' (each buffer level's own word "
+                   "width) needs a design: dse resilience / sweep")
     p.add_argument("--per-channel", action="store_true", help="intN: one scale per channel")
     p.add_argument("--outcome", default="top1", help="outcome spec (default top1)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
@@ -61,8 +63,9 @@ def register(subparsers) -> None:
     p.add_argument("--confidence", type=check.fraction_arg, default=0.99)
     p.add_argument("--mode", choices=sampling.MODES, default="network",
                    help="sample size per network, per layer or per layer and bit (DATE 2023)")
-    p.add_argument("--n-faults", type=check.positive_int,
-                   help="use this many faults instead of Leveugle's n")
+    p.add_argument("--n-faults", type=check.positive_int, metavar="N",
+                   help="this many faults in total over the network, instead of Leveugle's n "
+                   "(and of --mode's strata); dse resilience / sweep take --faults-per-class")
     p.add_argument("--precision", type=check.fraction_arg,
                    help="adaptive stratified sampling (strata = layer x bit group) until the "
                         "interval of P(headline class | fault) has a half-width <= this x the "
@@ -109,7 +112,8 @@ def load_model(args) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     if args.workers < 1:
         raise InputError("--workers must be >= 1", field="--workers")
     return load_trained(args.model, checkpoint=args.checkpoint, dataset=args.dataset,
-                        data_root=args.data, limit=args.images, num_classes=args.num_classes)
+                        data_root=args.data, limit=args.images, num_classes=args.num_classes,
+                        progress=not args.json)
 
 
 def _config(args) -> dict:
@@ -127,6 +131,10 @@ def _config(args) -> dict:
 
 
 def _format(args) -> str:
+    if args.format.strip().lower() == "int":
+        raise InputError("plain 'int' means each buffer level's own word width and needs a "
+                         "design (dse resilience, dse sweep); here name a width, e.g. int8",
+                         field="--format")
     form = number_format(args.format)
     if args.per_channel and not form.fixed:
         raise InputError(f"--per-channel is for intN formats, not {form}", field="--per-channel")
@@ -188,7 +196,10 @@ def summary_tables(summary: dict, spec, title: str) -> str:
     from dse.units import estimate
 
     cls = spec.headline
-    lines = [title, *textwrap.wrap(
+    lines = [title]
+    if "golden_top1_accuracy" in summary:
+        lines.append(golden_line(summary["golden_top1_accuracy"], summary["images"]))
+    lines += [*textwrap.wrap(
         f"{cls} per inference: share of (fault, image) pairs whose outcome is {cls}; intervals"
         f" at {100 * summary['overall']['confidence']:g}% with the fault as sampling unit", 100),
         ""]
@@ -283,6 +294,7 @@ def run(args) -> int:
         rows = fault_rows(args, model, images, out)
         done = campaign.run_campaign(engine, rows, out, progress=True, workers=args.workers)
     summary = campaign.summarize_rows(done, spec, args.confidence)
+    summary |= {"images": len(images), "golden_top1_accuracy": engine.golden_accuracy()}
     if figure is not None:
         summary["stratified"] = figure
     title = (f"{args.model} {TARGETS[args.target]} {args.fault} {_format(args)}: {len(done)} "
@@ -290,7 +302,7 @@ def run(args) -> int:
     write_summary(summary, spec, out, title)
     o = summary["overall"]
     result = {"faults": len(done), "images": len(images), "outcome": spec.name,
-              "device": str(device),
+              "device": str(device), "golden_top1_accuracy": summary["golden_top1_accuracy"],
               "classes": {c: o[c] for c in spec.classes},
               "wall_s": round(time.perf_counter() - t0, 3)}
     if figure is not None:
@@ -301,6 +313,7 @@ def run(args) -> int:
         from dse.units import estimate
 
         h = o[spec.headline]
+        title += "\n" + golden_line(summary["golden_top1_accuracy"], len(images))
         rest = ", ".join(f"{c} {o[c]['count']}" for c in spec.classes)
         if figure is not None:
             print(f"{title}\n{_figure_line(figure)}\n(the per-layer / per-bit tables count the "

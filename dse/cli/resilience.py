@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from dse import validate as check
-from dse.cli._common import print_json
+from dse.cli._common import deprecated_alias, golden_line, print_json
 from dse.errors import InputError
 from dse.mapper.search import NEEDS_METRIC, OBJECTIVES
 from dse.units import half_width
@@ -37,7 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--margin", type=check.fraction_arg, default=0.05,
                       help="error margin per site class (Leveugle sample size; default 0.05)")
-    size.add_argument("--n-faults", type=check.positive_int, help="faults per site class instead of --margin")
+    size.add_argument("--faults-per-class", dest="n_faults", type=check.positive_int, metavar="N",
+                      help="this many faults in EACH site class (level x dataspace) instead of "
+                           "--margin (dse inject's --n-faults is a total over the network)")
+    deprecated_alias(size, "--n-faults", "--faults-per-class", dest="n_faults",
+                     type=check.positive_int)
     size.add_argument("--precision", type=check.fraction_arg,
                       help="adaptive stratified sampling (site class x bit group) until the "
                            "interval's half-width <= this x the estimate (docs/resilience.md)")
@@ -53,9 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="raw FIT per Mbit of storage (default 1000)")
     p.add_argument("--include-dram", action="store_true", help="also place faults in DRAM")
     p.add_argument("--format", dest="fmt", default="int",
-                   help="how words are stored: the design's fixed point at each level's word "
-                   "width (int, default), or one format in every buffer: fp32, fp16, bf16 or "
-                   "intN (scale = max|x| / (2^(N-1) - 1) per dataspace)")
+                   help="how words are stored: 'int' (default) = signed fixed point at EACH "
+                   "level's own word width from the design (e.g. 16-bit psums, 8-bit weights); "
+                   "or ONE format in every buffer: fp32, fp16, bf16 or intN (N = 2..32, e.g. "
+                   "int8; scale = max|x| / (2^(N-1) - 1) per dataspace)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (where the network runs)")
     p.add_argument("--stuck-pe", choices=["stuck0", "stuck1"],
                    help="also measure a permanent fault: one product-register bit of a random PE "
@@ -81,25 +86,32 @@ def run(args: argparse.Namespace) -> int:
     if args.images < 1:
         raise InputError(f"must be >= 1, got {args.images}", field="--images")
     if args.n_faults is not None and args.n_faults < 1:
-        raise InputError(f"must be >= 1, got {args.n_faults}", field="--n-faults")
+        raise InputError(f"must be >= 1, got {args.n_faults}", field="--faults-per-class")
     if not 0 < args.margin < 1:
         raise InputError(f"must be in (0, 1), got {args.margin}", field="--margin")
     device = resolve_device(args.device)
     if args.fmt != "int":
-        number_format(args.fmt)
+        try:
+            number_format(args.fmt)
+        except InputError as exc:
+            raise InputError(f"unknown number format {args.fmt!r}; expected int (each level's "
+                             "word width), fp32, fp16, bf16 or intN (N = 2..32, e.g. int8)",
+                             field="--format") from exc
     arch = load_arch(args.arch)
-    model, images, labels = _model_and_data(args.model, args.images)
+    model, images, labels = _model_and_data(args.model, args.images, progress=not args.json)
+    golden = _golden(model, images, labels)
     layer_path, problem = _layer(model, args.model, args.layer, images)
     mapping = _mapping(args, problem, arch)
     if args.precision is not None:
-        return _adaptive(args, arch, problem, mapping, model, layer_path, images, labels, device)
+        return _adaptive(args, arch, problem, mapping, model, layer_path, images, labels, device,
+                         golden)
     result = mapping_resilience(
         problem, arch, mapping, model, layer_path, images, labels,
         n_faults=args.n_faults, margin=args.margin, confidence=args.confidence, seed=args.seed,
         fit_per_mbit=args.fit_per_mbit if args.fit_per_mbit is not None else DEFAULT_FIT_PER_MBIT,
         include_backing=args.include_dram, fmt=args.fmt, device=device, progress=not args.json,
     )
-    out = result.to_dict()
+    out = result.to_dict() | golden
     if args.stuck_pe:
         stuck = stuck_pe_resilience(
             problem, arch, mapping, model, layer_path, images, labels,
@@ -115,12 +127,12 @@ def run(args: argparse.Namespace) -> int:
     fit_per_mbit = args.fit_per_mbit if args.fit_per_mbit is not None else DEFAULT_FIT_PER_MBIT
     print(resilience_text(result, out.get("stuck_pe"), title=f"{arch.name} / {args.model}:"
                           f"{layer_path}", fmt=args.fmt, confidence=args.confidence,
-                          fit_per_mbit=fit_per_mbit))
+                          fit_per_mbit=fit_per_mbit, golden=golden))
     return 0
 
 
 def _adaptive(args: argparse.Namespace, arch, problem, mapping, model, layer_path: str, images,
-              labels, device) -> int:
+              labels, device, golden: dict) -> int:
     """``--precision``: the layer's adaptive stratified campaign, with per-site and per-bit
     breakdowns; an unreached precision is said so."""
     from dse.resilience.mapped.adaptive import LayerCampaign, adaptive_resilience
@@ -133,7 +145,7 @@ def _adaptive(args: argparse.Namespace, arch, problem, mapping, model, layer_pat
     result = adaptive_resilience(
         campaign, Plan(args.precision, args.floor, args.max_faults, confidence=args.confidence),
         fit_per_mbit=args.fit_per_mbit or DEFAULT_FIT_PER_MBIT)
-    out = result.to_dict()
+    out = result.to_dict() | golden
     if args.json:
         print_json(out)
         return 0
@@ -143,6 +155,7 @@ def _adaptive(args: argparse.Namespace, arch, problem, mapping, model, layer_pat
              + (half_width(e.relative) if e.value > 0 else f"upper bound {e.hi:.2g}"))
     print(f"{arch.name} / {args.model}:{layer_path}  {e.n} faults, "
           f"{result.exposed_mbit:.4g} exposed Mbit")
+    print(golden_line(golden["golden_top1_accuracy"], golden["images"]))
     print(f"P(SDC-1 | fault) {e.value:.4g}  [{e.lo:.4g}, {e.hi:.4g}] at {args.confidence:.0%}; "
           f"FIT {result.fit.value:.3g} [{result.fit.lo:.3g}, {result.fit.hi:.3g}]; "
           f"DUE {result.due.value:.3g}; {state}")
@@ -153,10 +166,18 @@ def _adaptive(args: argparse.Namespace, arch, problem, mapping, model, layer_pat
     return 0
 
 
-def _model_and_data(name: str, count: int):
+def _model_and_data(name: str, count: int, progress: bool):
     from dse.problems.trained import load_model
 
-    return load_model(name, limit=count)
+    return load_model(name, limit=count, progress=progress)
+
+
+def _golden(model, images, labels) -> dict:
+    """The fault-free top-1 accuracy on the campaign's images (the baseline of every SDC)."""
+    from dse.problems.train import evaluate
+
+    return {"images": len(images),
+            "golden_top1_accuracy": evaluate(model, images, labels).accuracy}
 
 
 def _layer(model, model_name: str, layer: str, images):
@@ -188,7 +209,7 @@ def _mapping(args: argparse.Namespace, problem, arch):
 
 
 def resilience_text(result, stuck: dict | None, *, title: str, fmt: str, confidence: float,
-                    fit_per_mbit: float) -> str:
+                    fit_per_mbit: float, golden: dict | None = None) -> str:
     """The human-readable result: every figure with its definition, unit and [lo, hi] interval
     (glossary: SDC per fault, SDC FIT, raw FIT/Mbit); numbers never rounded to zero."""
     from dse.report.tables import text_table
@@ -196,6 +217,7 @@ def resilience_text(result, stuck: dict | None, *, title: str, fmt: str, confide
 
     lines = [f"{title}: {result.n_faults} faults in {fmt} words, "
              f"{num(result.exposed_mbit * 1e6)} exposed bits; intervals at {100 * confidence:g}%",
+             *([golden_line(golden["golden_top1_accuracy"], golden["images"])] if golden else []),
              f"SDC per fault (top-1 changes | one fault in the layer's buffers): "
              f"{estimate(result.sdc1_rate, *result.sdc1_ci)}",
              f"SDC FIT: {num(result.fit)} failures per 1e9 h (raw {num(fit_per_mbit)} FIT/Mbit x "

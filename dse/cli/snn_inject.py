@@ -195,6 +195,7 @@ def run(args) -> int:
     from dse.resilience.snn.engines import FastSnnEngine, NaiveSnnEngine
     from dse.resilience.snn.network import check_spiking
     from dse.resilience.snn.outcomes import estimate, table
+    from dse.units import estimate as fmt_estimate
 
     check_spiking(model)
     engine = (FastSnnEngine if args.engine == "fast" else NaiveSnnEngine)(model, x)
@@ -223,7 +224,7 @@ def run(args) -> int:
     if extra:
         v, lo, hi = extra["network_sdc1"]
         text += (f"\nnetwork SDC_1 (population-weighted over the strata, adaptive to "
-                 f"--precision {args.precision}): {v:.4f} [{lo:.4f}, {hi:.4f}]")
+                 f"--precision {args.precision}): {fmt_estimate(v, lo, hi)}")
     if args.json:
         print_json({"title": title, "faults": len(faults), "images": n, "steps": x.shape[0],
                     "wall_s": wall, "table": tab, "out": str(out), **extra})

@@ -92,9 +92,10 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
                         + default(d.resilience.mapping_max_faults))
     p.add_argument("--clock-ghz", type=check.positive_float,
                    help="clock for SDC per inference" + default(d.resilience.clock_ghz))
-    p.add_argument("--faults", type=check.positive_int,
-                   help="classic sampling: faults per fault-site class of each mapping"
-                   " (default: adaptive, see --precision)")
+    p.add_argument("--faults-per-class", dest="faults", type=check.positive_int, metavar="N",
+                   help="classic sampling: this many faults in EACH fault-site class of each "
+                   "mapping (default: adaptive, see --precision)")
+    deprecated_alias(p, "--faults", "--faults-per-class", dest="faults", type=check.positive_int)
     p.add_argument("--margin", type=check.fraction_arg,
                    help="error margin of the SDC estimate" + default(d.resilience.margin))
     p.add_argument("--confidence", type=check.fraction_arg,

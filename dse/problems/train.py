@@ -194,8 +194,9 @@ def fit(model: nn.Module, data: ImageSet, recipe: Recipe, device: torch.device,
     steps = recipe.epochs * len(starts)
     sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps)
              if recipe.schedule == "onecycle" else None)
-    bar = tqdm(total=steps, desc=f"train {data.name}", unit="batch", disable=not progress,
-               leave=False)
+    # progress: a bar on stderr when it is a terminal (tqdm's disable=None), never in a pipe
+    bar = tqdm(total=steps, desc=f"train {data.name}", unit="batch",
+               disable=None if progress else True, leave=False)
     try:
         for epoch in range(recipe.epochs):
             order = torch.randperm(n, generator=gen)
@@ -241,7 +242,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
     outs = []
     with torch.no_grad():
         for b in tqdm(range(0, len(images), batch_size), desc="eval", unit="batch",
-                      disable=not progress, leave=False):
+                      disable=None if progress else True, leave=False):
             outs.append(model(images[b: b + batch_size].to(dev)).float().cpu())
     model.cpu()
     outputs = torch.cat(outs)

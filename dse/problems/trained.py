@@ -91,13 +91,14 @@ def load_model(name: str = "digits_cnn", *, checkpoint: str | Path | None = None
                dataset: str | None = None, data_root: str | Path | None = None,
                limit: int | None = None, size: int | None = None,
                options: dict[str, Any] | None = None,
-               num_classes: int | None = None) -> Loaded:
+               num_classes: int | None = None, progress: bool = False) -> Loaded:
     """The model ``name`` with trained weights, and the first ``limit`` test images of its
     dataset.
 
     Weights come from ``checkpoint``; without one, a model with a default dataset (the digits
-    models) is trained on it on first use and cached (seconds; see :mod:`dse.problems.train`).
-    The dataset is ``dataset``, else the model's default, else the checkpoint's.
+    models) is trained on it on first use and cached (seconds; see :mod:`dse.problems.train`),
+    behind a progress bar on a terminal's stderr when ``progress``, so a first run is not a
+    silent wait. The dataset is ``dataset``, else the model's default, else the checkpoint's.
     """
     from dse.problems.train import build_for, check_fits, train
 
@@ -113,7 +114,7 @@ def load_model(name: str = "digits_cnn", *, checkpoint: str | Path | None = None
             raise InputError(f"no trained weights for {name}: train them (dse train --model "
                              f"{name} --dataset NAME --out CKPT) and pass the file",
                              field="checkpoint")
-        model = train(name, default, options=options, progress=False).model
+        model = train(name, default, options=options, progress=progress).model
         check_fits(model, name, data)
     elif ckpt.model is not None:
         model = zoo.get_model(name, **ckpt.options)

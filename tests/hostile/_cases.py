@@ -52,7 +52,7 @@ MAP = ["map", "--arch", "eyeriss_like", "--problem", PROB, "--time-limit", "1"]
 DES = ["designs", "show", "eyeriss_like"]
 INJ = ["inject", "--model", "digits_cnn", "--n-faults", "4", "--images", "8"]
 RES = ["resilience", "--arch", "eyeriss_like", "--model", "digits_cnn", "--layer", "features.2",
-       "--n-faults", "4", "--images", "8"]
+       "--faults-per-class", "4", "--images", "8"]
 SW = ["sweep", "--arch", "eyeriss_like", "--model", "digits_cnn", "--no-resilience",
       "--budget", "10", "--quiet", "--no-report", "--out", "{d}/sw"]
 RESULTS = ["results", "--db", "{d}/store/sweep.sqlite"]
@@ -172,7 +172,7 @@ for cid, text in {"header-only-wrong": "a,b,c\n1,2,3\n",
 
 # --------------------------------------------------------------------------- resilience values
 for flag, value in (("--fit-per-mbit", "nan"), ("--fit-per-mbit", "-5"), ("--fit-per-mbit", "0"),
-                    ("--seed", "-1"), ("--images", "0"), ("--n-faults", "-1"),
+                    ("--seed", "-1"), ("--images", "0"), ("--faults-per-class", "-1"),
                     ("--confidence", "nan"), ("--map-evals", "0")):
     case(f"resilience{flag}={value}", [*RES, flag, value])
 case("resilience-unknown-layer", [*RES[:6], "--layer", "nope.9", *RES[8:]])

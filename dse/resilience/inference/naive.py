@@ -88,6 +88,15 @@ class NaiveEngine:
         self._layer_golden: dict[str, torch.Tensor] = {}
         self.golden = self._forward()
 
+    def golden_accuracy(self) -> float | None:
+        """Top-1 accuracy of the fault-free model on the engine's images (None without labels):
+        the baseline a reader needs beside any failure rate, since SDC counts changed
+        predictions, right or wrong."""
+        if self.targets is None or self.golden.dim() != 2:
+            return None
+        hits = self.golden.argmax(1).cpu() == torch.as_tensor(self.targets).cpu()
+        return float(hits.float().mean())
+
     def settings(self) -> dict:
         """Keyword arguments that rebuild this engine elsewhere (a worker process)."""
         return {"outcome": self.spec.name, "device": str(self.device), "block": self.block,

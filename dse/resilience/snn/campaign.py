@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import csv
 import os
+import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -164,34 +165,39 @@ def by_bit(faults: Sequence[SnnFault], counts: np.ndarray) -> dict[int, np.ndarr
 
 
 def _cell(value) -> str:
+    """Significant figures, never rounded to zero (a rate of 3e-6 stays 3e-6)."""
+    from dse.units import estimate, num
+
     if isinstance(value, tuple):
-        return f"{value[0]:.4f} [{value[1]:.4f}, {value[2]:.4f}]"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+        return estimate(*value)
+    return num(value) if isinstance(value, float) else str(value)
 
 
 def write_table(tab: dict[str, dict], out: Path, title: str) -> str:
     """``table.csv`` (rate, lo, hi columns) and ``table.txt`` (the seed's layout: one column per
     target, one row per figure); returns the text."""
-    rows = ["faults", "injections", *RATES, "acc", "clamped", "clamp_masked"]
+    rows = ["faults", "fault_image_pairs", *RATES, "acc", "clamped", "clamp_masked"]
     with open(out / "table.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["site", "faults", "injections",
+        w.writerow(["site", "faults", "fault_image_pairs",
                     *[f"{r}{s}" for r in RATES for s in ("", "_lo", "_hi")], "acc", "clamped",
                     "clamp_masked"])
         for site, r in tab.items():
-            w.writerow([site, r["faults"], r["injections"], *[v for k in RATES for v in r[k]],
+            w.writerow([site, r["faults"], r["fault_image_pairs"], *[v for k in RATES for v in r[k]],
                         r["acc"], r.get("clamped", ""), r.get("clamp_masked", "")])
     sites = list(tab)
-    width = max(30, *(len(s) + 2 for s in sites))
-    lines = [title, "rates: share of (fault, image) pairs, "
+    cells = [_cell(v) for s in sites for v in tab[s].values()]
+    width = max(*(len(c) + 2 for c in cells), *(len(s) + 2 for s in sites))
+    per = max(1, (100 - 18) // width)  # as many sites side by side as fit 100 columns
+    lines = [*textwrap.wrap(title, 100), "rates: share of (fault, image) pairs, "
              "[interval] with the fault as the unit", ""]
-    for start in range(0, len(sites), 4):
-        part = sites[start:start + 4]
-        lines.append(f"{'':14s}" + "".join(f"{s:>{width}s}" for s in part))
+    for start in range(0, len(sites), per):
+        part = sites[start:start + per]
+        lines.append(f"{'':18s}" + "".join(f"{s:>{width}s}" for s in part))
         for name in rows:
             if all(name not in tab[s] for s in part):
                 continue
-            lines.append(f"{name:14s}" + "".join(
+            lines.append(f"{name:18s}" + "".join(
                 f"{_cell(tab[s][name]) if name in tab[s] else '':>{width}s}" for s in part))
         lines.append("")
     text = "\n".join(lines)

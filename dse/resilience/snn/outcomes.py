@@ -77,11 +77,12 @@ def estimate(k: np.ndarray, images: int, confidence: float) -> tuple[float, floa
 
 def table(groups: dict[str, np.ndarray], images: int, accuracy: float, confidence: float,
           facts: dict[str, dict[str, int]] | None = None) -> dict[str, dict]:
-    """Per site (``layer.target``): faults, injections, each rate with [lo, hi], acc, and any
+    """Per site (``layer.target``): faults, (fault, image) pairs, each rate with [lo, hi], acc,
+    and any
     extra facts (beta clamping). ``groups`` holds each site's (faults, len(COUNTS)) counts."""
     out: dict[str, dict] = {}
     for site, counts in groups.items():
-        row: dict = {"faults": len(counts), "injections": len(counts) * images}
+        row: dict = {"faults": len(counts), "fault_image_pairs": len(counts) * images}
         for j, name in enumerate(RATES):
             row[name] = estimate(counts[:, j], images, confidence)
         row["acc"] = accuracy
