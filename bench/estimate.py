@@ -200,7 +200,11 @@ def report(args: argparse.Namespace) -> None:
         f"{unresolved} of {len(pooled_m)} mappings stopped at the cap). Mappings per "
         "(layer, design): the min-EDP one, the resilience-aware pick, and "
         f"{meta['spread']} mapspace samples at evenly spaced EDP ranks. Relative error "
-        "= |estimate - measured| / measured, over every mapping but the calibration one.",
+        "= |estimate - measured| / measured, over every mapping but the calibration one. "
+        "The estimate is computed here from the stored calibration strata with the current "
+        "`Sensitivity` (a class the calibration mapping did not expose takes its layer-wide "
+        "P(SDC | fault)); the resilience-aware picks were made during `measure` with the "
+        "estimate of that time (see the text above this table for which one).",
         "",
         *lines,
         "",

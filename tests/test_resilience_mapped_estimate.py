@@ -65,6 +65,9 @@ def test_sensitivity_from_adaptive_strata_reproduces_the_campaign_fit() -> None:
     sens = Sensitivity.from_strata(result.to_dict()["strata"], 1000.0)
     per_class = result.breakdown(lambda r: (r.level, r.dataspace))
     assert sens.rates == pytest.approx({k: v.value for k, v in per_class.items()})
+    # a class the calibration did not expose takes the layer-wide P(SDC | fault)
+    assert sens.default == pytest.approx(result.sdc.value, rel=1e-9)
+    assert sens.rate("shared_glb", "no such dataspace") == sens.default
     arrays, _ = mappings_to_arrays(PROBLEM, arch, [eyeriss_mapping()])
     est = sdc_fit_metric(PROBLEM, arch, sens, word_bits=16)(arrays)
     assert est[0] == pytest.approx(result.fit.value, rel=1e-9)

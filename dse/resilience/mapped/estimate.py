@@ -10,8 +10,12 @@ utilized instances). So, for any mapping m of the same layer on the same design,
 
 with Mbit_c(m) from :func:`dse.resilience.mapped.exposure_batch.batch_exposure` (numpy over a
 whole batch of mappings) and P_c from the calibration. For the calibration mapping itself the
-estimate equals the campaign's own FIT figure. A class the calibration mapping did not expose
-(a dataspace that mapping bypassed at that level) takes the largest P of the same dataspace.
+estimate equals the campaign's own FIT figure. A class the calibration mapping did not expose (a
+dataspace it bypassed at that level, e.g. weights parked in the global buffer by another mapping)
+takes the calibration's layer-wide P(SDC | fault) (exposure-weighted over all its classes): on
+the 120 measured mappings of ``bench/estimate.py`` that fallback ranks mappings far better than
+borrowing another level's P for the same dataspace (a register class measured on few bits says
+little about a large buffer; docs/resilience.md).
 
 The figure is the FIT of the chip while it runs this layer (failures per 1e9 device-hours), the
 quantity the campaign reports; a network's SDC FIT weights layers by their share of the cycles.
@@ -36,12 +40,15 @@ class Sensitivity:
 
     rates: dict[tuple[str, str], float]
     fit_per_mbit: float
+    default: float = 0.0  # P(SDC | fault) over the whole calibration: for unmeasured classes
 
     @classmethod
     def from_sites(cls, per_site: Iterable, fit_per_mbit: float) -> Sensitivity:
         """From a campaign's per-site results (anything with ``level``, ``dataspace`` and
         ``sdc1_rate``: :class:`dse.resilience.mapped.SiteResult`)."""
-        return cls({(s.level, s.dataspace): float(s.sdc1_rate) for s in per_site}, fit_per_mbit)
+        sites = list(per_site)
+        return cls({(s.level, s.dataspace): float(s.sdc1_rate) for s in sites}, fit_per_mbit,
+                   float(sum(s.exposure_share * s.sdc1_rate for s in sites)))
 
     @classmethod
     def from_strata(cls, strata: Iterable[dict], fit_per_mbit: float) -> Sensitivity:
@@ -56,13 +63,13 @@ class Sensitivity:
             mean = d["sdc"][0] / d["n"] if d["n"] else 0.0
             num[key] = num.get(key, 0.0) + d["mbit"] * mean
             den[key] = den.get(key, 0.0) + d["mbit"]
-        return cls({k: num[k] / den[k] for k in num if den[k] > 0}, fit_per_mbit)
+        total = sum(den.values())
+        return cls({k: num[k] / den[k] for k in num if den[k] > 0}, fit_per_mbit,
+                   sum(num.values()) / total if total > 0 else 0.0)
 
     def rate(self, level: str, dataspace: str) -> float:
-        if (level, dataspace) in self.rates:
-            return self.rates[(level, dataspace)]
-        same = [r for (_, ds), r in self.rates.items() if ds == dataspace]
-        return max(same, default=0.0)
+        """P(SDC | fault) of a class: measured, else the calibration's layer-wide figure."""
+        return self.rates.get((level, dataspace), self.default)
 
 
 def sdc_fit_metric(problem: Problem, arch: Arch, sensitivity: Sensitivity, *,
