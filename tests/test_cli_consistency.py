@@ -23,7 +23,8 @@ def _closed_pipe_run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args", [("designs", "show", "eyeriss_like"), ("designs", "list"),
-                                  ("designs", "show", "nvdla_like", "--json")])
+                                  ("designs", "show", "nvdla_like", "--json"),
+                                  ("profile", "--model", "digits_cnn")])
 def test_a_closed_pipe_ends_quietly_without_a_traceback(args):
     done = _closed_pipe_run(*args)
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
@@ -76,3 +77,33 @@ def test_old_flag_spelling_still_works_with_one_warning_line():
     lines = old.stderr.strip().splitlines()
     assert len(lines) == 1 and "--variant is deprecated; use --design-variant" in lines[0]
     assert new.stderr.strip() == ""
+
+
+@pytest.mark.parametrize("args", [
+    ("designs", "list"), ("designs", "show", "eyeriss_like"),
+    ("designs", "show", "simple_output_stationary"), ("profile", "--model", "cifar_resnet20"),
+    ("map", "--arch", "eyeriss_like", "--problem",
+     "layer_shapes/digits_cnn/01_features.2.yaml", "--budget", "40", "--workers", "1"),
+])
+def test_default_output_fits_100_columns(args, capsys):
+    """What a command prints by default (map's Timeloop-style nest aside: it is Timeloop's
+    map.txt, byte for byte) wraps at 100 columns."""
+    from dse.cli import main
+
+    assert main(list(args)) == 0
+    out = capsys.readouterr().out
+    if args[0] == "map":
+        out = out[out.index("\nbest of"):]
+    wide = [line for line in out.splitlines() if len(line) > 100]
+    assert not wide, wide[:2]
+
+
+def test_fault_counts_have_one_name_per_meaning():
+    """Per site class: --faults-per-class wherever the campaign is per design (resilience,
+    sweep, compare); a total over the network: inject's --n-faults."""
+    flags = {name: {o for a in cmd._actions for o in a.option_strings if a.help != argparse.SUPPRESS}
+             for name, cmd in _commands().items()}
+    for name in ("resilience", "sweep", "compare"):
+        assert "--faults-per-class" in flags[name] and "--n-faults" not in flags[name], name
+    assert "--n-faults" in flags["inject"] and "--faults-per-class" not in flags["inject"]
+    assert "total" in _commands()["inject"].format_help()

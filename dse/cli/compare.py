@@ -81,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_report:
         page = write_compare_report(
             result.rows, labels, Path(config.output), title=f"dse compare: {args.model}",
-            settings=sweep_settings(config.to_dict(), code_version()), notes=result.notes,
+            settings=sweep_settings(config.to_dict(), code_version(),
+                                    scored=any(r.get("sdc_rate") is not None for r in result.rows)),
+            notes=result.notes,
             occurrences=result.occurrences)
     if args.json:
         print_json(dict(totals=totals, layers=layers, notes=result.notes,

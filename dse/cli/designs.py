@@ -4,6 +4,7 @@ energy table), or write one in Timeloop's native form."""
 from __future__ import annotations
 
 import argparse
+import textwrap
 from dataclasses import asdict
 from typing import Any
 
@@ -88,8 +89,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             for r in rows:
                 pes = "x".join(map(str, r["pe_array"]))
-                print(f"{r['name']:<28} {r['technology'] or '-':>6}  PEs {pes:<7} "
-                      f"{' > '.join(r['levels'])}")
+                head = f"{r['name']:<28} {r['technology'] or '-':>6}  PEs {pes:<7} "
+                print("\n".join(textwrap.wrap(" > ".join(r["levels"]), 100,
+                                               initial_indent=head,
+                                               subsequent_indent=" " * len(head),
+                                               break_on_hyphens=False)))
         return 0
     if args.action in ("native", "ert"):
         if not args.output:
@@ -148,15 +152,21 @@ def describe(arch) -> list[str]:
     lines = [f"{arch.name}: {arch.technology or '-'}, {c.instances} MACs "
              f"({c.mesh_x}x{c.mesh_y}), energies: {arch.energy_source}", "",
              f"{'level':<24}{'class':<18}{'inst':>6}{'fanout':>8}{'depth':>8}{'width':>6}"
-             f"{'word':>5}{'banks':>6}  constraints (loop orders outermost first)"]
+             f"{'word':>5}{'banks':>6}"]
     for i, lvl in enumerate(arch.levels):
         fx, fy = arch.fanout_xy(i)
         depth = "-" if lvl.depth is None else str(lvl.depth)
         lines.append(f"{lvl.name:<24}{lvl.component_class:<18}{lvl.instances:>6}"
                      f"{f'{fx}x{fy}':>8}{depth:>8}{lvl.width:>6}{lvl.word_bits:>5}"
-                     f"{lvl.n_banks:>6}  {_constraints(lvl)}")
+                     f"{lvl.n_banks:>6}")
     lines.append(f"{c.name:<24}{c.component_class:<18}{c.instances:>6}{'':>8}{'':>8}{'':>6}"
                  f"{c.word_bits:>5}")
+    lines.append("(depth in words; width = bits per access row; word = bits per word)")
+    # constraints in their own block, wrapped: a column of them made the table ~135 wide
+    lines += ["", "constraints (loop orders outermost first; T = temporal, S-X / S-Y = spatial)"]
+    for lvl in arch.levels:
+        lines += textwrap.wrap(_constraints(lvl), 100, initial_indent=f"{lvl.name:<24}",
+                               subsequent_indent=" " * 24, break_on_hyphens=False)
     lines += ["", f"{'energy (pJ/access)':<24}{'read':>12}{'write':>12}{'update':>12}"
               f"{'leak':>12}{'area um2':>14}"]
     for lvl in arch.levels:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -186,11 +187,12 @@ def _report(args: argparse.Namespace, problem: Any, arch: Any, best: Any, st: An
     else:
         valid = f"{doc['valid']} valid mappings" if "valid" in doc else "timeloop-mapper"
         print(nest.strip("\n"))
-        print(f"\nbest of {valid} ({doc['search']}, {doc['wall_s']:.1f} s): "
-              f"energy {energy(st.energy_pJ)}, cycles {st.cycles}, "
-              f"utilization {num(100 * st.utilization)}%, EDP {num(st.edp)} J x cycles; "
-              f"{arch.name} at {facts['technology'] or 'unknown node'}, "
-              f"area {num(facts['area_mm2'])} mm2")
+        summary = (f"best of {valid} ({doc['search']}, {doc['wall_s']:.1f} s): "
+                   f"energy {energy(st.energy_pJ)}, cycles {st.cycles}, "
+                   f"utilization {num(100 * st.utilization)}%, EDP {num(st.edp)} J x cycles; "
+                   f"{arch.name} at {facts['technology'] or 'unknown node'}, "
+                   f"area {num(facts['area_mm2'])} mm2")
+        print("\n" + "\n".join(textwrap.wrap(summary, 100, break_on_hyphens=False)))
         for verdict in [doc["check"]] if "check" in doc else doc.get("checks", []):
             agree = "agree" if verdict["builtin_agrees"] else "DISAGREE"
             print(f"  builtin vs timeloop-model: {agree} (cycles {verdict['builtin_cycles']} vs "

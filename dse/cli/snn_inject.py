@@ -219,7 +219,7 @@ def run(args) -> int:
     text = campaign.write_table(tab, out, title)
     per_bit = {b: estimate(c[:, 1], n, args.confidence)
                for b, c in campaign.by_bit(faults, counts).items()}
-    campaign.plot(tab, per_bit, out / "sdc1.png", title)
+    campaign.plot(tab, per_bit, out / "sdc1.png", title, args.confidence)
     wall = round(time.perf_counter() - t0, 3)
     if extra:
         v, lo, hi = extra["network_sdc1"]

@@ -61,6 +61,11 @@ def compare_totals(rows: Sequence[Row], variants: Sequence[str]) -> list[dict[st
     return sorted(out, key=lambda r: (r["design point"], variants.index(r["variant"])))
 
 
+def _figure_name(label: str, unit: str) -> str:
+    """``energy (mJ)``; ``cycles`` (a count is its own unit: not ``cycles (cycles)``)."""
+    return label if label == unit else f"{label} ({unit})"
+
+
 def totals_table(totals: Sequence[Row], variants: Sequence[str]) -> list[dict[str, Any]]:
     """Totals pivoted for reading: one line per design point x figure, variants as columns and
     the ratio of the first two variants last."""
@@ -73,7 +78,8 @@ def totals_table(totals: Sequence[Row], variants: Sequence[str]) -> list[dict[st
         for key, label, fig_unit in FIGURES:
             div = scale if key == "energy_pJ" else 1.0
             row: dict[str, Any] = {"design point": point, "node": node,
-                                   "figure": f"{label} ({unit if key == 'energy_pJ' else fig_unit})"}
+                                   "figure": _figure_name(label, unit if key == "energy_pJ"
+                                                          else fig_unit)}
             for v in variants:
                 t = by.get((point, v))
                 row[names[v]] = t[key] / div if t else None

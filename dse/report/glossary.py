@@ -17,7 +17,7 @@ class Term:
 
 
 TERMS: tuple[Term, ...] = (
-    Term("energy", "pJ, nJ, uJ, mJ or J (one unit per column, named in its header)",
+    Term("energy", "pJ, nJ, uJ, mJ or J: one unit per column, named in its header",
          "Energy of one inference of the network (or layer): every buffer access x the design's "
          "energy per action (Accelergy-style ERT) + MACs x MAC energy, summed over layers x their "
          "repeat count."),
@@ -48,8 +48,9 @@ TERMS: tuple[Term, ...] = (
     Term("SDC per inference", "probability (0-1)",
          "P(an inference's top-1 changes) over a fault campaign: corrupted (fault, image) "
          "outcomes / all (fault, image) pairs; used by `dse inject` tables next to SDC per fault."),
-    Term("format", "", "Number format the faults corrupt: int (the design's fixed point at its "
-         "word width), fp32, fp16 or bf16. The same bit flip costs orders of magnitude more in a "
+    Term("format", "", "Number format the faults corrupt: int (the design's fixed point at "
+         "each level's own word width), or one format everywhere: fp32, fp16, bf16 or intN (N-bit "
+         "fixed point, e.g. int8). The same bit flip costs orders of magnitude more in a "
          "floating-point exponent than in fixed point, so the format is part of every SDC figure."),
     Term("interval", "", "Two-sided confidence interval of a rate (Wilson score), at the "
          "confidence level stated in the settings; printed [lo, hi] (never +-, they are "

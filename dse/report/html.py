@@ -71,15 +71,24 @@ def _setting(value: Any) -> str:
     return fmt(value)
 
 
-def sweep_settings(config: Mapping[str, Any], code_version: str) -> dict[str, Any]:
-    """The settings block of a sweep page from the experiment's keys (``SweepConfig.to_dict``)."""
+def sweep_settings(config: Mapping[str, Any], code_version: str,
+                   scored: bool | None = None) -> dict[str, Any]:
+    """The settings block of a sweep page from the experiment's keys (``SweepConfig.to_dict``).
+    ``scored`` False (no model had weights and data to inject into): the fault settings are
+    left out, so the page does not list settings that shaped no figure on it."""
     res = config.get("resilience", {})
     out: dict[str, Any] = {
-        "designs": config.get("designs"), "design variants": config.get("variants"),
-        "grid": config.get("grid"),
+        "designs": config.get("designs"),
+        "design variants": [v or "base (as shipped)" for v in config.get("variants") or []],
+        "grid": config.get("grid") or "none",
         "models": [m.get("label") or m.get("name") for m in config.get("models", [])],
-        "backend": config.get("backend"), "mapper": config.get("mapper"),
-        "resilience scored": res.get("enabled"),
+        "backend": config.get("backend"), "mapper": config.get("mapper")}
+    if scored is False or not res.get("enabled"):
+        why = "disabled" if not res.get("enabled") else "no model had weights and data"
+        return out | {"resilience scored": f"no ({why})", "seed": config.get("seed")} \
+            | provenance(code_version)
+    out |= {
+        "resilience scored": "yes",
         "faults per site class": res.get("faults") or "from margin and confidence",
         "error margin": res.get("margin"), "confidence (intervals)": res.get("confidence"),
         "raw FIT/Mbit": res.get("fit_per_mbit"), "images per fault": res.get("images"),

@@ -239,6 +239,9 @@ def plot_summary(summary: dict, spec: OutcomeSpec, path: str | Path, title: str 
         if positive.size and positive.max() > 10 * positive.min():
             ax.set_yscale("symlog", linthresh=float(positive.min()))
             scale = ", symlog"
+        top = max(float(np.nanmax(rates + hi.clip(0))) if len(rates) else 0.0, 0.0)
+        if top > 0:  # room for the whole interval: an upper bound is part of the figure
+            ax.set_ylim(0, top * (1.6 if scale else 1.08))
         ax.set_ylabel(f"{cls} per inference ({level} CI{scale})")
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle(f"{title}\n{cls} per inference = share of (fault, image) pairs", fontsize=10)

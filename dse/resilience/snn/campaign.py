@@ -205,14 +205,21 @@ def write_table(tab: dict[str, dict], out: Path, title: str) -> str:
     return text
 
 
-def plot(tab: dict[str, dict], per_bit: dict[int, tuple], path: Path, title: str) -> None:
-    """PNG: SDC-1 rate with its interval per target (left) and per bit position (right)."""
+def plot(tab: dict[str, dict], per_bit: dict[int, tuple], path: Path, title: str,
+         confidence: float = 0.99) -> None:
+    """PNG: SDC-1 per inference with its interval per target (left) and per bit position
+    (right). A panel whose non-zero rates span a decade or more gets a symmetric-log axis, so
+    a mantissa bit stays visible beside the exponent's top bit (zero stays zero); labels are
+    checked for overlap as every dse figure is (:func:`dse.figures.save_figure`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    from dse.figures import save_figure
+
+    level = f"{100 * confidence:g}% CI"
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     panels = ((axes[0], list(tab), [tab[s]["SDC_1"] for s in tab], "target (layer.target)"),
               (axes[1], [str(b) for b in per_bit], list(per_bit.values()), "bit position"))
     for ax, names, vals, label in panels:
@@ -222,8 +229,18 @@ def plot(tab: dict[str, dict], per_bit: dict[int, tuple], path: Path, title: str
         ax.bar(range(len(names)), rate, yerr=err, capsize=2, color="tab:red")
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
         ax.set_xlabel(label)
-        ax.set_ylabel("SDC-1 rate (fraction of images, top-1 changed)")
-    fig.suptitle(title, fontsize=9)
+        positive = rate[rate > 0]
+        scale = ""
+        if positive.size and positive.max() > 10 * positive.min():
+            ax.set_yscale("symlog", linthresh=float(positive.min()))
+            scale = ", symlog"
+        top = max(float(np.nanmax(rate + err[1])) if len(rate) else 0.0, 0.0)
+        if top > 0:  # room for the whole interval: an upper bound is part of the figure
+            ax.set_ylim(0, top * (1.6 if scale else 1.08))
+        ax.set_ylabel(f"SDC-1 per inference ({level}{scale})")
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(f"{title}\nSDC-1 per inference = share of (fault, image) pairs whose top-1 "
+                 "class changed; interval with the fault as the sampling unit", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path.parent, path.stem)
+    path.with_suffix(".svg").unlink(missing_ok=True)  # the campaign keeps the PNG only
