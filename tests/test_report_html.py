@@ -142,3 +142,18 @@ def test_page_in_headless_chromium_has_no_error_every_figure_and_sorts(tmp_path,
     assert probe["figs"] == ["ok"] * text.count("<img ") and probe["figs"]
     assert probe["up"] == sorted(probe["up"]) and probe["down"] == sorted(probe["up"])[::-1]
     assert len(set(probe["up"])) > 1
+
+
+def test_settings_block_lists_fault_settings_only_when_faults_were_scored():
+    from dse.report.html import sweep_settings
+
+    config = {"designs": ["eyeriss_like"], "variants": [{}], "grid": {}, "seed": 0,
+              "models": [{"name": "deeplabv3", "label": "deeplabv3[dilated]"}],
+              "resilience": {"enabled": True, "margin": 0.1, "confidence": 0.95,
+                             "fit_per_mbit": 1000.0, "images": 8, "precision": 0.25}}
+    scored = sweep_settings(config, "v", scored=True)
+    assert scored["resilience scored"] == "yes" and scored["raw FIT/Mbit"] == 1000.0
+    assert scored["design variants"] == ["base (as shipped)"] and scored["grid"] == "none"
+    unscored = sweep_settings(config, "v", scored=False)
+    assert unscored["resilience scored"] == "no (no model had weights and data)"
+    assert not {"raw FIT/Mbit", "error margin", "precision", "images per fault"} & set(unscored)
