@@ -156,3 +156,29 @@ def test_a_sweep_killed_during_network_rounds_resumes_to_the_same_campaign(swept
     resumed = run_sweep(_config(tmp_path / "run"), progress=False)
     assert resumed.computed["map"] == 0
     assert _strata(db) == _strata(result.db_path)  # every stratum: same faults, same outcomes
+
+
+def test_sweep_and_a_redrawn_report_draw_the_same_pareto_figure(swept, tmp_path):
+    """``dse results --report`` reads back what the sweep stored (strata included), so its
+    EDP vs network SDC figure is the sweep's, pixel for pixel."""
+    from dse.cli import main
+    from dse.report import write_report
+    from dse.report.html import sweep_settings
+    from dse.sweep.hashing import code_version
+
+    result, _ = swept  # as dse sweep's report_run writes it
+    write_report(result.rows_with_strata(), result.network, tmp_path / "sweep", title="t",
+                 settings=sweep_settings(result.config.to_dict(), code_version()))
+    assert main(["results", "--db", str(result.db_path), "--report", str(tmp_path / "again")]) == 0
+    drawn = (tmp_path / "sweep" / "pareto.png").read_bytes()
+    assert drawn == (tmp_path / "again" / "pareto.png").read_bytes()
+
+
+def test_sweep_prints_the_golden_accuracy_of_each_scored_model(swept):
+    from dse.cli.sweep import golden_by_model
+
+    result, _ = swept
+    golden = golden_by_model(result)
+    model, images, labels = load_model_and_data(ModelSpec("digits_cnn"), 8)
+    hits = int((model(images).argmax(1) == labels).sum())
+    assert golden == {"digits_cnn": {"accuracy": hits / 8, "images": 8}}

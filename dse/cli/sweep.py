@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from dse import validate as check
-from dse.cli._common import deprecated_alias, parse_shape, print_json
+from dse.cli._common import deprecated_alias, golden_line, parse_shape, print_json
 from dse.errors import InputError
 from dse.sweep.config import (
     BACKENDS,
@@ -254,8 +254,10 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
         page = write_report(result.rows_with_strata(), result.network, out_dir,
                             title=f"dse sweep: {result.config.name}", notes=result.notes,
                             settings=sweep_settings(result.config.to_dict(), code_version()))
+    golden = golden_by_model(result)
     if json_out:
-        print_json(dict(network=result.network, notes=result.notes, db=str(result.db_path),
+        print_json(dict(network=result.network, golden=golden, notes=result.notes,
+                        db=str(result.db_path),
                         report=str(page) if page else None, computed=result.computed,
                         reused=result.reused, failed=result.failed, wall_s=result.wall_s))
         return 0
@@ -264,6 +266,9 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
     print(text_table(network_rows(result.network), wide=wide))
     for line in sdc_lines(result):
         print(line)
+    for label, gold in golden.items():
+        print(f"{label}: {golden_line(gold['accuracy'], gold['images'])}, the images each "
+              "fault strikes")
     cost_report(result, out_dir if report else None, wide=wide)
     print(f"\n{len(result.rows)} result rows in {result.db_path} (sweep {result.config.name!r});"
           f" computed {result.computed['map']} layer mappings + {result.computed['resilience']}"
@@ -294,6 +299,25 @@ def cost_report(result: Any, out_dir: Path | None, *, wide: bool = False) -> Non
         paths = cost_plot(groups, out_dir, confidence=settings.confidence,
                           fit_per_mbit=settings.fit_per_mbit)
         print(f"EDP vs SDC FIT, remapping vs protection: {paths[0]}")
+
+
+def golden_by_model(result: Any) -> dict[str, dict[str, Any]]:
+    """Per model with SDC figures in the sweep: its fault-free top-1 accuracy on the images
+    the faults strike (loaded as the resilience tasks load it, cached per process), the
+    baseline an SDC rate is read against."""
+    import torch
+
+    from dse.sweep.tasks import load_model_and_data
+
+    scored = {n["model"] for n in result.network if n.get("sdc_rate") is not None}
+    out = {}
+    for spec in result.config.models:
+        if spec.label in scored:
+            model, images, labels = load_model_and_data(spec, result.config.resilience.images)
+            with torch.no_grad():
+                hits = int((model(images).argmax(1) == labels).sum())
+            out[spec.label] = {"accuracy": hits / len(labels), "images": len(labels)}
+    return out
 
 
 def sdc_lines(result: Any) -> list[str]:

@@ -124,7 +124,7 @@ def run_campaign(engine, rows: Sequence[Row], out_dir: str | Path, *, chunk: int
         if new_file:
             writer.writerow([*faultcsv.COLUMNS, *spec.columns])
             fh.flush()
-        bar = tqdm(total=len(rows), initial=len(done), disable=not progress, unit="fault")
+        bar = tqdm(total=len(rows), initial=len(done), disable=None if progress else True, unit="fault")
         parts = [pending[s : s + chunk] for s in range(0, len(pending), chunk)]
         for part, counts in _counts(engine, parts, workers):
             for r, c in zip(part, counts, strict=True):

@@ -347,7 +347,7 @@ class FastEngine(NaiveEngine):
             by_layer[(fault.where.role == "output", fault.where.layer)].append(f)
             labels[f, self._images_of(fault)] = self.spec.identical  # unless found otherwise
         propagated = np.zeros(len(faults), dtype=np.int64)
-        bar = tqdm(total=len(faults), disable=not progress, unit="fault")
+        bar = tqdm(total=len(faults), disable=None if progress else True, unit="fault")
         for (is_output, layer), members in by_layer.items():
             layer_module(self.model, layer)
             node = self._node_of(layer)
@@ -437,7 +437,7 @@ class FastEngine(NaiveEngine):
         rows = patch_rows(patches, self.n)
         labels = np.empty((len(rows), len(self.spec.axes)), dtype=np.int8)
         step = self.max_rows
-        for s in tqdm(range(0, len(rows), step), disable=not progress, unit="chunk"):
+        for s in tqdm(range(0, len(rows), step), disable=None if progress else True, unit="chunk"):
             part = rows[s : s + step]
             imgs = torch.tensor([r[0] for r in part])
             vals = apply_patches(self.cache[node][imgs], part)

@@ -198,7 +198,7 @@ class NaiveEngine:
         """Outcome labels of every (fault, image)."""
         t0 = time.perf_counter()
         labels = outcomes.empty_labels(self.spec, len(faults), self.n)
-        for f, fault in enumerate(tqdm(faults, disable=not progress, unit="fault")):
+        for f, fault in enumerate(tqdm(faults, disable=None if progress else True, unit="fault")):
             images = self._images_of(fault)
             if fault.where.role == "output":
                 got = self._patch_labels(fault.where.layer, self.fault_patches(fault))
@@ -228,7 +228,7 @@ class NaiveEngine:
         self.layer_output(layer_path)
         rows = patch_rows(patches, self.n)
         labels = np.empty((len(rows), len(self.spec.axes)), dtype=np.int8)
-        for r, row in enumerate(tqdm(rows, disable=not progress, unit="patch")):
+        for r, row in enumerate(tqdm(rows, disable=None if progress else True, unit="patch")):
             image = row[0]
 
             def hook(_inputs, out, chunk_rows, row=row, image=image):

@@ -85,7 +85,7 @@ def run(engine, faults: Sequence[SnnFault], labels: torch.Tensor, out_dir: str |
         w = csv.writer(fh)
         if fh.tell() == 0:
             w.writerow(RESULT_COLUMNS)
-        bar = tqdm(total=len(faults), initial=len(done), disable=not progress, unit="fault")
+        bar = tqdm(total=len(faults), initial=len(done), disable=None if progress else True, unit="fault")
         parts = [pending[s:s + chunk] for s in range(0, len(pending), chunk)]
         for part, scores in _scores(engine, faults, parts, workers, model_spec):
             counts = classify(engine.golden.scores, scores, labels)
