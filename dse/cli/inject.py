@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 import time
 from pathlib import Path
 
@@ -190,7 +191,6 @@ def _check(rows: list[campaign.Row], model, images, path) -> None:
 def summary_tables(summary: dict, spec, title: str) -> str:
     """summary.txt: per layer and per bit, every class count and the headline rate per (fault,
     image) pair with its [lo, hi] interval (significant figures, never rounded to zero)."""
-    import textwrap
 
     from dse.report.tables import text_table
     from dse.units import estimate
@@ -249,7 +249,8 @@ def precise_rows(args, model, images, engine, out: Path) -> tuple[list[campaign.
     out.mkdir(parents=True, exist_ok=True)
     check.write_text(cfg_path, json.dumps(_config(args), indent=2), field="--out")
     while True:
-        done = campaign.run_campaign(engine, rows, out, progress=True, workers=args.workers)
+        done = campaign.run_campaign(engine, rows, out, progress=not args.json,
+                                     workers=args.workers)
         strata, _ = precise.strata_of(cells, [r.fault for r in done],
                                       [precise.fraction(r.counts, spec) for r in done])
         new = precise.next_faults(cells, strata, plan, seed=args.seed, role=role,
@@ -292,7 +293,8 @@ def run(args) -> int:
         done, figure = precise_rows(args, model, images, engine, out)
     else:
         rows = fault_rows(args, model, images, out)
-        done = campaign.run_campaign(engine, rows, out, progress=True, workers=args.workers)
+        done = campaign.run_campaign(engine, rows, out, progress=not args.json,
+                                     workers=args.workers)
     summary = campaign.summarize_rows(done, spec, args.confidence)
     summary |= {"images": len(images), "golden_top1_accuracy": engine.golden_accuracy()}
     if figure is not None:
@@ -316,12 +318,14 @@ def run(args) -> int:
         title += "\n" + golden_line(summary["golden_top1_accuracy"], len(images))
         rest = ", ".join(f"{c} {o[c]['count']}" for c in spec.classes)
         if figure is not None:
-            print(f"{title}\n{_figure_line(figure)}\n(the per-layer / per-bit tables count the "
-                  "drawn faults; the list over-samples the strata that fail, so only the line "
-                  f"above is a population rate)\ncounts of fault x image pairs: {rest}\n"
-                  f"files in {out}")
+            text = (f"{title}\n{_figure_line(figure)}\n(the per-layer / per-bit tables count "
+                    "the drawn faults; the list over-samples the strata that fail, so only the "
+                    f"line above is a population rate)\ncounts of fault x image pairs: {rest}\n"
+                    f"files in {out}")
         else:
-            print(f"{title}\n{spec.headline} per inference (share of fault x image pairs) "
-                  f"{estimate(h['rate'], *h['ci'])} at {100 * args.confidence:g}% (fault as "
-                  f"sampling unit)\ncounts of fault x image pairs: {rest}\nfiles in {out}")
+            text = (f"{title}\n{spec.headline} per inference (share of fault x image pairs) "
+                    f"{estimate(h['rate'], *h['ci'])} at {100 * args.confidence:g}% (fault as "
+                    f"sampling unit)\ncounts of fault x image pairs: {rest}\nfiles in {out}")
+        print("\n".join(textwrap.fill(line, 100, subsequent_indent="  ",
+                                       break_on_hyphens=False) for line in text.splitlines()))
     return 0
