@@ -63,9 +63,9 @@ COLUMNS: dict[str, str] = {
 # Per-class outcome columns: ``<class><suffix>`` (the class names come from the outcome spec).
 CLASS_SUFFIXES: dict[str, str] = {
     "_pairs": "(fault, image) pairs whose outcome is the class",
-    "_per_inference": "share of (fault, image) pairs in the class, 0..1",
-    "_per_inference_lo": "lower bound (fault as sampling unit)",
-    "_per_inference_hi": "upper bound (fault as sampling unit)",
+    "_per_pair": "share of (fault, image) pairs in the class, 0..1",
+    "_per_pair_lo": "lower bound (fault as sampling unit)",
+    "_per_pair_hi": "upper bound (fault as sampling unit)",
     "_experiments": "experiments whose outcome is the class",
     "_per_experiment": "share of experiments in the class, 0..1",
     "_per_experiment_lo": "lower bound (Wilson, experiment as unit)",

@@ -101,7 +101,7 @@ def test_engine_and_campaign_summary_frames_count_pairs_and_faults(model_and_ima
     summary = campaign.summarize_rows(rows, engine.spec, 0.95)
     sf = summary.to_frame()
     per_class = [f"{c}{s}" for c in classes
-                 for s in ("_pairs", "_per_inference", "_per_inference_lo", "_per_inference_hi")]
+                 for s in ("_pairs", "_per_pair", "_per_pair_lo", "_per_pair_hi")]
     _check(sf, ["group", "key", "faults", "fault_image_pairs", *per_class])
     overall = sf[sf["group"] == "overall"].iloc[0]
     assert overall["faults"] == 10 and overall["fault_image_pairs"] == 10 * len(images)

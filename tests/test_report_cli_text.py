@@ -48,5 +48,5 @@ def test_inject_summary_names_pairs_not_injections_and_keeps_small_rates():
     text = summary_tables(summary, TOP1, "digits_cnn weight bitflip fp32: 300 faults x 50 images")
     _no_rounded_zero(text)
     assert "fault x image pairs" in text and "injections" not in text
-    assert "critical per inference [CI]" in text and "intervals at 99%" in text
+    assert "critical per pair [CI]" in text and "intervals at 99%" in text
     assert max(len(line) for line in text.splitlines()) <= 100

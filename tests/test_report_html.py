@@ -153,6 +153,10 @@ def test_settings_block_lists_fault_settings_only_when_faults_were_scored():
                              "fit_per_mbit": 1000.0, "images": 8, "precision": 0.25}}
     scored = sweep_settings(config, "v", scored=True)
     assert scored["resilience scored"] == "yes" and scored["raw FIT/Mbit"] == 1000.0
+    assert scored["sampling"].startswith("adaptive") and "error margin" not in scored
+    classic = sweep_settings({**config, "resilience": {**config["resilience"], "faults": 50}},
+                             "v", scored=True)
+    assert classic["faults per site class"] == 50 and "precision" not in classic
     assert scored["design variants"] == ["base (as shipped)"] and scored["grid"] == "none"
     unscored = sweep_settings(config, "v", scored=False)
     assert unscored["resilience scored"] == "no (no model had weights and data)"

@@ -58,6 +58,10 @@ def test_network_table_headers_carry_units_and_values_are_right_aligned():
     assert all(line[:col].endswith(("12345", "24690", "37035", "49380", "61725", "74070",
                                     "86415", "98760")) for line in lines[2:])
     assert "0 [0, 3.40e-04]" in lines[2]  # a zero estimate keeps its bound
+    assert "SDC FIT" not in header  # no network campaign, no FIT column
+    with_fit = network_rows([{**r, "fit": 2.5e-5, "fit_lo": 1e-6, "fit_hi": 7.5e-3}
+                             for r in _network("eyeriss_like", 2)])
+    assert with_fit[0]["SDC FIT [CI]"] == "2.50e-05 [1.00e-06, 0.00750]"
 
 
 def test_long_design_point_labels_fit_100_columns_with_a_legend_and_wide_keeps_them():

@@ -11,8 +11,8 @@ from test_resilience_mapped_campaign import eyeriss_mapping
 from dse.arch import load_arch
 from dse.cli import main
 from dse.model import write_mapping
-from dse.problems.trained import load_model
 from dse.problems.problem import conv_problem
+from dse.problems.trained import load_model
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:

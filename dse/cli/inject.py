@@ -200,13 +200,13 @@ def summary_tables(summary: dict, spec, title: str) -> str:
     if "golden_top1_accuracy" in summary:
         lines.append(golden_line(summary["golden_top1_accuracy"], summary["images"]))
     lines += [*textwrap.wrap(
-        f"{cls} per inference: share of (fault, image) pairs whose outcome is {cls}; intervals"
+        f"{cls} per (fault, image) pair: share of the pairs whose outcome is {cls}; intervals"
         f" at {100 * summary['overall']['confidence']:g}% with the fault as sampling unit", 100),
         ""]
     for key, name in (("per_layer", "layer"), ("per_bit", "bit")):
         rows = [{name: k, "faults": s["faults"], "fault x image pairs": s["fault_image_pairs"],
                  **{c: s[c]["count"] for c in spec.classes},
-                 f"{cls} per inference [CI]": estimate(s[cls]["rate"], *s[cls]["ci"])}
+                 f"{cls} per pair [CI]": estimate(s[cls]["rate"], *s[cls]["ci"])}
                 for k, s in summary[key].items()]
         lines += [text_table(rows), ""]
     return "\n".join(lines)
@@ -323,7 +323,7 @@ def run(args) -> int:
                     f"line above is a population rate)\ncounts of fault x image pairs: {rest}\n"
                     f"files in {out}")
         else:
-            text = (f"{title}\n{spec.headline} per inference (share of fault x image pairs) "
+            text = (f"{title}\n{spec.headline} per (fault, image) pair "
                     f"{estimate(h['rate'], *h['ci'])} at {100 * args.confidence:g}% (fault as "
                     f"sampling unit)\ncounts of fault x image pairs: {rest}\nfiles in {out}")
         print("\n".join(textwrap.fill(line, 100, subsequent_indent="  ",

@@ -332,8 +332,8 @@ def sdc_lines(result: Any) -> list[str]:
     for r in result.network:
         if r.get("fit_lo") is None:
             continue
-        state = (f"resolved ({_reached(r)}, {r['faults']} faults)" if r["resolved"] else
-                 f"NOT resolved: reached {_reached(r)} after {r['faults']} "
+        state = (f"resolved ({_reached(r, res.floor)}, {r['faults']} faults)" if r["resolved"]
+                 else f"NOT resolved: reached {_reached(r, None)} after {r['faults']} "
                  "faults (raise --max-faults)")
         sites = (r.get("breakdown") or {}).get("site", {})
         top = max(sites.items(), key=lambda kv: kv[1][0], default=None)
@@ -348,10 +348,14 @@ def sdc_lines(result: Any) -> list[str]:
                 f"{r['sdc_per_inference']:.3g} at {res.clock_ghz:g} GHz{largest}")
         lines += textwrap.wrap(text, 100, subsequent_indent="    ")
     line = resolution_line(network_points(result.rows_with_strata()))
-    return lines + ([line] if line else [])
+    return lines + textwrap.wrap(line, 100, subsequent_indent="    ")
 
 
-def _reached(r: dict[str, Any]) -> str:
+def _reached(r: dict[str, Any], floor: float | None) -> str:
+    """What stopped the campaign: the interval's relative half-width, or (a rate too small to
+    pin down relatively) its upper bound under the floor; ``floor`` None: not resolved."""
+    if floor is not None and r["sdc_hi"] <= floor:
+        return f"upper bound {r['sdc_hi']:.3g} on P(SDC|fault) <= --floor {floor:g}"
     if r["sdc_rate"] > 0:
         return half_width(r["relative_half_width"])
     return f"upper bound {r['sdc_hi']:.2g} on P(SDC|fault)"

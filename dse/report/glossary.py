@@ -46,8 +46,12 @@ TERMS: tuple[Term, ...] = (
     Term("raw FIT/Mbit", "failures in 10^9 hours per 10^6 bits",
          "Assumed raw soft-error rate of one megabit of on-chip storage."),
     Term("SDC per inference", "probability (0-1)",
-         "P(an inference's top-1 changes) over a fault campaign: corrupted (fault, image) "
-         "outcomes / all (fault, image) pairs; used by `dse inject` tables next to SDC per fault."),
+         "P(one inference's top-1 changes) in the field: SDC FIT x (network cycles / clock) / "
+         "1e9 h, at the raw FIT/Mbit and clock of the settings (no fault is assumed present)."),
+    Term("per (fault, image) pair", "share (0-1)",
+         "`dse inject` / `snn-inject`: of the inferences run with one fault present (each fault "
+         "x each image), the share whose outcome is the class; the interval takes the fault, "
+         "not the pair, as the sampling unit."),
     Term("format", "", "Number format the faults corrupt: int (the design's fixed point at "
          "each level's own word width), or one format everywhere: fp32, fp16, bf16 or intN (N-bit "
          "fixed point, e.g. int8). The same bit flip costs orders of magnitude more in a "

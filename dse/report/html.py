@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dse.report.analysis import Row, layer_table
+from dse.report.analysis import Row, layer_table, network_points
 from dse.report.glossary import TERMS
 from dse.report.plots import breakdown_plot, efficiency_plot, layer_bars, pareto_plot
 from dse.report.tables import fmt, network_rows, sdc_text
@@ -87,15 +87,20 @@ def sweep_settings(config: Mapping[str, Any], code_version: str,
         why = "disabled" if not res.get("enabled") else "no model had weights and data"
         return out | {"resilience scored": f"no ({why})", "seed": config.get("seed")} \
             | provenance(code_version)
+    adaptive = res.get("precision") and not res.get("faults")
+    sampling = ({"sampling": "adaptive, stratified (layer x site class x bit group) until "
+                             "precision, floor or max_faults"} if adaptive else
+                {"faults per site class": res.get("faults") or "Leveugle's, from the margin",
+                 "error margin": res.get("margin")})
     out |= {
-        "resilience scored": "yes",
-        "faults per site class": res.get("faults") or "from margin and confidence",
-        "error margin": res.get("margin"), "confidence (intervals)": res.get("confidence"),
+        "resilience scored": "yes", **sampling,
+        "confidence (intervals)": res.get("confidence"),
         "raw FIT/Mbit": res.get("fit_per_mbit"), "images per fault": res.get("images"),
         "number format": res.get("fmt", "int (the design's fixed point, word width per point)"),
         "seed": config.get("seed")}
     out.update((k, v) for k, v in res.items() if k not in
-               {"enabled", "faults", "margin", "confidence", "fit_per_mbit", "images", "fmt"})
+               {"enabled", "faults", "margin", "confidence", "fit_per_mbit", "images", "fmt"}
+               and not (k in ("precision", "floor", "max_faults") and not adaptive))
     return out | provenance(code_version)
 
 
@@ -160,9 +165,10 @@ def layer_rows(rows: Sequence[Row]) -> list[dict[str, Any]]:
 def write_figures(rows: Sequence[Row], out_dir: Path, confidence: float | None = None
                   ) -> dict[str, list[Path]]:
     """Draw every figure for these rows; figures with nothing to show are left out."""
+    fit = any(p.fit is not None for p in network_points(rows))
     figures = {
-        "Pareto front: network EDP vs SDC per fault": pareto_plot(rows, out_dir,
-                                                                  confidence=confidence),
+        f"Pareto front: network EDP vs {'SDC FIT' if fit else 'SDC per fault'}":
+            pareto_plot(rows, out_dir, confidence=confidence),
         "Per-layer energy and cycles": layer_bars(rows, out_dir),
         "Energy per component (fJ per MAC)": breakdown_plot(rows, out_dir),
         "Utilization and GOPS @ 1 GHz": efficiency_plot(rows, out_dir),

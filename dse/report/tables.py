@@ -105,7 +105,8 @@ def sdc_text(row: Row) -> str:
 
 
 def network_rows(network: Sequence[Row]) -> list[dict[str, Any]]:
-    """The final per-design table: network energy, cycles, EDP, SDC per fault [CI], area.
+    """The final per-design table: network energy, cycles, EDP, area, SDC per fault [CI] and
+    (where the network campaign ran) SDC FIT [CI].
 
     Energy takes one unit for the whole column (pJ .. J by the median magnitude); every header
     names its unit or points to the glossary (``dse.report.glossary``).
@@ -120,5 +121,7 @@ def network_rows(network: Sequence[Row]) -> list[dict[str, Any]]:
         if r.get("area_mm2") is not None:
             row["area (mm2)"] = r["area_mm2"]
         row["SDC per fault [CI]"] = sdc_text(r)
+        if r.get("fit") is not None:  # the network campaign's figure (raw FIT/Mbit: settings)
+            row["SDC FIT [CI]"] = estimate(r["fit"], r.get("fit_lo"), r.get("fit_hi"))
         out.append(row)
     return out

@@ -190,7 +190,7 @@ def summarize_rows(rows: Sequence[Row], spec: OutcomeSpec, confidence: float = 0
 class Summary(dict):
     """What :func:`summarize_rows` returns: the JSON document ``summary.json`` holds, and
     ``to_frame()``: one row for the campaign, one per layer, one per bit (``group``), each
-    with its faults, (fault, image) pairs, and per class the pairs and the share per inference
+    with its faults, (fault, image) pairs, and per class the pairs and the share of the pairs
     with its interval (the fault as sampling unit)."""
 
     def to_frame(self):
@@ -200,9 +200,9 @@ class Summary(dict):
             out = {"group": group, "key": key, "faults": s["faults"],
                    "fault_image_pairs": s["fault_image_pairs"]}
             for cls in self["classes"]:
-                out |= {f"{cls}_pairs": s[cls]["count"], f"{cls}_per_inference": s[cls]["rate"],
-                        f"{cls}_per_inference_lo": s[cls]["ci"][0],
-                        f"{cls}_per_inference_hi": s[cls]["ci"][1]}
+                out |= {f"{cls}_pairs": s[cls]["count"], f"{cls}_per_pair": s[cls]["rate"],
+                        f"{cls}_per_pair_lo": s[cls]["ci"][0],
+                        f"{cls}_per_pair_hi": s[cls]["ci"][1]}
             return out
 
         return frame([row("overall", "all", self["overall"])]
@@ -242,9 +242,10 @@ def plot_summary(summary: dict, spec: OutcomeSpec, path: str | Path, title: str 
         top = max(float(np.nanmax(rates + hi.clip(0))) if len(rates) else 0.0, 0.0)
         if top > 0:  # room for the whole interval: an upper bound is part of the figure
             ax.set_ylim(0, top * (1.6 if scale else 1.08))
-        ax.set_ylabel(f"{cls} per inference ({level} CI{scale})")
+        ax.set_ylabel(f"{cls} per (fault, image) pair ({level} CI{scale})")
         ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(f"{title}\n{cls} per inference = share of (fault, image) pairs", fontsize=10)
+    fig.suptitle(f"{title}\n{cls} per (fault, image) pair = share of the pairs whose outcome is "
+                 f"{cls}; interval with the fault as the sampling unit", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     save_figure(fig, path.parent, path.stem)

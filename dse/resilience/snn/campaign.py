@@ -207,7 +207,7 @@ def write_table(tab: dict[str, dict], out: Path, title: str) -> str:
 
 def plot(tab: dict[str, dict], per_bit: dict[int, tuple], path: Path, title: str,
          confidence: float = 0.99) -> None:
-    """PNG: SDC-1 per inference with its interval per target (left) and per bit position
+    """PNG: SDC-1 per (fault, image) pair with its interval per target (left) and per bit position
     (right). A panel whose non-zero rates span a decade or more gets a symmetric-log axis, so
     a mantissa bit stays visible beside the exponent's top bit (zero stays zero); labels are
     checked for overlap as every dse figure is (:func:`dse.figures.save_figure`)."""
@@ -237,9 +237,9 @@ def plot(tab: dict[str, dict], per_bit: dict[int, tuple], path: Path, title: str
         top = max(float(np.nanmax(rate + err[1])) if len(rate) else 0.0, 0.0)
         if top > 0:  # room for the whole interval: an upper bound is part of the figure
             ax.set_ylim(0, top * (1.6 if scale else 1.08))
-        ax.set_ylabel(f"SDC-1 per inference ({level}{scale})")
+        ax.set_ylabel(f"SDC-1 per (fault, image) pair ({level}{scale})")
         ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(f"{title}\nSDC-1 per inference = share of (fault, image) pairs whose top-1 "
+    fig.suptitle(f"{title}\nSDC-1 per (fault, image) pair = share of the pairs whose top-1 "
                  "class changed; interval with the fault as the sampling unit", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path.parent, path.stem)
