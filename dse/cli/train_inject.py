@@ -185,7 +185,8 @@ def _campaign(args, spec) -> int:
             print(f"{key}: detected {d['count']}/{d['n']} harmful experiments "
                   f"({d['rate']:.3f} [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}]); false positives "
                   f"{f['count']} in {f['n']} fault-free steps; time overhead "
-                  f"{100 * m['time_overhead']:+.1f}% (golden run wall per step)")
+                  f"{100 * m['time_overhead']:+.1f}% (golden-run wall per step, as loaded; "
+                  "bench/train_inject.py measures it like for like)")
         for key, v in versus.items():
             w, b, d = v["worse"], v["better"], v["drop_difference"]
             print(f"{key}: worse outcome group in {w['count']}/{w['n']} experiments "

@@ -272,9 +272,15 @@ def result_row(base: dict, exp: Experiment, golden: Golden, spec: TrainingOutcom
             "final_loss": _f(ran[-1] if len(ran) else float("nan")),
             "orig_values": _join(exp.original), "inject_step": exp.inject, "end_step": exp.end,
             "nonfinite_step": _opt(c.nonfinite), "exact_stop": _opt(c.exact_stop),
-            "steps_run": exp.steps_run, "detections": len([d for d in c.detections
-                                                           if d >= exp.inject]),
+            "steps_run": exp.steps_run, "detections": _new_detections(exp, golden),
             "rollbacks": c.rollbacks, "curve_sha": curve_sha(exp), "wall_s": f"{exp.wall_s:.3f}"}
+
+
+def _new_detections(exp: Experiment, golden: Golden) -> int:
+    """The mitigation's detections from the injection on at steps where the fault-free golden
+    run had none: what the fault set off, not the mitigation's own false alarms."""
+    alarms = set(golden.curve.detections)
+    return len([d for d in exp.curve.detections if d >= exp.inject and d not in alarms])
 
 
 def _f(x: float) -> str:
@@ -608,7 +614,8 @@ def mitigation_report(rows: Sequence[dict], goldens: dict[tuple[str, str], Golde
                       confidence: float = 0.95) -> dict[str, dict]:
     """Per optimizer and mitigation, against the same experiments without it: detection rate
     (experiments that are not Masked without the mitigation, in which it fired at or after the
-    injection), benign detections (fired although the fault is Masked without it), false-positive
+    injection at a step where the golden run did not), benign detections (the same, although the
+    fault is Masked without it), false-positive
     rate (detections per step of the fault-free golden run), the outcome shift, and the time
     overhead (golden-run wall time per step with / without, minus 1)."""
     by = {(r["optimizer"], r["mitigation"], r["experiment"]): r for r in rows}
