@@ -78,17 +78,3 @@ def test_cli_defaults_are_the_campaign_plan_defaults():
     assert args.epochs == tc.DEFAULT_EPOCHS and args.steps_after == tc.Plan.steps_after
     assert args.experiments == tc.Plan.experiments >= 200
 
-
-def test_golden_runs_computed_in_worker_processes_equal_the_sequential_ones(tmp_path):
-    from dse.resilience.training.run import golden_run
-    from dse.resilience.training.trainer import TrainSetup, load_data
-
-    data = load_data("digits")
-    setup = TrainSetup(epochs=2)
-    par = tc.goldens_for([setup], data, tmp_path, 1, 10, workers=2)[("adam", "none")]
-    seq = golden_run(setup, data, 1, 10)
-    assert par.digests == seq.digests and sorted(par.checkpoints) == sorted(seq.checkpoints)
-    assert np.array_equal(par.curve.loss.view(np.int32), seq.curve.loss.view(np.int32))
-    assert par.seed_test_acc == seq.seed_test_acc and par.curve.test_acc == seq.curve.test_acc
-    again = tc.golden_for(setup, data, tmp_path, 1, 10)  # saved: loaded, not re-trained
-    assert again.digests == seq.digests and again.wall_s == par.wall_s

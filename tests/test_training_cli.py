@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from dse.cli import main
+from dse.resilience.training.run import golden_run
+from dse.resilience.training.trainer import TrainSetup, load_data
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--epochs", "2", "--steps-after", "10", "--golden-seeds", "0", "--workers", "1"]
@@ -60,6 +63,10 @@ def test_killed_campaign_resumes_without_redoing_or_losing_an_experiment(tmp_pat
     assert sorted(ids, key=int) == [str(i) for i in range(8)]  # every one once
     doc = json.loads(run.stdout)
     assert doc["summary"]["adam/none"]["experiments"] == 8
+    # the golden run made where the experiments ran (a Dask worker) is the one made here
+    made = torch.load(out / "golden" / "adam-none.pt", weights_only=False)["golden"]
+    here = golden_run(TrainSetup(epochs=2), load_data("digits"), 0)
+    assert made.digests == here.digests and made.curve.test_acc == here.curve.test_acc
 
 
 def test_campaign_json_table_files_and_replay(tmp_path, capsys):
@@ -114,6 +121,7 @@ def _row_file(tmp_path: Path, **changes) -> Path:
     (["--optimizer", "sgd", "--mitigation", "adam-bound"], "first moment"),
     (["--outcome", "tol=3"], "unknown outcome setting"),
     (["--workers", "0"], "--workers"),
+    (["--checkpoint-every", "0"], "--checkpoint-every"),
 ])
 def test_bad_flags_are_one_line_exit_2(tmp_path, capsys, argv, match):
     code = main(["train-inject", *SMALL, "--experiments", "2", "--out", str(tmp_path), *argv])
