@@ -24,7 +24,7 @@ from dse.report.analysis import (  # noqa: E402
     overlapping,
     pareto_uncertain,
 )
-from dse.units import energy_unit, half_width, num  # noqa: E402
+from dse.units import energy_unit, num  # noqa: E402
 
 _MARKERS = {"min-EDP": "o", "min-SDC": "D"}
 
@@ -79,9 +79,10 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto", *,
                   + ") — lower is better")
     ax.set_ylabel(f"{name}, log scale — lower is better")
     level = f"{100 * confidence:g}% confidence" if confidence else "confidence"
-    rel = [(q.sdc_axis[3] - q.sdc_axis[1]) / q.sdc_axis[1] for q in pts if q.sdc_axis[1]]
-    reached = f"widest {half_width(max(rel))}" if rel else "no SDC seen"
-    ax.set_title(f"Network EDP vs SDC; {level} intervals, {reached}\n"
+    spans = [q.sdc_axis[3] / q.sdc_axis[1] for q in pts if q.sdc_axis[1]]
+    reached = (f"widest: upper bound {num(max(spans))}x its estimate" if spans
+               else "no SDC seen")
+    ax.set_title(f"Network EDP vs SDC; {level} intervals ({reached})\n"
                  "front: dominated only if resolved apart; (≈) not resolved apart; ▼ none seen",
                  fontsize=8.5)
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=keys[n])
