@@ -61,6 +61,18 @@ def test_n_faults_is_a_warned_alias_of_faults_per_class(capsys):
     assert "golden (fault-free) top-1 accuracy:" in new
 
 
+def test_precision_text_defines_every_figure_within_100_columns(capsys):
+    code, out, err = _run(capsys, "--arch", "eyeriss_like", "--layer", "features.2",
+                          "--map-evals", "50", "--images", "8", "--precision", "0.5",
+                          "--max-faults", "120")
+    assert code == 0, err
+    assert max(len(line) for line in out.splitlines()) <= 100
+    flat = " ".join(out.split())
+    assert "failures per 1e9 h (raw 1000 FIT/Mbit x" in flat and "golden (fault-free)" in flat
+    assert "SDC per fault (top-1 changes | one fault in the layer's buffers):" in flat
+    assert "SDC per fault [CI]" in out and "±" not in out
+
+
 @pytest.mark.parametrize("args, names", [
     (["--arch", "no_such_design", "--layer", "features.2"], "no_such_design"),
     (["--arch", "eyeriss_like", "--layer", "features.9"], "--layer"),

@@ -153,16 +153,9 @@ def _adaptive(args: argparse.Namespace, arch, problem, mapping, model, layer_pat
     state = ("resolved" if result.resolved else
              f"NOT resolved within --max-faults {args.max_faults}: reached "
              + (half_width(e.relative) if e.value > 0 else f"upper bound {e.hi:.2g}"))
-    print(f"{arch.name} / {args.model}:{layer_path}  {e.n} faults, "
-          f"{result.exposed_mbit:.4g} exposed Mbit")
-    print(golden_line(golden["golden_top1_accuracy"], golden["images"]))
-    print(f"P(SDC-1 | fault) {e.value:.4g}  [{e.lo:.4g}, {e.hi:.4g}] at {args.confidence:.0%}; "
-          f"FIT {result.fit.value:.3g} [{result.fit.lo:.3g}, {result.fit.hi:.3g}]; "
-          f"DUE {result.due.value:.3g}; {state}")
-    for title, key in (("per site class", "per_site"), ("per bit group", "per_bit")):
-        print(title + ":")
-        for name, v in out[key].items():
-            print(f"  {name:<28}{v['value']:>10.4g}  [{v['lo']:.4g}, {v['hi']:.4g}]")
+    print(adaptive_text(result, out, title=f"{arch.name} / {args.model}:{layer_path}",
+                        state=state, confidence=args.confidence, fmt=args.fmt,
+                        fit_per_mbit=args.fit_per_mbit or DEFAULT_FIT_PER_MBIT, golden=golden))
     return 0
 
 
@@ -206,6 +199,33 @@ def _mapping(args: argparse.Namespace, problem, arch):
         raise InputError(f"must be >= 1, got {args.map_evals}", field="--map-evals")
     return search(problem, arch, objective=args.map_objective, time_limit=None, seed=args.seed,
                   workers=1, max_evals=args.map_evals).best
+
+
+def adaptive_text(result, out: dict, *, title: str, state: str, confidence: float, fmt: str,
+                  fit_per_mbit: float, golden: dict) -> str:
+    """``--precision``'s result: the layer's figures with definition, unit and [lo, hi], then
+    per site class and per bit group (the strata's own intervals), wrapped at 100 columns."""
+    import textwrap
+
+    from dse.report.tables import text_table
+    from dse.units import estimate, num
+
+    e, fit = result.sdc, result.fit
+    head = (f"{title}: {e.n} faults in {fmt} words, {num(result.exposed_mbit)} Mbit exposed; "
+            f"intervals at {100 * confidence:g}%; {state}")
+    lines = [*textwrap.wrap(head, 100, subsequent_indent="  "),
+             golden_line(golden["golden_top1_accuracy"], golden["images"]),
+             f"SDC per fault (top-1 changes | one fault in the layer's buffers): "
+             f"{estimate(e.value, e.lo, e.hi)}",
+             *textwrap.wrap(f"SDC FIT: {estimate(fit.value, fit.lo, fit.hi)} failures per 1e9 h "
+                            f"(raw {num(fit_per_mbit)} FIT/Mbit x {num(result.exposed_mbit)} "
+                            f"Mbit exposed x SDC per fault); DUE (INF/NaN) per fault "
+                            f"{num(result.due.value)}", 100, subsequent_indent="  ")]
+    for name, key in (("site class", "per_site"), ("bit group", "per_bit")):
+        lines += ["", text_table([{name: k, "SDC per fault [CI]": estimate(v["value"], v["lo"],
+                                                                          v["hi"])}
+                                  for k, v in out[key].items()])]
+    return "\n".join(lines)
 
 
 def resilience_text(result, stuck: dict | None, *, title: str, fmt: str, confidence: float,
