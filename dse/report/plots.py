@@ -22,6 +22,7 @@ from dse.report.analysis import (  # noqa: E402
     layer_table,
     network_points,
     overlapping,
+    pareto_front,
     pareto_uncertain,
 )
 from dse.units import energy_unit, num  # noqa: E402
@@ -52,10 +53,12 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto", *,
                         color=colors[p.point], ms=7, capsize=3, alpha=0.85)
         else:
             ax.plot(x, y, marker="v", color=colors[p.point], ms=9, ls="")
-    fx = [xy[i] for i in sorted(front, key=lambda i: xy[i][0])]
-    ax.plot([x for x, _ in fx], [y for _, y in fx], "-", color="crimson", lw=2, zorder=0,
-            label="Pareto front")
-    ax.scatter([x for x, _ in fx], [y for _, y in fx], s=180, facecolors="none",
+    # the line joins the front of the estimates (monotone: a zigzag through points that merely
+    # overlap would read as a trade-off); rings mark every point no other beats beyond its
+    # interval, so an unresolved point is not dropped from the front
+    fx = [xy[i] for i in pareto_front(xy)]
+    ax.plot([x for x, _ in fx], [y for _, y in fx], "-", color="crimson", lw=2, zorder=0)
+    ax.scatter([xy[i][0] for i in front], [xy[i][1] for i in front], s=180, facecolors="none",
                edgecolors="crimson", lw=2, zorder=3)
     positive = [v for _, lo, hi in bounds for v in (lo, hi) if v > 0]
     if positive:
@@ -83,14 +86,17 @@ def pareto_plot(rows: Sequence[Row], out_dir: Path, stem: str = "pareto", *,
     reached = (f"widest: upper bound {num(max(spans))}x its estimate" if spans
                else "no SDC seen")
     ax.set_title(f"Network EDP vs SDC; {level} intervals ({reached})\n"
-                 "front: dominated only if resolved apart; (≈) not resolved apart; ▼ none seen",
+                 "rings: no other point better beyond the intervals; (≈) not resolved apart; "
+                 "▼ none seen",
                  fontsize=8.5)
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=keys[n])
                for n, c in colors.items()]
     handles += [plt.Line2D([], [], color="black", marker=m, ls="", mfc="none",
                            label=f"{k} mappings")
                 for k, m in _MARKERS.items()]
-    handles.append(plt.Line2D([], [], color="crimson", lw=2, label="Pareto front"))
+    handles.append(plt.Line2D([], [], color="crimson", lw=2, label="front of the estimates"))
+    handles.append(plt.Line2D([], [], color="crimson", marker="o", mfc="none", ms=11, ls="",
+                              mew=2, label="not beaten beyond its interval"))
     ax.legend(handles=handles, fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
