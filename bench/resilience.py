@@ -180,8 +180,9 @@ def precision(args: argparse.Namespace) -> None:
               f"1 / (r W_c) = {1 / (args.precision * clean):.0f}x here, and the failing strata "
               "(high accumulator bits) fail on about half their faults, so sampling them is not "
               "cheap either (docs/resilience.md, Cost).", "",
-             f"Command: `python bench/resilience.py precision` (machine load during the run: "
-             f"{_load()})."]
+             f"Command: `python bench/resilience.py precision --model {args.model} --layer "
+             f"{args.layer} --arch {args.arch} --precision {args.precision}` (machine load during "
+             f"the run: {_load()}; both arms in one process, one after the other)."]
     write_section("precision", "## Time to precision: stratified adaptive vs uniform sampling"
                   "\n\n" + "\n".join(lines))
 
@@ -362,7 +363,7 @@ def main() -> None:
                    ).set_defaults(func=figure)
     p = sub.add_parser("precision")
     p.add_argument("--model", default="digits_resnet20")
-    p.add_argument("--layer", default="layers.3.conv2")
+    p.add_argument("--layer", default="layers.6.conv2")
     p.add_argument("--arch", default="nvdla_like")
     p.add_argument("--images", type=int, default=8)
     p.add_argument("--precision", type=float, default=0.05)
