@@ -242,9 +242,9 @@ def plot_summary(summary: dict, spec: OutcomeSpec, path: str | Path, title: str 
         top = max(float(np.nanmax(rates + hi.clip(0))) if len(rates) else 0.0, 0.0)
         if top > 0:  # room for the whole interval: an upper bound is part of the figure
             ax.set_ylim(0, top * (1.6 if scale else 1.08))
-        ax.set_ylabel(f"{cls} per (fault, image) pair ({level} CI{scale})")
+        ax.set_ylabel(f"{cls} per pair ({level} CI{scale})")
         ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(f"{title}\n{cls} per (fault, image) pair = share of the pairs whose outcome is "
+    fig.suptitle(f"{title}\n{cls} per pair = share of (fault, image) pairs whose outcome is "
                  f"{cls}; interval with the fault as the sampling unit", fontsize=10)
     fig.tight_layout()
     path = Path(path)

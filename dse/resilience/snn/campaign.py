@@ -237,9 +237,9 @@ def plot(tab: dict[str, dict], per_bit: dict[int, tuple], path: Path, title: str
         top = max(float(np.nanmax(rate + err[1])) if len(rate) else 0.0, 0.0)
         if top > 0:  # room for the whole interval: an upper bound is part of the figure
             ax.set_ylim(0, top * (1.6 if scale else 1.08))
-        ax.set_ylabel(f"SDC-1 per (fault, image) pair ({level}{scale})")
+        ax.set_ylabel(f"SDC-1 per pair ({level}{scale})")
         ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(f"{title}\nSDC-1 per (fault, image) pair = share of the pairs whose top-1 "
+    fig.suptitle(f"{title}\nSDC-1 per pair = share of (fault, image) pairs whose top-1 "
                  "class changed; interval with the fault as the sampling unit", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path.parent, path.stem)
