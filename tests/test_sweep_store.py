@@ -59,7 +59,7 @@ def test_network_view_multiplies_layers_by_repeat_count_and_weights_sdc_by_time(
                 res_key=row_key + "R", row_key=row_key, model_key="MK",
                 layer_path="conv1" if row_key == "a" else "layers.0.conv1", settings_key="SK",
                 sdc_rate=rate, sdc_lo=rate - 0.05, sdc_hi=rate + 0.05, fit=rate * 10,
-                injections=100, wall_s=0.0, detail={}))
+                faults=100, wall_s=0.0, detail={}))
         (net,) = store.network("s")
     energy = 100.0 * 1 + 50.0 * 3
     cycles = 10 * 1 + 40 * 3
@@ -170,3 +170,24 @@ def test_a_sweep_name_is_bound_to_its_config(tmp_path):
         store.begin_sweep("s", same, "SK", [], [],
                           conflict=lambda stored: config_conflict(stored, same))
         assert store.sweeps() == ["s"]
+
+
+def test_a_store_written_with_the_old_view_shows_faults_not_injections(tmp_path):
+    import sqlite3
+
+    from dse.sweep.store import Store
+
+    path = tmp_path / "old.sqlite"
+    with Store(path):
+        pass
+    conn = sqlite3.connect(path)  # the results view as dse wrote it before: `r.injections`
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'results'").fetchone()[0]
+    with conn:
+        conn.execute("DROP VIEW network")
+        conn.execute("DROP VIEW results")
+        conn.execute(sql.replace("r.injections AS faults", "r.injections"))
+    conn.close()
+    with Store(path) as store:
+        cols = [d[1] for d in store._conn.execute("PRAGMA table_info(results)")]
+        assert "faults" in cols and "injections" not in cols
+        assert store.network() == []  # the network view is back too

@@ -75,7 +75,7 @@ CREATE VIEW IF NOT EXISTS results AS
 SELECT sl.sweep, p.design, p.label AS point, sl.point_key, sl.model, sl.layer_index, sl.layer,
        sl.layer_path, sl.count, m.rank, m.roles, m.energy_pJ, m.cycles, m.utilization,
        m.edp, m.macs, m.components, m.mapping, r.sdc_rate, r.sdc_lo, r.sdc_hi, r.fit,
-       r.injections, m.row_key, sl.task_key
+       r.injections AS faults, m.row_key, sl.task_key
 FROM sweep_layers sl
 JOIN sweeps s ON s.sweep = sl.sweep
 JOIN points p ON p.point_key = sl.point_key
@@ -136,7 +136,7 @@ class ResilienceRow:
     sdc_lo: float
     sdc_hi: float
     fit: float | None
-    injections: int | None
+    faults: int | None  # stored in the table column ``injections`` (shown as ``faults``)
     wall_s: float
     detail: dict[str, Any]
 
@@ -230,7 +230,7 @@ class Store:
             self._conn.execute(
                 "INSERT OR REPLACE INTO resilience VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (row.res_key, row.row_key, row.model_key, row.layer_path, row.settings_key,
-                 row.sdc_rate, row.sdc_lo, row.sdc_hi, row.fit, row.injections, row.wall_s,
+                 row.sdc_rate, row.sdc_lo, row.sdc_hi, row.fit, row.faults, row.wall_s,
                  json.dumps(row.detail, sort_keys=True), time.time()))
 
     def claim(self, unit: str, kind: str, owner: str, lease_s: float) -> str:
@@ -387,6 +387,16 @@ def point_facts(arch: dict[str, Any]) -> dict[str, Any]:
             "area_mm2": sum(known) * 1e-6 if known else None}
 
 
+def _renew_views(conn: sqlite3.Connection) -> None:
+    """Views hold no data: a store written by an older dse gets today's (its ``results`` view
+    named the fault count ``injections``, which ``dse inject`` uses for fault x image pairs)."""
+    found = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = "
+                         "'results'").fetchone()
+    if found and "AS faults" not in found[0]:
+        conn.execute("DROP VIEW IF EXISTS network")
+        conn.execute("DROP VIEW IF EXISTS results")
+
+
 def _open(path: Path) -> sqlite3.Connection:
     """Open (or create) a store; anything that is not a dse store is refused, never rewritten."""
     existed = path.exists() and path.stat().st_size > 0
@@ -411,6 +421,7 @@ def _open(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         with conn:
+            _renew_views(conn)
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
     except sqlite3.DatabaseError as exc:

@@ -218,7 +218,7 @@ def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
         res_key=task.res_key, row_key=task.row_key, model_key=task.model_key,
         layer_path=task.layer_path, settings_key=task.settings_key,
         sdc_rate=float(result.sdc1_rate), sdc_lo=float(lo), sdc_hi=float(hi),
-        fit=float(result.fit), injections=int(result.n_faults),
+        fit=float(result.fit), faults=int(result.n_faults),
         wall_s=time.perf_counter() - start, detail=result.to_dict())
 
 
@@ -256,7 +256,7 @@ def _adaptive_task(task: ResilienceTask, model: Any, images: Any, labels: Any, m
         res_key=task.res_key, row_key=task.row_key, model_key=task.model_key,
         layer_path=task.layer_path, settings_key=task.settings_key,
         sdc_rate=result.sdc.value, sdc_lo=result.sdc.lo, sdc_hi=result.sdc.hi,
-        fit=result.fit.value, injections=result.sdc.n, wall_s=time.perf_counter() - start,
+        fit=result.fit.value, faults=result.sdc.n, wall_s=time.perf_counter() - start,
         detail=result.to_dict())
 
 
