@@ -177,10 +177,13 @@ def cost_plot(groups: dict[tuple[str, str], list[CostPoint]], out_dir: Path, *,
         _panel(ax, point, model, pts)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
+    handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_legend_handles_labels()[0]}
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles),
+               fontsize=8, frameon=False)  # one legend, off the data
     fig.suptitle(f"Cost of resilience: remapping (line) vs protection (squares); "
                  f"{100 * confidence:g}% intervals; SDC FIT at {fit_per_mbit:g} FIT/Mbit raw",
                  fontsize=9.5)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return save_figure(fig, out_dir, stem)
 
 
@@ -195,10 +198,14 @@ def _panel(ax: plt.Axes, point: str, model: str, pts: list[CostPoint]) -> None:
         err = [[max(p.fit - p.fit_lo, 0.0) for p in group],
                [max(p.fit_hi - p.fit, 0.0) for p in group]]
         ax.errorbar(xs, ys, yerr=err, fmt=style, color=color, ms=6, capsize=3, label=name)
+    lo_x, hi_x = min(p.edp for p in pts), max(p.edp for p in pts)
     for p in pts:
         if p.label in ("min-EDP",) or p.how == "protect":
-            ax.annotate(p.label, (p.edp, p.fit), textcoords="offset points", xytext=(5, 5),
+            right = hi_x > lo_x and p.edp > (lo_x + hi_x) / 2  # label toward the middle
+            ax.annotate(p.label, (p.edp, p.fit), textcoords="offset points",
+                        xytext=(-6 if right else 6, 5), ha="right" if right else "left",
                         fontsize=7)
+    ax.margins(x=0.25)
     positive = [v for p in pts for v in (p.fit_lo, p.fit_hi) if v > 0]
     if positive:
         ax.set_yscale("log")
@@ -214,7 +221,6 @@ def _panel(ax: plt.Axes, point: str, model: str, pts: list[CostPoint]) -> None:
     ax.set_ylabel("network SDC FIT (failures / 1e9 h, log)", fontsize=8)
     ax.set_title(f"{point} · {model}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
 
 
 __all__ = ["SLACKS", "CostPoint", "cheapest", "cheapest_table", "cost_plot", "cost_points",
