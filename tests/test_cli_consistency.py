@@ -107,3 +107,16 @@ def test_fault_counts_have_one_name_per_meaning():
         assert "--faults-per-class" in flags[name] and "--n-faults" not in flags[name], name
     assert "--n-faults" in flags["inject"] and "--faults-per-class" not in flags["inject"]
     assert "total" in _commands()["inject"].format_help()
+
+
+def test_results_into_a_closed_pipe_ends_quietly(tmp_path):
+    made = subprocess.run([sys.executable, "-m", "dse", "sweep", "--arch", "simple_output_stationary",
+                           "--model", "digits_cnn", "--no-resilience", "--budget", "100",
+                           "--out", str(tmp_path), "--no-report", "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    for table in ("network", "results"):
+        done = _closed_pipe_run("results", "--db", str(tmp_path / "sweep.sqlite"), "--table",
+                                table)
+        assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+        assert done.returncode == 141
