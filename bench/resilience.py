@@ -156,7 +156,11 @@ def precision(args: argparse.Namespace) -> None:
     t_uni = time.perf_counter() - t0
     print(f"uniform: {uniform} in {t_uni:.1f}s")
     leveugle = sample_size(math.inf, args.precision * uniform.value, 0.95, p=uniform.value)
-    inside = (uniform.lo <= strat.value <= uniform.hi) and (strat.lo <= uniform.value <= strat.hi)
+    a_in_b = uniform.lo <= strat.value <= uniform.hi
+    b_in_a = strat.lo <= uniform.value <= strat.hi
+    inside = (f"{a_in_b and b_in_a} (stratified estimate inside the uniform interval: {a_in_b}; "
+              f"uniform estimate inside the stratified interval: {b_in_a}; the intervals "
+              f"{'overlap' if not strat.apart(uniform) else 'do not overlap'})")
     rows = [("stratified adaptive (layer x site class x bit group)", strat, t_strat),
             ("uniform (site by exposure, bit uniform)", uniform, t_uni)]
     lines = [f"Time to precision on `{args.model}:{args.layer}` mapped on `{args.arch}` (the "
