@@ -256,7 +256,11 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
                             settings=sweep_settings(result.config.to_dict(), code_version()))
     golden = golden_by_model(result)
     if json_out:
+        from dse.report.estimate_check import agreement, estimate_rows
+
+        pairs = estimate_rows(result.rows_with_strata(), result.config.resilience.fit_per_mbit)
         print_json(dict(network=result.network, golden=golden, notes=result.notes,
+                        estimate_vs_measured=dict(agreement=agreement(pairs), mappings=pairs),
                         db=str(result.db_path),
                         report=str(page) if page else None, computed=result.computed,
                         reused=result.reused, failed=result.failed, wall_s=result.wall_s))
@@ -347,8 +351,13 @@ def sdc_lines(result: Any) -> list[str]:
                 f"DUE per fault {r['due_rate']:.2g}; SDC per inference "
                 f"{r['sdc_per_inference']:.3g} at {res.clock_ghz:g} GHz{largest}")
         lines += textwrap.wrap(text, 100, subsequent_indent="    ")
-    line = resolution_line(network_points(result.rows_with_strata()))
-    return lines + textwrap.wrap(line, 100, subsequent_indent="    ")
+    from dse.report.estimate_check import agreement_line
+
+    rows = result.rows_with_strata()
+    line = resolution_line(network_points(rows))
+    lines += textwrap.wrap(line, 100, subsequent_indent="    ")
+    check = agreement_line(rows, res.fit_per_mbit)
+    return lines + (textwrap.wrap(check, 100, subsequent_indent="    ") if check else [])
 
 
 def _reached(r: dict[str, Any], floor: float | None) -> str:

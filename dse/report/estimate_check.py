@@ -1,0 +1,76 @@
+"""Estimate vs measurement on the mappings a sweep scored by injection.
+
+The mapper's SDC-FIT estimate (:mod:`dse.resilience.mapped.estimate`) calibrates P(SDC | fault)
+per site class once per layer and multiplies it by each mapping's exposed Mbit. A sweep measures
+every kept mapping (the min-EDP one in the network campaign, the energy x delay Pareto set and the
+top-K by their own layer campaigns), so it can show, per design, where the estimate and the
+measurement agree: the estimate of each other kept mapping, calibrated on the layer's min-EDP
+campaign, against that mapping's measured FIT and interval.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from statistics import median
+from typing import Any
+
+from dse.resilience.mapped.estimate import Sensitivity
+
+Row = dict[str, Any]
+
+
+def estimate_rows(rows: Sequence[Row], fit_per_mbit: float) -> list[Row]:
+    """Per kept mapping beyond the min-EDP one (rows with stored strata): its estimated and
+    measured SDC FIT (failures per 1e9 h while the layer runs) and whether the estimate lies in
+    the measured interval."""
+    groups: dict[tuple, list[Row]] = defaultdict(list)
+    for r in rows:
+        if r.get("strata"):
+            groups[(r["point"], r["model"], r["layer_path"])].append(r)
+    out = []
+    for (point, model, layer), members in groups.items():
+        calib = next((r for r in members if r["rank"] == 0), None)
+        if calib is None:
+            continue
+        sens = Sensitivity.from_strata(calib["strata"], fit_per_mbit)
+        for r in members:
+            if r["rank"] == 0:
+                continue
+            mbit = sum(d["mbit"] for d in r["strata"])
+            est = fit_per_mbit * sum(d["mbit"] * sens.rate(d["level"], d["dataspace"])
+                                     for d in r["strata"])
+            lo, hi = fit_per_mbit * mbit * r["sdc_lo"], fit_per_mbit * mbit * r["sdc_hi"]
+            out.append({"point": point, "model": model, "layer": layer, "rank": r["rank"],
+                        "estimate_FIT": est, "measured_FIT": fit_per_mbit * mbit * r["sdc_rate"],
+                        "measured_lo": lo, "measured_hi": hi, "inside": lo <= est <= hi})
+    return out
+
+
+def agreement(pairs: Sequence[Row]) -> Row | None:
+    """Spearman's rank correlation, median relative error and share inside the measured interval
+    over the pairs where either figure is non-zero (None with fewer than three)."""
+    from scipy.stats import spearmanr
+
+    live = [p for p in pairs if p["estimate_FIT"] > 0 or p["measured_FIT"] > 0]
+    if len(live) < 3:
+        return None
+    est = [p["estimate_FIT"] for p in live]
+    meas = [p["measured_FIT"] for p in live]
+    rho = float(spearmanr(est, meas).statistic)
+    errors = [abs(e - m) / m for e, m in zip(est, meas, strict=True) if m > 0]
+    return {"mappings": len(live), "spearman": rho,
+            "median_rel_error": median(errors) if errors else None,
+            "inside_interval": sum(p["inside"] for p in live) / len(live)}
+
+
+def agreement_line(rows: Sequence[Row], fit_per_mbit: float) -> str | None:
+    """One line for the sweep's output (None when there is nothing to compare)."""
+    found = agreement(estimate_rows(rows, fit_per_mbit))
+    if found is None:
+        return None
+    err = found["median_rel_error"]
+    return (f"SDC-FIT estimate vs injection on the other kept mappings (calibrated on each layer's "
+            f"min-EDP campaign): {found['mappings']} mappings, Spearman {found['spearman']:.2f}, "
+            f"median relative error {'n/a' if err is None else f'{err:.0%}'}, "
+            f"{found['inside_interval']:.0%} of estimates inside the measured 95% interval")
