@@ -89,10 +89,9 @@ def network_additions(layers: Sequence[tuple[float, Sequence[dict]]],
     per-layer stopping rule spends as much on the lightest layer as on the heaviest). A pure
     function of the stored counts, so rounds decided by the sweep's driver, or in one process by
     :func:`dse.resilience.mapped.adaptive.network_resilience`, are the same."""
-    weights = [share * d["mbit"] for share, ss in layers for d in ss]
-    total = sum(weights) or 1.0  # shares of the network's exposed Mbit: the rule is on P(SDC|fault)
-    strata = [stratum_of(d, w / total) for w, d in
-              zip(weights, (d for _, ss in layers for d in ss), strict=True)]
+    flat = [(share * d["mbit"], d) for share, ss in layers for d in ss]
+    total = sum(w for w, _ in flat) or 1.0  # shares of the exposed Mbit: the rule is on P(SDC|fault)
+    strata = [stratum_of(d, w / total) for w, d in flat]
     add = next_additions(strata, plan, z_value(plan.confidence))
     if add is None:
         return None

@@ -75,8 +75,11 @@ def strata_of(strata_cells: Sequence[Cell], faults: Sequence[Fault],
     is None for a listed fault that has not run yet."""
     strata = [Stratum(c.weight) for c in strata_cells]
     listed = [0] * len(strata_cells)
+    by_layer: dict[str, list[int]] = {}
+    for i, c in enumerate(strata_cells):
+        by_layer.setdefault(c.layer, []).append(i)
     for f, y in zip(faults, fractions, strict=True):
-        h = next(i for i, c in enumerate(strata_cells) if c.holds(f))
+        h = next(i for i in by_layer[f.where.layer] if strata_cells[i].holds(f))
         listed[h] += 1
         if y is not None:
             strata[h].add([y])

@@ -558,9 +558,9 @@ def network_figures(rows: list[dict[str, Any]], network: list[dict[str, Any]],
     strata (adaptive campaigns); a classic campaign keeps the cycle-weighted average."""
     from dse.resilience.network import network_sdc
 
+    members = network_members(rows)
     for net in network:
-        mine = [r for r in rows if r["point_key"] == net["point_key"] and r["model"] == net["model"]
-                and r["rank"] == 0]
+        mine = members.get((net["point_key"], net["model"]), [])
         scored = [r for r in mine if r.get("strata")]
         if not scored or len(scored) != len([r for r in mine if r["sdc_rate"] is not None]):
             continue
