@@ -36,6 +36,10 @@ def test_estimate_of_the_calibration_mapping_equals_the_campaign_fit(calibrated)
     arrays, _ = mappings_to_arrays(PROBLEM, arch, [eyeriss_mapping()])
     est = sdc_fit_metric(PROBLEM, arch, sens, word_bits=16)(arrays)
     assert est[0] == pytest.approx(result.fit, rel=1e-9)
+    # with the live fraction: P(SDC | live fault) x the same mapping's live fraction
+    live = sens.with_liveness(PROBLEM, arch, eyeriss_mapping(), word_bits=16)
+    est = sdc_fit_metric(PROBLEM, arch, live, word_bits=16)(arrays)
+    assert est[0] == pytest.approx(result.fit, rel=1e-9)
 
 
 def test_resilience_aware_search_trades_edp_for_estimated_fit(calibrated) -> None:
