@@ -4,8 +4,9 @@ For each (layer, design) both searches run the same hybrid search with the same 
 evaluation budget (``--evals`` per worker, one worker, no time limit), one after the other in this
 process. The resilience-aware one adds the batched SDC-FIT estimate
 (``dse.resilience.mapped.estimate``) to every batch and keeps the EDP x SDC-FIT front. The
-sensitivity profile is P(SDC | fault) = 1 for every site class (the cost of the metric does not
-depend on its values; the estimate is then the exposed Mbit x raw FIT/Mbit, an upper bound).
+sensitivity profile is P(SDC | live fault) = 1 for every site class, with each mapping's live
+fraction computed as in a calibrated search (the cost of the metric does not depend on the
+values; the estimate is then the live exposed Mbit x raw FIT/Mbit, an upper bound).
 Writes its section of docs/benchmarks.md.
 
     python bench/mapper_resilience.py [--evals 3000] [--repeats 3]
@@ -61,7 +62,8 @@ def main() -> None:
         for design in DESIGNS:
             arch = load_arch(design)
             every = {(c.level_name, c.dataspace): 1.0 for c in site_classes(problem, arch)}
-            metric = sdc_fit_metric(problem, arch, Sensitivity(every, 1000.0))
+            # live fractions of 1 on the calibration: the metric computes every mapping's own
+            metric = sdc_fit_metric(problem, arch, Sensitivity(every, 1000.0, 1.0, every, every))
             t_edp, r_edp = _time(lambda p=problem, a=arch: search(p, a, "edp", **kw), args.repeats)
             t_res, r_res = _time(lambda p=problem, a=arch, m=metric: search(
                 p, a, "edp", batch_metric=m, **kw), args.repeats)

@@ -135,38 +135,60 @@ def batch_live(problem: Problem, arch: Arch, arrays: MappingArrays,
     estimate divides by the calibration mapping's own figure, so a bias shared by the mappings
     of a layer cancels.
     """
-    n_b, n_l, n_d = arrays.temporal.shape
-    n_p = n_l * n_d
-    # digit positions, outermost first: level, then the level's loop order
-    key = np.arange(n_l)[None, :, None] * (4 * n_d) + arrays.order
-    pos = np.argsort(key.reshape(n_b, n_p), axis=1, kind="stable")
-    bound = np.take_along_axis(arrays.temporal.reshape(n_b, n_p), pos, axis=1).astype(float)
-    level_of, dim_of = pos // n_d, pos % n_d
-    index = np.arange(n_p)
+    n_b, n_l, _ = arrays.temporal.shape
+    bound, level_of, dim_of = _loops(arrays)
     live = np.ones((n_b, len(classes)))
+    rows = np.arange(n_b)
+    # prefix arrays over the loops, shifted by one (column k+1 covers loops 0..k):
+    # tie[k] = P(two uniform step numbers tie on every digit before loop k)
+    tie = np.concatenate([np.ones((n_b, 1)), np.cumprod(1 / bound, axis=1)], axis=1)
+    gain = (bound - 1) / bound * tie[:, :-1]  # P(first difference at loop k, "earlier")
+    # loops of the levels above l (they come first, in level order), for l = 0..L
+    loops_above = np.stack([((level_of < lvl) & (bound > 1)).sum(axis=1)
+                            for lvl in range(n_l + 1)], axis=1)
     dss = {ds.name: i for i, ds in enumerate(problem.dataspaces)}
-    out_name = problem.output.name
+    per_ds = {}
+    for ds in problem.dataspaces:
+        depends = np.array([any(d == dim for rank in ds.projection for dim, _ in rank)
+                            for d in problem.dimensions])
+        rel = depends[dim_of] & (bound > 1)
+        last_rel = np.maximum.accumulate(np.where(rel, np.arange(rel.shape[1]), -1), axis=1)
+        per_ds[ds.name] = (
+            np.concatenate([np.full((n_b, 1), -1), last_rel], axis=1),
+            np.concatenate([np.zeros((n_b, 1)), np.cumsum(gain, axis=1)], axis=1),
+            np.concatenate([np.zeros((n_b, 1)), np.cumsum(gain * rel, axis=1)], axis=1))
+    width = bound.shape[1]
     for c, sc in enumerate(classes):
         if sc.dataspace == MAC_SITE:
             continue
-        relevant = np.array([any(d == dim for rank in problem.dataspace(sc.dataspace).projection
-                                 for dim, _ in rank) for d in problem.dimensions])
-        rel = relevant[dim_of] & (bound > 1)  # B x P
+        last_rel, total, fixed = per_ds[sc.dataspace]
         kept = arrays.keep[:, :, dss[sc.dataspace]] & (np.arange(n_l) > sc.level)
         has_child = kept.any(axis=1)
         child = np.where(has_child, kept.argmax(axis=1), n_l)
-        above = level_of < sc.level
-        first = np.where(rel & above, index, -1).max(axis=1)  # innermost relevant loop above l
-        between = rel & ~above & (level_of < child[:, None])
-        last = np.where(has_child, np.where(between, index, -1).max(axis=1), n_p - 1)
-        fixed = relevant[dim_of] & ~above
-        q = np.where(~has_child & (sc.dataspace != out_name), 1.0, 0.0)
-        for p in range(n_p - 1, -1, -1):
-            n = bound[:, p]
-            step = (n - 1) / n * np.where(fixed[:, p], 0.5, 1.0) + q / n
-            q = np.where((p > first) & (p <= last), step, q)
-        live[:, c] = q
+        above = loops_above[:, sc.level]
+        first = last_rel[rows, above]  # innermost relevant loop above l (-1: none)
+        inner = last_rel[rows, loops_above[rows, child]]
+        last = np.where(has_child, np.where(inner >= above, inner, first), width - 1)
+        f, e = first + 1, last + 1
+        sums = (total[rows, e] - total[rows, f]
+                - 0.5 * (fixed[rows, e] - fixed[rows, f]))
+        start = float(sc.dataspace != problem.output.name) * ~has_child
+        # clipped: the differences of prefix sums round a certain read to 1 + 1e-14
+        live[:, c] = np.clip((sums + start * tie[rows, e]) / tie[rows, f], 0.0, 1.0)
     return live
+
+
+def _loops(arrays: MappingArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bound, level, dim) of every mapping's temporal loops, outermost first (level, then the
+    level's loop order), B x K with K the most loops of any mapping; unit loops (bound 1, no
+    digit) fill the tail of shorter rows."""
+    n_b, n_l, n_d = arrays.temporal.shape
+    flat = arrays.temporal.reshape(n_b, n_l * n_d)
+    key = (np.arange(n_l)[None, :, None] * (4 * n_d) + arrays.order).reshape(n_b, n_l * n_d)
+    key = np.where(flat > 1, key, key + n_l * 4 * n_d)
+    width = int((flat > 1).sum(axis=1).max()) if n_b else 0
+    pos = np.argsort(key, axis=1, kind="stable")[:, :width]
+    return (np.take_along_axis(flat, pos, axis=1).astype(float), pos // n_d, pos % n_d)
 
 
 __all__ = ["BatchExposure", "MAC_SITE", "SiteClass", "batch_exposure", "batch_live",
