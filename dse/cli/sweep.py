@@ -19,6 +19,7 @@ from dse.sweep.config import (
     BACKENDS,
     EXECUTORS,
     OBJECTIVES,
+    WORD_FORMATS,
     ModelSpec,
     SweepConfig,
     read_config,
@@ -65,7 +66,17 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
     p.add_argument("--dataset", help=".pt/.npz with images + labels for --model")
     p.add_argument("--backend", choices=BACKENDS, help="layer evaluator" + default(d.backend))
     p.add_argument("--objective", choices=OBJECTIVES,
-                   help="mapper objective" + default(d.mapper.objective))
+                   help="mapper objective" + default(d.mapper.objective) + "; sdc_fit and "
+                   "edp_sdc_fit search each layer again with the SDC-FIT estimate (calibrated on "
+                   "its min-EDP campaign) and score the estimate's EDP x SDC-FIT front by "
+                   "injection")
+    p.add_argument("--edp-slack", type=check.non_negative_float, metavar="S",
+                   help="resilience-aware pick per layer: the lowest estimated SDC FIT with EDP <="
+                   " (1 + S) x the front's best" + default(d.mapper.edp_slack))
+    p.add_argument("--sdc-fit-max", type=check.positive_float, metavar="FIT",
+                   help="... or instead the lowest EDP whose estimated SDC FIT is <= FIT")
+    p.add_argument("--front", type=check.positive_int, metavar="N",
+                   help="front mappings per layer scored by injection" + default(d.resilience.front))
     p.add_argument("--search", help="mapper search strategy" + default(d.mapper.search))
     p.add_argument("--time-limit", type=check.positive_float,
                    help="mapper seconds per layer" + default(d.mapper.time_limit))
@@ -90,6 +101,10 @@ def add_sweep_flags(p: argparse.ArgumentParser, *, models: bool = True) -> None:
     p.add_argument("--mapping-max-faults", type=check.positive_int,
                    help="cap on each other kept mapping's layer campaign (Pareto set, top-K)"
                         + default(d.resilience.mapping_max_faults))
+    p.add_argument("--format", dest="word_format", choices=WORD_FORMATS,
+                   help="how fault injection stores words: 'int' = fixed point at each level's "
+                   "own width from the design; or one format in every buffer and the MAC "
+                   "register" + default(d.resilience.format))
     p.add_argument("--clock-ghz", type=check.positive_float,
                    help="clock for SDC per inference" + default(d.resilience.clock_ghz))
     p.add_argument("--faults-per-class", dest="faults", type=check.positive_int, metavar="N",
@@ -173,6 +188,10 @@ def config_from_args(args: argparse.Namespace, *, models: list[ModelSpec] | None
     set_if("mapper.search", args.search)
     set_if("mapper.time_limit", args.time_limit)
     set_if("mapper.budget", args.budget)
+    set_if("mapper.edp_slack", args.edp_slack)
+    set_if("mapper.sdc_fit_max", args.sdc_fit_max)
+    set_if("resilience.front", args.front)
+    set_if("resilience.format", args.word_format)
     if args.no_resilience:
         config.resilience.enabled = False
     if args.no_pareto:
@@ -256,11 +275,15 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
                             settings=sweep_settings(result.config.to_dict(), code_version()))
     golden = golden_by_model(result)
     if json_out:
-        from dse.report.estimate_check import agreement, estimate_rows
+        from dse.report.estimate_check import agreement, estimate_rows, front_pairs
 
-        pairs = estimate_rows(result.rows_with_strata(), result.config.resilience.fit_per_mbit)
+        fit = result.config.resilience.fit_per_mbit
+        pairs = estimate_rows(result.rows_with_strata(), fit)
+        fronts = front_pairs(result.fronts, fit)
         print_json(dict(network=result.network, golden=golden, notes=result.notes,
                         estimate_vs_measured=dict(agreement=agreement(pairs), mappings=pairs),
+                        fronts=dict(agreement=agreement(fronts), mappings=fronts),
+                        pick_networks=result.picks,
                         db=str(result.db_path),
                         report=str(page) if page else None, computed=result.computed,
                         reused=result.reused, failed=result.failed, wall_s=result.wall_s))
@@ -274,6 +297,8 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
         print(f"{label}: {golden_line(gold['accuracy'], gold['images'])}, the images each "
               "fault strikes")
     cost_report(result, out_dir if report else None, wide=wide)
+    for line in pick_lines(result, wide=wide):
+        print(line)
     print(f"\n{len(result.rows)} result rows in {result.db_path} (sweep {result.config.name!r});"
           f" computed {result.computed['map']} layer mappings + {result.computed['resilience']}"
           f" resilience scores, reused {result.reused['map']} + {result.reused['resilience']};"
@@ -281,6 +306,45 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
     if page:
         print(f"report: {page}")
     return 0
+
+
+def pick_lines(result: Any, *, wide: bool = False) -> list[str]:
+    """Resilience-aware objectives: per design, the pick network against the min-EDP one (both
+    measured by injection), then how the estimate ranked the front mappings it picked from."""
+    import textwrap
+
+    from dse.report import text_table
+    from dse.report.estimate_check import agreement_text, front_pairs
+
+    if not result.picks:
+        return []
+    m, res = result.config.mapper, result.config.resilience
+    rule = (f"the lowest EDP with estimated SDC FIT <= {m.sdc_fit_max:g}" if m.sdc_fit_max
+            is not None else f"the lowest estimated SDC FIT within {m.edp_slack:.0%} of its "
+            "front's best EDP")
+    head = (f"Resilience-aware mapping (objective {m.objective}; per layer {rule}), measured by "
+            f"injection against the min-EDP mappings. SDC FIT: failures per 1e9 h at "
+            f"{res.fit_per_mbit:g} FIT/Mbit raw, [{res.confidence:.0%} interval]; EDP: J x cycles"
+            f"; cut = min-EDP FIT / pick FIT; apart = the intervals do not overlap.")
+    table = [{"design": p["point"], "model": p["model"],
+              "EDP min-EDP": f"{p['min_edp_edp']:.4g}" if p["min_edp_edp"] else "-",
+              "EDP pick (cost)": f"{p['edp']:.4g}" + (f" ({p['edp_cost'] - 1:+.1%})"
+                                                       if p["edp_cost"] else ""),
+              "SDC FIT min-EDP": _fit(p.get("min_edp_fit"), p.get("min_edp_fit_lo"),
+                                      p.get("min_edp_fit_hi")),
+              "SDC FIT pick": _fit(p.get("fit"), p.get("fit_lo"), p.get("fit_hi")),
+              "cut": f"{p['fit_cut']:.2f}x" if p["fit_cut"] else "-",
+              "apart": "yes" if p["apart"] else "no"} for p in result.picks]
+    lines = ["", *textwrap.wrap(head, 100), text_table(table, wide=wide)]
+    found = agreement_text(front_pairs(result.fronts, res.fit_per_mbit),
+                           "the front mappings (calibrated on each layer's min-EDP campaign)")
+    return lines + (textwrap.wrap(found, 100, subsequent_indent="    ") if found else [])
+
+
+def _fit(value: float | None, lo: float | None, hi: float | None) -> str:
+    if value is None or hi is None:
+        return "-"
+    return f"< {hi:.3g}" if value == 0 else f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
 
 
 def cost_report(result: Any, out_dir: Path | None, *, wide: bool = False) -> None:

@@ -47,6 +47,25 @@ def estimate_rows(rows: Sequence[Row], fit_per_mbit: float) -> list[Row]:
     return out
 
 
+def front_pairs(fronts: Sequence[Row], fit_per_mbit: float) -> list[Row]:
+    """Per front mapping of a resilience-aware sweep that injection scored: the estimate the
+    search used (calibrated on the layer's min-EDP campaign) against its measured SDC FIT (one
+    equal to the min-EDP mapping is its calibration, so it is left out)."""
+    out = []
+    for r in fronts:
+        if not r.get("strata"):
+            continue
+        mbit = sum(d["mbit"] for d in r["strata"])
+        lo, hi = fit_per_mbit * mbit * r["sdc_lo"], fit_per_mbit * mbit * r["sdc_hi"]
+        est = r["estimate_fit"]
+        out.append({"point": r["point"], "model": r["model"], "layer": r["layer_path"],
+                    "front_rank": r["rank"], "pick": bool(r["pick"]), "edp": r["edp"],
+                    "estimate_FIT": est, "measured_FIT": fit_per_mbit * mbit * r["sdc_rate"],
+                    "measured_lo": lo, "measured_hi": hi, "inside": lo <= est <= hi,
+                    "faults": r["faults"]})
+    return out
+
+
 def agreement(pairs: Sequence[Row]) -> Row | None:
     """Spearman's rank correlation, median relative error and how many estimates lie inside the
     measured interval, over the pairs where either figure is non-zero (None with fewer than
@@ -67,12 +86,17 @@ def agreement(pairs: Sequence[Row]) -> Row | None:
 
 def agreement_line(rows: Sequence[Row], fit_per_mbit: float) -> str | None:
     """One line for the sweep's output (None when there is nothing to compare)."""
-    found = agreement(estimate_rows(rows, fit_per_mbit))
+    return agreement_text(estimate_rows(rows, fit_per_mbit),
+                          "the other kept mappings (calibrated on each layer's min-EDP campaign)")
+
+
+def agreement_text(pairs: Sequence[Row], what: str) -> str | None:
+    """``SDC-FIT estimate vs injection on <what>: ...`` (None with fewer than three pairs)."""
+    found = agreement(pairs)
     if found is None:
         return None
     err = found["median_rel_error"]
-    return (f"SDC-FIT estimate vs injection on the other kept mappings (calibrated on each layer's "
-            f"min-EDP campaign): {found['mappings']} mappings, Spearman {found['spearman']:.2f}, "
-            f"median relative error {'n/a' if err is None else f'{err:.0%}'}, "
-            f"{found['estimates_inside_interval']} of {found['mappings']} estimates inside the "
-            "measured 95% interval")
+    return (f"SDC-FIT estimate vs injection on {what}: {found['mappings']} mappings, Spearman "
+            f"{found['spearman']:.2f}, median relative error "
+            f"{'n/a' if err is None else f'{err:.0%}'}, {found['estimates_inside_interval']} of "
+            f"{found['mappings']} estimates inside the measured 95% interval")

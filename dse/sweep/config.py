@@ -30,8 +30,11 @@ EXECUTORS = ("process", "inprocess", "dask")
 # dse's mapper searches and the real timeloop-model re-evaluates every kept mapping.
 BACKENDS = ("builtin", "timeloop", "timeloop-check")
 _BACKEND_BINARY = {"timeloop": "timeloop-mapper", "timeloop-check": "timeloop-model"}
-# the mapper's objective names that need no resilience metric (one registry: dse.mapper)
-OBJECTIVES = tuple(name for name in MAPPER_OBJECTIVES if name not in NEEDS_METRIC)
+# the mapper's objective names (one registry: dse.mapper); those in NEEDS_METRIC search with the
+# SDC-FIT estimate, calibrated on each layer's min-EDP campaign (the sweep's front stage)
+OBJECTIVES = tuple(MAPPER_OBJECTIVES)
+# how fault injection stores words: each level's own fixed-point width, or one format everywhere
+WORD_FORMATS = ("int", "bf16", "fp16", "fp32")
 SEARCHES = ("hybrid", "exhaustive", "random", "auto")
 
 
@@ -70,6 +73,22 @@ class MapperSettings:
     search: str = "hybrid"  # "auto" may pick exhaustive vs hybrid by timing: not repeatable
     time_limit: float = 2.0  # seconds per layer (a cap; ``budget`` is what makes runs repeatable)
     budget: int | None = 3000  # mappings evaluated per layer
+    # The resilience-aware pick from the estimate's EDP x SDC-FIT front (objectives that need
+    # the estimate): the lowest estimated SDC FIT within ``edp_slack`` of the front's best EDP,
+    # or, with ``sdc_fit_max`` set, the lowest EDP whose estimate is at most that (FIT).
+    edp_slack: float = 0.10
+    sdc_fit_max: float | None = None
+
+    @property
+    def resilience_aware(self) -> bool:
+        return self.objective in NEEDS_METRIC
+
+    def first_stage(self) -> MapperSettings:
+        """The settings of the per-layer EDP search that every sweep runs first (its min-EDP
+        mapping is the network baseline and the estimate's calibration): the same keys as an
+        EDP-only sweep, so both share their stored mappings."""
+        return MapperSettings(objective="edp" if self.resilience_aware else self.objective,
+                              search=self.search, time_limit=self.time_limit, budget=self.budget)
 
 
 @dataclass
@@ -97,6 +116,10 @@ class FaultSettings:
     clock_ghz: float = 1.0  # for SDC per inference (inference time = cycles / clock)
     images: int = 8  # images each fault is struck on (the fault, not the image, is the unit)
     device: str = "cpu"  # where the network runs: cpu or cuda[:N]
+    format: str = "int"  # words as stored: "int" (each level's own width) or one of WORD_FORMATS
+    # resilience-aware objectives: how many mappings of each layer's estimated front are scored
+    # by injection (the pick, both ends, the rest evenly spaced along the front)
+    front: int = 6
 
     @property
     def adaptive(self) -> bool:
@@ -321,6 +344,9 @@ def _check_scalars(config: SweepConfig) -> None:
     check.positive(res.mapping_max_faults, "resilience.mapping_max_faults", file=src,
                    integer=True)
     check.positive(res.clock_ghz, "resilience.clock_ghz", file=src)
+    check.resolve(res.format, WORD_FORMATS, "resilience.format", file=src, what="word format")
+    check.positive(res.front, "resilience.front", file=src, integer=True)
+    _check_front(config)
     check.non_negative(res.floor, "resilience.floor", file=src)
     if res.precision is not None:
         check.fraction(res.precision, "resilience.precision", file=src)
@@ -330,6 +356,26 @@ def _check_scalars(config: SweepConfig) -> None:
     for key, values in config.grid.items():
         if not values or any(v is None or v == "" for v in values):
             raise InputError(f"empty value in {values!r}", file=src, field=f"grid.{key}")
+
+
+def _check_front(config: SweepConfig) -> None:
+    """A resilience-aware objective needs what calibrates its estimate: adaptive campaigns."""
+    m, src = config.mapper, config.source
+    check.non_negative(m.edp_slack, "mapper.edp_slack", file=src)
+    if m.sdc_fit_max is not None:
+        check.positive(m.sdc_fit_max, "mapper.sdc_fit_max", file=src)
+    if not m.resilience_aware:
+        return
+    res = config.resilience
+    if not (res.enabled and res.adaptive):
+        raise InputError(f"objective {m.objective} searches with the SDC-FIT estimate, which is "
+                         "calibrated on each layer's adaptive campaign: it needs the resilience "
+                         "side on and adaptive sampling (no --no-resilience, no "
+                         "--faults-per-class)", file=src, field="mapper.objective")
+    if config.backend != "builtin":
+        raise InputError(f"objective {m.objective} needs the builtin mapper (backend "
+                         f"{config.backend} searches by energy and delay only)", file=src,
+                         field="mapper.objective")
 
 
 def _check_models(config: SweepConfig) -> None:

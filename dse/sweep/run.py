@@ -32,10 +32,12 @@ from dse.sweep.executors import make_executor
 from dse.sweep.hashing import canonical_json, code_version, file_digest, stable_hash, to_plain
 from dse.sweep.store import Store, new_owner
 from dse.sweep.tasks import (
+    FrontTask,
     MapResult,
     MapTask,
     ResilienceTask,
     load_model_and_data,
+    run_front_task,
     run_map_task,
     run_resilience_task,
 )
@@ -60,6 +62,10 @@ class SweepResult:
     # (model, mapping row key, layer path) -> stored resilience detail (adaptive: its strata)
     details: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     failed: list[dict[str, str]] = field(default_factory=list)  # units that failed this run
+    # resilience-aware objectives: every front mapping (estimate, and injection once scored) and
+    # per design point x model the pick network against the min-EDP one
+    fronts: list[dict[str, Any]] = field(default_factory=list)
+    picks: list[dict[str, Any]] = field(default_factory=list)
 
     def rows_with_strata(self) -> list[dict[str, Any]]:
         return with_strata(self.rows, self.details)
@@ -108,8 +114,8 @@ def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
     start = time.perf_counter()
     points = validate(config)
     plan = _plan(config, points)
-    computed = {"map": 0, "resilience": 0}
-    reused = {"map": 0, "resilience": 0}
+    computed = {"map": 0, "front": 0, "resilience": 0}
+    reused = {"map": 0, "front": 0, "resilience": 0}
     with Store(config.db_path) as store:
         store.begin_sweep(config.name, config.to_dict(), plan.settings_key, plan.layers,
                           plan.points, conflict=lambda old: config_conflict(old, config.to_dict()))
@@ -124,14 +130,20 @@ def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
         network = network_figures(with_strata(rows, details), store.network(config.name),
                                   config.resilience)
         checks = store.timeloop_checks(config.name) if config.backend == "timeloop-check" else []
+        fronts = front_rows(store, config.name) if config.mapper.resilience_aware else []
     notes = plan.notes + ([_check_note(checks)] if checks else [])
     if failed:
         notes.append(f"{len(failed)} units failed and were recorded (table 'failures'); "
                      f"a rerun retries them. First: {failed[0]['label']}: {failed[0]['reason']}")
     occurrences = {label: {i: list(layer.paths) for i, layer in enumerate(m.workload.layers)}
                    for label, m in plan.models.items()}
+    picks = pick_networks(fronts, network, config.resilience)
+    notes += [f"{p['point']} / {p['model']}: no visited mapping meets the objective's constraint on"
+              f" {p['layers_without_pick']} of {p['layers']} layers (their front's lowest-EDP "
+              "mapping stands in)" for p in picks if p["layers_without_pick"]]
     return SweepResult(config, config.db_path, rows, network, computed, reused, notes,
-                       time.perf_counter() - start, checks, occurrences, details, failed)
+                       time.perf_counter() - start, checks, occurrences, details, failed,
+                       fronts, picks)
 
 
 def _check_note(checks: list[dict[str, Any]]) -> str:
@@ -199,7 +211,8 @@ def _plan(config: SweepConfig, points: list[DesignPoint]) -> _Plan:
         point_rows.append(dict(point_key=key, design=point.design, label=point.label,
                                params=canonical_json(dict(point.params)),
                                arch=canonical_json(to_plain(arch))))
-    mapper_keys = dict(mapper=config.mapper, backend=config.backend, seed=config.seed,
+    first = config.mapper.first_stage()
+    mapper_keys = dict(mapper=first, backend=config.backend, seed=config.seed,
                        pareto=config.resilience.pareto, top_k=config.resilience.top_k)
     layers: list[dict[str, Any]] = []
     tasks: dict[str, MapTask] = {}
@@ -216,7 +229,7 @@ def _plan(config: SweepConfig, points: list[DesignPoint]) -> _Plan:
                 tasks.setdefault(key, MapTask(
                     task_key=key, point_key=prow["point_key"],
                     label=f"{prow['label']} / {mplan.spec.label} / {layer.name}", arch=arch,
-                    problem=layer.problem, mapper=config.mapper, backend=config.backend,
+                    problem=layer.problem, mapper=first, backend=config.backend,
                     seed=config.seed, pareto=config.resilience.pareto,
                     top_k=config.resilience.top_k))
     return _Plan(point_rows, layers, tasks, models, archs, settings_key, notes)
@@ -259,6 +272,8 @@ def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask]
         "map": tqdm(total=len(plan.map_tasks), initial=len(done), desc="map     ", unit="layer",
                     file=sys.stderr, disable=None if progress else True,
                     dynamic_ncols=True),
+        "front": tqdm(total=0, desc="front   ", unit="layer", file=sys.stderr,
+                      disable=None if progress else True, dynamic_ncols=True),
         "resilience": tqdm(total=0, desc="resilience", unit="mapping", file=sys.stderr,
                            disable=None if progress else True, dynamic_ncols=True),
     }
@@ -277,20 +292,33 @@ def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask]
             run.submit_resilience(key)
         run.drain()
         if config.resilience.enabled and config.resilience.adaptive:
-            while tasks := network_round(run):
-                run.bars["resilience"].total += len(tasks)
-                for task in tasks:
-                    run.submit("resilience", task)
-                run.drain()
+            _network_rounds(run)
+        if config.mapper.resilience_aware:
+            _send(run, "front", front_tasks(run))
+            _send(run, "resilience", front_scores(run))
+            _network_rounds(run)
     finally:
         executor.close()
         for bar in bars.values():
             bar.close()
 
 
+def _network_rounds(run: _Run) -> None:
+    while tasks := network_round(run):
+        _send(run, "resilience", tasks)
+
+
+def _send(run: _Run, kind: str, tasks: list[Any]) -> None:
+    """Submit a batch of one kind of unit and wait for all of them."""
+    run.bars[kind].total += len(tasks)
+    for task in tasks:
+        run.submit(kind, task)
+    run.drain()
+
+
 # A unit whose worker died this many times is marked failed instead of sent out again.
 MAX_ATTEMPTS = 3
-_RUNNERS = {"map": run_map_task, "resilience": run_resilience_task}
+_RUNNERS = {"map": run_map_task, "front": run_front_task, "resilience": run_resilience_task}
 
 
 def lease_s() -> float:
@@ -307,7 +335,7 @@ def _label(task: Any) -> str:
 
 
 def _unit(task: Any) -> str:
-    return getattr(task, "task_key", None) or task.res_key
+    return getattr(task, "task_key", None) or getattr(task, "front_key", None) or task.res_key
 
 
 @dataclass
@@ -353,6 +381,9 @@ class _Run:
         self.bars[kind].update(1)
         if kind == "map":
             self.submit_resilience(task.task_key)
+        elif kind == "front":
+            self.store.use_front(self.config.name, task.point_key, task.model, task.layer_path,
+                                 task.front_key)
 
     def drain(self) -> None:
         while self.pending or self.deferred:
@@ -382,6 +413,11 @@ class _Run:
             _store_map(self.store, task, result)
             self.computed["map"] += 1
             self.submit_resilience(task.task_key)
+        elif kind == "front":
+            self.store.put_front(result)
+            self.store.use_front(self.config.name, task.point_key, task.model, task.layer_path,
+                                 task.front_key)
+            self.computed["front"] += 1
         else:
             self.store.put_resilience(result)
             self.computed["resilience"] += 1
@@ -478,8 +514,9 @@ def _finished(stored: dict[str, Any], settings: Any, task: Any) -> bool:
 
 
 def network_round(run: _Run) -> list[ResilienceTask]:
-    """The next round of every design point's network campaign that is not done yet: tasks that
-    bring each layer's strata to the round's targets. A round is stored before it goes out, so a
+    """The next round of every network campaign that is not done yet (each design point's
+    min-EDP network and, with a resilience-aware objective, its pick network): tasks that bring
+    each layer's strata to the round's targets. A round is stored before it goes out, so a
     killed sweep finishes that round on resume instead of deciding a different one."""
     from dse.resilience.network import network_additions
     from dse.resilience.strata import Plan
@@ -488,8 +525,11 @@ def network_round(run: _Run) -> list[ResilienceTask]:
     f = config.resilience
     budget = Plan(f.precision, f.floor, f.max_faults, confidence=f.confidence)
     rows = with_strata(store.results(config.name), store.resilience_details(config.name))
+    groups = list(network_members(rows).values())
+    if config.mapper.resilience_aware:
+        groups += list(pick_members(front_rows(store, config.name)).values())
     tasks = []
-    for members in network_members(rows).values():
+    for members in groups:
         if any(not r.get("strata") for r in members):
             continue  # a member failed: the network figure is not reported (see failures)
         mplan = plan.models[members[0]["model"]]
@@ -512,6 +552,131 @@ def network_round(run: _Run) -> list[ResilienceTask]:
     return tasks
 
 
+# ------------------------------------------------------------------ resilience-aware mapping
+
+def front_tasks(run: _Run) -> list[FrontTask]:
+    """Per scored layer, the resilience-aware search, calibrated on the strata of its min-EDP
+    mapping's finished network campaign (a finer rerun recalibrates: another front key)."""
+    config, plan = run.config, run.plan
+    f = config.resilience
+    rows = with_strata(run.store.results(config.name),
+                       run.store.resilience_details(config.name))
+    tasks = []
+    for members in network_members(rows).values():
+        for r in members:
+            if not r.get("strata"):
+                continue
+            mplan = plan.models[r["model"]]
+            entry = _entry(plan, r)
+            calibration = [{k: d[k] for k in ("level", "dataspace", "bits", "mbit", "n", "sdc")}
+                           for d in r["strata"]]
+            key = stable_hash("front", r["row_key"], mplan.model_key, r["layer_path"],
+                              plan.settings_key, calibration, config.mapper, f.front, f.format,
+                              f.fit_per_mbit, config.seed, code_version())
+            tasks.append(FrontTask(
+                front_key=key, point_key=r["point_key"], model=r["model"],
+                layer_path=r["layer_path"], label=f"{r['point']} / {r['model']} / {r['layer']}",
+                arch=plan.archs[r["point_key"]], problem=plan.map_tasks[entry["task_key"]].problem,
+                mapper=config.mapper, seed=config.seed, calibration=calibration,
+                fit_per_mbit=f.fit_per_mbit, word_format=f.format, size=f.front))
+    return tasks
+
+
+def front_scores(run: _Run) -> list[ResilienceTask]:
+    """Injection on every front mapping: the pick network's members start their campaign (its
+    pilot; the network rounds do the rest), every other front mapping gets a layer campaign of
+    at most ``mapping_max_faults`` (one equal to the min-EDP mapping is measured already)."""
+    config, plan = run.config, run.plan
+    rows = front_rows(run.store, config.name)
+    picks = {r["row_key"] for members in pick_members(rows).values() for r in members}
+    baseline = {(r["point_key"], r["model"], r["layer_path"]): r["mapping"]
+                for r in run.store.results(config.name) if r["rank"] == 0}
+    tasks = []
+    for r in rows:
+        member = r["row_key"] in picks
+        if not member and r["mapping"] == baseline.get((r["point_key"], r["model"],
+                                                        r["layer_path"])):
+            continue
+        mplan = plan.models[r["model"]]
+        tasks.append(ResilienceTask(
+            res_key=stable_hash(r["row_key"], mplan.model_key, r["layer_path"],
+                                plan.settings_key),
+            row_key=r["row_key"], model=mplan.spec, model_key=mplan.model_key,
+            layer_path=r["layer_path"], arch=plan.archs[r["point_key"]],
+            problem=plan.map_tasks[_entry(plan, r)["task_key"]].problem,
+            mapping_text=r["mapping"], faults=config.resilience,
+            settings_key=plan.settings_key, seed=config.seed, member=member))
+    return tasks
+
+
+def front_rows(store: Store, sweep: str) -> list[dict[str, Any]]:
+    """The sweep's front mappings with their stored strata (``None`` until scored)."""
+    out = []
+    for r in store.front_rows(sweep):
+        detail = json.loads(r.pop("detail")) if r.get("detail") else {}
+        out.append({**r, "strata": detail.get("strata")})
+    return out
+
+
+def pick_members(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(design point, model) -> per layer its front's pick (or, where no visited mapping meets
+    the objective's constraint, the front's lowest-EDP mapping): the pick network's members."""
+    layers: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["point_key"], r["model"], r["layer_path"])
+        if r["pick"] or key not in layers:
+            layers[key] = r
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for (point, model, _), r in layers.items():
+        out.setdefault((point, model), []).append(r)
+    return out
+
+
+def pick_networks(fronts: list[dict[str, Any]], network: list[dict[str, Any]],
+                  settings: Any) -> list[dict[str, Any]]:
+    """Per design point x model: the network of each layer's resilience-aware pick against the
+    min-EDP network: EDP (J x cycles) and measured SDC FIT with intervals, the EDP cost and the
+    SDC FIT cut (min-EDP FIT / pick FIT), and whether the two intervals are apart."""
+    from dse.resilience.network import network_sdc
+
+    out = []
+    for (point_key, model), members in pick_members(fronts).items():
+        base = next((n for n in network if n["point_key"] == point_key and n["model"] == model),
+                    None)
+        energy = sum(r["energy_pJ"] * r["count"] for r in members)
+        cycles = sum(r["cycles"] * r["count"] for r in members)
+        entry: dict[str, Any] = {
+            "point": members[0]["point"], "point_key": point_key, "model": model,
+            "layers": len(members), "layers_without_pick": sum(not r["pick"] for r in members),
+            "energy_pJ": energy, "cycles": cycles, "edp": energy * 1e-12 * cycles,
+            "min_edp_edp": base["edp"] if base else None,
+            "min_edp_fit": (base or {}).get("fit"), "min_edp_fit_lo": (base or {}).get("fit_lo"),
+            "min_edp_fit_hi": (base or {}).get("fit_hi")}
+        if all(r.get("strata") for r in members):
+            fig = network_sdc([(r["cycles"] * r["count"] / cycles, r["strata"]) for r in members],
+                              fit_per_mbit=settings.fit_per_mbit, confidence=settings.confidence,
+                              seconds_per_inference=cycles / (settings.clock_ghz * 1e9))
+            entry.update(network_columns(fig, settings))
+        out.append(entry | cut(entry))
+    return out
+
+
+def cut(entry: dict[str, Any]) -> dict[str, Any]:
+    """EDP cost (pick EDP / min-EDP EDP), SDC FIT cut (min-EDP FIT / pick FIT, None when the
+    pick's FIT is 0) and whether the pick's interval lies wholly below the min-EDP one's."""
+    base_edp, base_fit = entry.get("min_edp_edp"), entry.get("min_edp_fit")
+    fit = entry.get("fit")
+    return {"edp_cost": entry["edp"] / base_edp if base_edp else None,
+            "fit_cut": base_fit / fit if fit and base_fit is not None else None,
+            "apart": (fit is not None and entry.get("min_edp_fit_lo") is not None
+                      and entry["fit_hi"] < entry["min_edp_fit_lo"])}
+
+
+def _entry(plan: _Plan, row: dict[str, Any]) -> dict[str, Any]:
+    return next(e for e in plan.layers if e["point_key"] == row["point_key"]
+                and e["model"] == row["model"] and e["layer_path"] == row["layer_path"])
+
+
 def _met(counts: list[int], targets: list[int]) -> bool:
     return all(n >= t for n, t in zip(counts, targets, strict=True))
 
@@ -519,8 +684,7 @@ def _met(counts: list[int], targets: list[int]) -> bool:
 def _member_task(run: _Run, row: dict[str, Any], res_key: str,
                  targets: list[int]) -> ResilienceTask:
     plan, config = run.plan, run.config
-    entry = next(e for e in plan.layers if e["point_key"] == row["point_key"]
-                 and e["model"] == row["model"] and e["layer_path"] == row["layer_path"])
+    entry = _entry(plan, row)
     mplan = plan.models[row["model"]]
     return ResilienceTask(
         res_key=res_key, row_key=row["row_key"], model=mplan.spec, model_key=mplan.model_key,

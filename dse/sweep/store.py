@@ -9,6 +9,9 @@ Layout (WAL journal, so readers such as ``dse results`` never block a running sw
 - ``mappings``: the mappings a task kept (rank 0 = the mapper's best), with energy, cycles,
   utilization, EDP, per-component energy and the map.yaml text.
 - ``resilience``: SDC rate, CI and FIT of one mapping for one trained model / layer / fault setting.
+- ``front_tasks`` + ``fronts``: a resilience-aware search of one layer (objective ``sdc_fit`` or
+  ``edp_sdc_fit``) and the mappings of its EDP x estimated-SDC-FIT front kept for injection;
+  ``sweep_fronts`` says which front each (sweep, design point, model, layer) uses.
 - ``sweeps`` + ``sweep_layers``: which (design point, model, layer) entries a named sweep holds;
   rewritten at the start of each run (results themselves are never deleted).
 - views ``results`` (one row per sweep x design point x model x layer x mapping) and ``network``
@@ -57,6 +60,17 @@ CREATE TABLE IF NOT EXISTS resilience (
 CREATE TABLE IF NOT EXISTS timeloop_checks (
     row_key TEXT PRIMARY KEY REFERENCES mappings(row_key), energy_pJ REAL, cycles INTEGER,
     energy_rel REAL, agree INTEGER NOT NULL, error TEXT);
+CREATE TABLE IF NOT EXISTS front_tasks (
+    front_key TEXT PRIMARY KEY, front_size INTEGER NOT NULL, evaluated INTEGER, wall_s REAL,
+    created REAL);
+CREATE TABLE IF NOT EXISTS fronts (
+    row_key TEXT PRIMARY KEY, front_key TEXT NOT NULL REFERENCES front_tasks(front_key),
+    rank INTEGER NOT NULL, pick INTEGER NOT NULL, energy_pJ REAL NOT NULL,
+    cycles INTEGER NOT NULL, utilization REAL NOT NULL, edp REAL NOT NULL, macs INTEGER NOT NULL,
+    estimate_fit REAL NOT NULL, mapping TEXT NOT NULL, UNIQUE (front_key, rank));
+CREATE TABLE IF NOT EXISTS sweep_fronts (
+    sweep TEXT NOT NULL, point_key TEXT NOT NULL, model TEXT NOT NULL, layer_path TEXT NOT NULL,
+    front_key TEXT NOT NULL, PRIMARY KEY (sweep, point_key, model, layer_path));
 CREATE INDEX IF NOT EXISTS resilience_lookup
     ON resilience (row_key, model_key, layer_path, settings_key);
 CREATE TABLE IF NOT EXISTS claims (
@@ -197,6 +211,7 @@ class Store:
                 "INSERT OR REPLACE INTO sweeps VALUES (?, ?, ?, ?)",
                 (sweep, json.dumps(config, sort_keys=True), settings_key, time.time()))
             self._conn.execute("DELETE FROM sweep_layers WHERE sweep = ?", (sweep,))
+            self._conn.execute("DELETE FROM sweep_fronts WHERE sweep = ?", (sweep,))
             self._conn.executemany(
                 "INSERT INTO sweep_layers VALUES (:sweep, :point_key, :model, :model_key,"
                 " :layer_index, :layer, :layer_path, :count, :task_key)",
@@ -223,6 +238,44 @@ class Store:
                 [(r.row_key, r.check["energy_pJ"], r.check["cycles"], r.check["energy_rel"],
                   int(r.check["agree"]), r.check["error"]) for r in rows if r.check])
 
+    def put_front(self, result: Any) -> None:
+        """Store a finished front search (``tasks.FrontResult``) with its rows atomically."""
+        with self._writing():
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO front_tasks VALUES (?, ?, ?, ?, ?)",
+                (result.front_key, result.front_size, result.evaluated, result.wall_s,
+                 time.time()))
+            if cur.rowcount == 0:
+                return
+            self._conn.executemany(
+                "INSERT INTO fronts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.row_key, result.front_key, r.rank, int(r.pick), r.energy_pJ, r.cycles,
+                  r.utilization, r.edp, r.macs, r.estimate_fit, r.mapping) for r in result.rows])
+
+    def use_front(self, sweep: str, point_key: str, model: str, layer_path: str,
+                  front_key: str) -> None:
+        """Record that a sweep's layer uses this front (membership, like ``sweep_layers``)."""
+        with self._writing():
+            self._conn.execute("INSERT OR REPLACE INTO sweep_fronts VALUES (?, ?, ?, ?, ?)",
+                               (sweep, point_key, model, layer_path, front_key))
+
+    def front_rows(self, sweep: str) -> list[dict[str, Any]]:
+        """Every front mapping a sweep uses, with its layer, design point and its injection
+        score (NULL until scored) and stored strata (``detail``)."""
+        return self.query(
+            "SELECT p.design, p.label AS point, sf.point_key, sf.model, sl.layer,"
+            " sl.layer_index, sl.layer_path, sl.count, ft.front_size, f.*, r.sdc_rate,"
+            " r.sdc_lo, r.sdc_hi, r.fit, r.injections AS faults, r.detail"
+            " FROM sweep_fronts sf JOIN sweeps s ON s.sweep = sf.sweep"
+            " JOIN points p ON p.point_key = sf.point_key"
+            " JOIN sweep_layers sl ON sl.sweep = sf.sweep AND sl.point_key = sf.point_key"
+            " AND sl.model = sf.model AND sl.layer_path = sf.layer_path"
+            " JOIN front_tasks ft ON ft.front_key = sf.front_key"
+            " JOIN fronts f ON f.front_key = sf.front_key"
+            " LEFT JOIN resilience r ON r.row_key = f.row_key AND r.model_key = sl.model_key"
+            " AND r.layer_path = sl.layer_path AND r.settings_key = s.settings_key"
+            " WHERE sf.sweep = ? ORDER BY p.label, sf.model, sl.layer_index, f.rank", (sweep,))
+
     def put_resilience(self, row: ResilienceRow) -> None:
         """Store a score; a continued adaptive campaign replaces its row with one holding more
         faults (the stored strata only ever grow)."""
@@ -241,8 +294,9 @@ class Store:
             self._conn.execute("BEGIN IMMEDIATE")
             # a stored map task is final; a stored resilience score may still be continued
             # (adaptive campaigns), so the caller judges it after winning the claim
-            if kind == "map" and self._conn.execute(
-                    "SELECT 1 FROM tasks WHERE task_key = ?", (unit,)).fetchone():
+            table = {"map": "tasks WHERE task_key", "front": "front_tasks WHERE front_key"}
+            if kind in table and self._conn.execute(
+                    f"SELECT 1 FROM {table[kind]} = ?", (unit,)).fetchone():
                 return "done"
             now = time.time()
             held = self._conn.execute("SELECT owner, expires FROM claims WHERE unit = ?",

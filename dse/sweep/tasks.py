@@ -66,6 +66,97 @@ class ResilienceTask:
     targets: list[int] | None = None
 
 
+@dataclass
+class FrontTask:
+    """Search one layer with the SDC-FIT estimate (calibrated on its min-EDP campaign) and keep
+    up to ``size`` mappings of the EDP x estimated-SDC-FIT front for injection."""
+
+    front_key: str
+    point_key: str
+    model: str
+    layer_path: str
+    label: str
+    arch: Any
+    problem: Any
+    mapper: MapperSettings
+    seed: int
+    calibration: list[dict]  # the min-EDP mapping's stored strata
+    fit_per_mbit: float
+    word_format: str
+    size: int
+
+
+@dataclass
+class FrontRow:
+    row_key: str
+    rank: int  # position along the front by increasing EDP
+    pick: bool  # the resilience-aware pick (MapperSettings.edp_slack / sdc_fit_max)
+    energy_pJ: float
+    cycles: int
+    utilization: float
+    edp: float
+    macs: int
+    estimate_fit: float  # estimated SDC FIT of the layer (failures per 1e9 h while it runs)
+    mapping: str
+
+
+@dataclass
+class FrontResult:
+    front_key: str
+    rows: list[FrontRow]
+    front_size: int  # mappings on the whole front the search found
+    evaluated: int
+    wall_s: float
+
+
+def run_front_task(task: FrontTask) -> FrontResult:
+    """The resilience-aware search of one layer (one mapper worker, like :func:`run_map_task`)."""
+    import torch
+
+    from dse.mapper import search, select
+    from dse.resilience.formats import word_bits
+    from dse.resilience.mapped.estimate import Sensitivity, sdc_fit_metric
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    sens = Sensitivity.from_strata(task.calibration, task.fit_per_mbit)
+    bits = None if task.word_format == "int" else word_bits(task.word_format)
+    m = task.mapper
+    result = search(task.problem, task.arch, objective=m.objective, search=m.search,
+                    time_limit=m.time_limit, seed=task.seed, workers=1, max_evals=m.budget,
+                    batch_metric=sdc_fit_metric(task.problem, task.arch, sens, word_bits=bits))
+    front = list(result.front)
+    pick = (select(front, "edp", metric_max=m.sdc_fit_max) if m.sdc_fit_max is not None
+            else select(front, "metric", edp_slack=m.edp_slack))
+    rows = []
+    for rank, i in enumerate(spaced(len(front), task.size, front.index(pick) if pick else None)):
+        mapping, stats, estimate = front[i]
+        text = mapping_text(mapping, task.problem)
+        rows.append(FrontRow(
+            row_key=stable_hash(task.front_key, text), rank=rank, pick=front[i] is pick,
+            energy_pJ=float(stats.energy_pJ), cycles=int(stats.cycles),
+            utilization=float(stats.utilization), edp=float(stats.edp), macs=int(stats.macs),
+            estimate_fit=float(estimate), mapping=text))
+    return FrontResult(task.front_key, rows, len(front), result.evaluated,
+                       time.perf_counter() - start)
+
+
+def spaced(n: int, size: int, keep: int | None) -> list[int]:
+    """Indices of up to ``size`` of ``n`` front members, in increasing order: ``keep`` (the
+    pick), both ends, and the rest evenly spaced along the front."""
+    if n <= size:
+        return list(range(n))
+    first = [i for i in (keep, 0, n - 1) if i is not None]
+    chosen = list(dict.fromkeys(first))[:size]
+    even = [round(j * (n - 1) / (size - 1)) for j in range(size)] if size > 1 else []
+    for i in [*even, *range(n)]:
+        if len(chosen) == size:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    return sorted(chosen)
+
+
 def mapping_text(mapping: Any, problem: Any) -> str:
     """The Timeloop map.yaml text of a mapping (what the store keeps and resilience re-reads)."""
     from dse.model.mapfile import mapping_directives
@@ -212,7 +303,7 @@ def run_resilience_task(task: ResilienceTask) -> ResilienceRow:
     result = mapping_resilience(
         task.problem, task.arch, mapping, model, task.layer_path, images, labels,
         n_faults=faults_per_site(f), margin=f.margin, confidence=f.confidence,
-        fit_per_mbit=f.fit_per_mbit, seed=task.seed, device=f.device)
+        fit_per_mbit=f.fit_per_mbit, seed=task.seed, fmt=f.format, device=f.device)
     lo, hi = result.sdc1_ci
     return ResilienceRow(
         res_key=task.res_key, row_key=task.row_key, model_key=task.model_key,
@@ -239,7 +330,7 @@ def _adaptive_task(task: ResilienceTask, model: Any, images: Any, labels: Any, m
 
     f = task.faults
     campaign = LayerCampaign(task.problem, task.arch, mapping, model, task.layer_path, images,
-                             labels, seed=task.seed, device=f.device,
+                             labels, seed=task.seed, fmt=f.format, device=f.device,
                              engine=_engine(task.model, f.images, f.device))
     if task.member:
         plan = Plan(f.precision, f.floor, f.max_faults, confidence=f.confidence)
