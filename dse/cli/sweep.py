@@ -324,17 +324,18 @@ def pick_lines(result: Any, *, wide: bool = False) -> list[str]:
             "front's best EDP")
     head = (f"Resilience-aware mapping (objective {m.objective}; per layer {rule}), measured by "
             f"injection against the min-EDP mappings. SDC FIT: failures per 1e9 h at "
-            f"{res.fit_per_mbit:g} FIT/Mbit raw, [{res.confidence:.0%} interval]; EDP: J x cycles"
-            f"; cut = min-EDP FIT / pick FIT; apart = the intervals do not overlap.")
-    table = [{"design": p["point"], "model": p["model"],
-              "EDP min-EDP": f"{p['min_edp_edp']:.4g}" if p["min_edp_edp"] else "-",
-              "EDP pick (cost)": f"{p['edp']:.4g}" + (f" ({p['edp_cost'] - 1:+.1%})"
-                                                       if p["edp_cost"] else ""),
+            f"{res.fit_per_mbit:g} FIT/Mbit raw, [{res.confidence:.0%} interval]; EDP cost = pick"
+            " network EDP / min-EDP network EDP - 1; cut = min-EDP FIT / pick FIT; apart = the "
+            "intervals do not overlap (a cut without it is not a measured difference).")
+    many = len({p["model"] for p in result.picks}) > 1
+    table = [{"design": p["point"] + (f" / {p['model']}" if many else ""),
+              "EDP cost": f"{p['edp_cost'] - 1:+.1%}" if p["edp_cost"] else "-",
               "SDC FIT min-EDP": _fit(p.get("min_edp_fit"), p.get("min_edp_fit_lo"),
                                       p.get("min_edp_fit_hi")),
               "SDC FIT pick": _fit(p.get("fit"), p.get("fit_lo"), p.get("fit_hi")),
               "cut": f"{p['fit_cut']:.2f}x" if p["fit_cut"] else "-",
-              "apart": "yes" if p["apart"] else "no"} for p in result.picks]
+              "apart": "same mappings" if p["same_as_min_edp"] else
+              "yes" if p["apart"] else "no"} for p in result.picks]
     lines = ["", *textwrap.wrap(head, 100), text_table(table, wide=wide)]
     found = agreement_text(front_pairs(result.fronts, res.fit_per_mbit),
                            "the front mappings (calibrated on each layer's min-EDP campaign)")
@@ -344,7 +345,7 @@ def pick_lines(result: Any, *, wide: bool = False) -> list[str]:
 def _fit(value: float | None, lo: float | None, hi: float | None) -> str:
     if value is None or hi is None:
         return "-"
-    return f"< {hi:.3g}" if value == 0 else f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
+    return f"< {hi:.2g}" if value == 0 else f"{value:.3g} [{lo:.2g}, {hi:.2g}]"
 
 
 def cost_report(result: Any, out_dir: Path | None, *, wide: bool = False) -> None:

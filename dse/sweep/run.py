@@ -578,24 +578,22 @@ def front_tasks(run: _Run) -> list[FrontTask]:
                 layer_path=r["layer_path"], label=f"{r['point']} / {r['model']} / {r['layer']}",
                 arch=plan.archs[r["point_key"]], problem=plan.map_tasks[entry["task_key"]].problem,
                 mapper=config.mapper, seed=config.seed, calibration=calibration,
-                fit_per_mbit=f.fit_per_mbit, word_format=f.format, size=f.front))
+                fit_per_mbit=f.fit_per_mbit, word_format=f.format, size=f.front,
+                baseline=r["mapping"]))
     return tasks
 
 
 def front_scores(run: _Run) -> list[ResilienceTask]:
     """Injection on every front mapping: the pick network's members start their campaign (its
     pilot; the network rounds do the rest), every other front mapping gets a layer campaign of
-    at most ``mapping_max_faults`` (one equal to the min-EDP mapping is measured already)."""
+    at most ``mapping_max_faults`` (the min-EDP mapping itself is measured already)."""
     config, plan = run.config, run.plan
     rows = front_rows(run.store, config.name)
     picks = {r["row_key"] for members in pick_members(rows).values() for r in members}
-    baseline = {(r["point_key"], r["model"], r["layer_path"]): r["mapping"]
-                for r in run.store.results(config.name) if r["rank"] == 0}
     tasks = []
     for r in rows:
         member = r["row_key"] in picks
-        if not member and r["mapping"] == baseline.get((r["point_key"], r["model"],
-                                                        r["layer_path"])):
+        if r["baseline"] and not member:
             continue
         mplan = plan.models[r["model"]]
         tasks.append(ResilienceTask(
@@ -618,9 +616,12 @@ def front_rows(store: Store, sweep: str) -> list[dict[str, Any]]:
     return out
 
 
-def pick_members(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def pick_members(rows: list[dict[str, Any]], *, own: bool = True
+                 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """(design point, model) -> per layer its front's pick (or, where no visited mapping meets
-    the objective's constraint, the front's lowest-EDP mapping): the pick network's members."""
+    the objective's constraint, the front's lowest-EDP mapping): the pick network's members.
+    With ``own``, a design point whose picks are all its min-EDP mappings is left out: it has no
+    pick network of its own to measure."""
     layers: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in rows:
         key = (r["point_key"], r["model"], r["layer_path"])
@@ -629,7 +630,7 @@ def pick_members(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for (point, model, _), r in layers.items():
         out.setdefault((point, model), []).append(r)
-    return out
+    return {k: v for k, v in out.items() if not (own and all(r["baseline"] for r in v))}
 
 
 def pick_networks(fronts: list[dict[str, Any]], network: list[dict[str, Any]],
@@ -640,7 +641,7 @@ def pick_networks(fronts: list[dict[str, Any]], network: list[dict[str, Any]],
     from dse.resilience.network import network_sdc
 
     out = []
-    for (point_key, model), members in pick_members(fronts).items():
+    for (point_key, model), members in pick_members(fronts, own=False).items():
         base = next((n for n in network if n["point_key"] == point_key and n["model"] == model),
                     None)
         energy = sum(r["energy_pJ"] * r["count"] for r in members)
@@ -651,8 +652,12 @@ def pick_networks(fronts: list[dict[str, Any]], network: list[dict[str, Any]],
             "energy_pJ": energy, "cycles": cycles, "edp": energy * 1e-12 * cycles,
             "min_edp_edp": base["edp"] if base else None,
             "min_edp_fit": (base or {}).get("fit"), "min_edp_fit_lo": (base or {}).get("fit_lo"),
-            "min_edp_fit_hi": (base or {}).get("fit_hi")}
-        if all(r.get("strata") for r in members):
+            "min_edp_fit_hi": (base or {}).get("fit_hi"),
+            "same_as_min_edp": all(r["baseline"] for r in members)}
+        if entry["same_as_min_edp"] and base and base.get("fit") is not None:
+            entry.update({k: base[k] for k in ("sdc_rate", "sdc_lo", "sdc_hi", "fit", "fit_lo",
+                                               "fit_hi", "faults", "resolved")})
+        elif all(r.get("strata") for r in members):
             fig = network_sdc([(r["cycles"] * r["count"] / cycles, r["strata"]) for r in members],
                               fit_per_mbit=settings.fit_per_mbit, confidence=settings.confidence,
                               seconds_per_inference=cycles / (settings.clock_ghz * 1e9))

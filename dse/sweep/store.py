@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS front_tasks (
     created REAL);
 CREATE TABLE IF NOT EXISTS fronts (
     row_key TEXT PRIMARY KEY, front_key TEXT NOT NULL REFERENCES front_tasks(front_key),
-    rank INTEGER NOT NULL, pick INTEGER NOT NULL, energy_pJ REAL NOT NULL,
+    rank INTEGER NOT NULL, pick INTEGER NOT NULL, baseline INTEGER NOT NULL,
+    energy_pJ REAL NOT NULL,
     cycles INTEGER NOT NULL, utilization REAL NOT NULL, edp REAL NOT NULL, macs INTEGER NOT NULL,
     estimate_fit REAL NOT NULL, mapping TEXT NOT NULL, UNIQUE (front_key, rank));
 CREATE TABLE IF NOT EXISTS sweep_fronts (
@@ -248,8 +249,9 @@ class Store:
             if cur.rowcount == 0:
                 return
             self._conn.executemany(
-                "INSERT INTO fronts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(r.row_key, result.front_key, r.rank, int(r.pick), r.energy_pJ, r.cycles,
+                "INSERT INTO fronts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.row_key, result.front_key, r.rank, int(r.pick), int(r.baseline),
+                  r.energy_pJ, r.cycles,
                   r.utilization, r.edp, r.macs, r.estimate_fit, r.mapping) for r in result.rows])
 
     def use_front(self, sweep: str, point_key: str, model: str, layer_path: str,

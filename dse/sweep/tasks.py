@@ -84,6 +84,7 @@ class FrontTask:
     fit_per_mbit: float
     word_format: str
     size: int
+    baseline: str  # the min-EDP mapping's map text: a candidate too, and the EDP reference
 
 
 @dataclass
@@ -91,6 +92,7 @@ class FrontRow:
     row_key: str
     rank: int  # position along the front by increasing EDP
     pick: bool  # the resilience-aware pick (MapperSettings.edp_slack / sdc_fit_max)
+    baseline: bool  # the layer's min-EDP mapping itself (measured by the min-EDP network)
     energy_pJ: float
     cycles: int
     utilization: float
@@ -121,11 +123,12 @@ def run_front_task(task: FrontTask) -> FrontResult:
     start = time.perf_counter()
     sens = Sensitivity.from_strata(task.calibration, task.fit_per_mbit)
     bits = None if task.word_format == "int" else word_bits(task.word_format)
+    metric = sdc_fit_metric(task.problem, task.arch, sens, word_bits=bits)
     m = task.mapper
     result = search(task.problem, task.arch, objective=m.objective, search=m.search,
                     time_limit=m.time_limit, seed=task.seed, workers=1, max_evals=m.budget,
-                    batch_metric=sdc_fit_metric(task.problem, task.arch, sens, word_bits=bits))
-    front = list(result.front)
+                    batch_metric=metric)
+    front = edp_front([*result.front, _baseline(task, metric)], task.problem)
     pick = (select(front, "edp", metric_max=m.sdc_fit_max) if m.sdc_fit_max is not None
             else select(front, "metric", edp_slack=m.edp_slack))
     rows = []
@@ -134,11 +137,36 @@ def run_front_task(task: FrontTask) -> FrontResult:
         text = mapping_text(mapping, task.problem)
         rows.append(FrontRow(
             row_key=stable_hash(task.front_key, text), rank=rank, pick=front[i] is pick,
-            energy_pJ=float(stats.energy_pJ), cycles=int(stats.cycles),
-            utilization=float(stats.utilization), edp=float(stats.edp), macs=int(stats.macs),
-            estimate_fit=float(estimate), mapping=text))
+            baseline=text == task.baseline, energy_pJ=float(stats.energy_pJ),
+            cycles=int(stats.cycles), utilization=float(stats.utilization), edp=float(stats.edp),
+            macs=int(stats.macs), estimate_fit=float(estimate), mapping=text))
     return FrontResult(task.front_key, rows, len(front), result.evaluated,
                        time.perf_counter() - start)
+
+
+def _baseline(task: FrontTask, metric: Any) -> tuple[Any, Any, float]:
+    """The layer's min-EDP mapping with its stats and estimate (on its own calibration, the
+    estimate is its measured FIT): the search may not revisit it, yet it is the reference."""
+    from dse.mapper.mapspace import MapSpace
+    from dse.mapper.search import to_arrays
+    from dse.model import evaluate
+
+    mapping = read_mapping_text(task.baseline, task.arch, task.problem)
+    space = MapSpace(task.problem, task.arch)
+    estimate = float(metric(to_arrays(space, [space.from_mapping(mapping)]))[0])
+    return mapping, evaluate(task.problem, task.arch, mapping), estimate
+
+
+def edp_front(found: list[tuple[Any, Any, float]], problem: Any) -> list[tuple[Any, Any, float]]:
+    """The EDP x estimate Pareto set of (mapping, stats, estimate), by increasing EDP (ties:
+    lower estimate, then map text, so the set does not depend on the order found)."""
+    ranked = sorted(found, key=lambda t: (t[1].energy_pJ * t[1].cycles, t[2],
+                                          mapping_text(t[0], problem)))
+    front: list[tuple[Any, Any, float]] = []
+    for t in ranked:
+        if not front or t[2] < front[-1][2]:
+            front.append(t)
+    return front
 
 
 def spaced(n: int, size: int, keep: int | None) -> list[int]:
