@@ -86,7 +86,7 @@ def test_rerun_reuses_everything_and_a_fault_change_recomputes_only_resilience(r
                                                                              tmp_path):
     shutil.copy(reference.db_path, tmp_path / "sweep.sqlite")
     rerun = run_sweep(small_config(tmp_path), progress=False)
-    assert rerun.computed == {"map": 0, "resilience": 0}
+    assert rerun.computed == {"map": 0, "front": 0, "resilience": 0}
     assert rerun.rows == reference.rows
     changed = run_sweep(small_config(tmp_path, name="t-faults9", resilience=FaultSettings(
         pareto=False, top_k=2, faults=9, images=24)), progress=False)

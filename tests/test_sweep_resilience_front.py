@@ -14,6 +14,7 @@ from dse.arch import load_arch
 from dse.mapper.mapspace import MapSpace
 from dse.mapper.search import to_arrays
 from dse.problems import profile
+from dse.report.resilience_cost import cost_plot, cost_points
 from dse.resilience.mapped.estimate import Sensitivity, sdc_fit_metric
 from dse.sweep import ModelSpec, SweepConfig, run_sweep
 from dse.sweep.config import FaultSettings, MapperSettings
@@ -80,6 +81,18 @@ def test_the_pick_network_is_measured_against_the_min_edp_network(swept):
     assert pick["fit_lo"] <= pick["fit"] <= pick["fit_hi"]
     assert pick["edp_cost"] == pytest.approx(pick["edp"] / net["edp"])
     assert pick["apart"] == (pick["fit_hi"] < net["fit_lo"])
+
+
+def test_the_cost_figure_shows_the_pick_beside_the_remapping_curve(swept, tmp_path):
+    result, _ = swept
+    groups = cost_points(result.rows_with_strata() + result.fronts, result.network,
+                         result.config.resilience, result.picks)
+    (points,) = groups.values()
+    (pick,) = [p for p in points if p.how == "pick"]
+    assert pick.fit == result.picks[0]["fit"] and pick.edp == result.picks[0]["edp"]
+    assert points[0].label == "min-EDP" and points[0].fit == result.network[0]["fit"]
+    paths = cost_plot(groups, tmp_path, confidence=0.95, fit_per_mbit=1000.0)
+    assert paths and paths[0].stat().st_size > 0
 
 
 def test_a_rerun_reuses_every_front_and_score(swept):

@@ -320,8 +320,8 @@ def pick_lines(result: Any, *, wide: bool = False) -> list[str]:
         return []
     m, res = result.config.mapper, result.config.resilience
     rule = (f"the lowest EDP with estimated SDC FIT <= {m.sdc_fit_max:g}" if m.sdc_fit_max
-            is not None else f"the lowest estimated SDC FIT within {m.edp_slack:.0%} of its "
-            "front's best EDP")
+            is not None else f"the lowest estimated SDC FIT within {m.edp_slack:.0%} of the "
+            "layer's best EDP, its min-EDP mapping included")
     head = (f"Resilience-aware mapping (objective {m.objective}; per layer {rule}), measured by "
             f"injection against the min-EDP mappings. SDC FIT: failures per 1e9 h at "
             f"{res.fit_per_mbit:g} FIT/Mbit raw, [{res.confidence:.0%} interval]; EDP cost = pick"
@@ -349,16 +349,18 @@ def _fit(value: float | None, lo: float | None, hi: float | None) -> str:
 
 
 def cost_report(result: Any, out_dir: Path | None, *, wide: bool = False) -> None:
-    """With protected variants in the sweep: the cheapest way per design to halve its network
-    SDC FIT (remapping or protection) and, with ``out_dir``, the EDP vs SDC FIT figure
+    """With protected variants or resilience-aware fronts in the sweep: the cheapest way per
+    design to halve its network SDC FIT (remapping among every measured mapping, front ones
+    included, or protection) and, with ``out_dir``, the EDP vs SDC FIT figure
     (:mod:`dse.report.resilience_cost`)."""
     from dse.report import text_table
     from dse.report.resilience_cost import cheapest_table, cost_plot, cost_points
 
-    if not any("protect=" in n["point"] for n in result.network):
+    if not (result.fronts or any("protect=" in n["point"] for n in result.network)):
         return
     settings = result.config.resilience
-    groups = cost_points(result.rows_with_strata(), result.network, settings)
+    groups = cost_points(result.rows_with_strata() + result.fronts, result.network, settings,
+                         result.picks)
     if not groups:
         return
     print("\nCheapest way to SDC FIT <= target (default: half the min-EDP network's), by "

@@ -44,7 +44,7 @@ class CostPoint:
     """One way to run the network on one design: its EDP, SDC FIT with interval, and area."""
 
     design: str  # the design point it starts from (unprotected)
-    how: str  # "remap" or "protect"
+    how: str  # "remap", "pick" (the SDC-FIT estimate's choice, measured after) or "protect"
     label: str  # e.g. "min-EDP", "remap <= +10% EDP/layer", "protect shared_glb=secded"
     edp: float  # J x cycles
     fit: float
@@ -89,7 +89,13 @@ def remap_curve(rows: Sequence[Row], point: str, model: str, settings: Any) -> l
 
 def _choose(layer_rows: list[Row], slack: float) -> Row:
     """The kept mapping with the lowest measured SDC FIT within ``(1 + slack)`` of the best
-    kept EDP (unscored mappings only as the min-EDP fallback)."""
+    kept EDP (unscored mappings only as the min-EDP fallback); at slack 0 the mapper's min-EDP
+    mapping, the member of the network figure the sweep reports (a resilience-aware search's
+    front, ``front_key``, may hold an EDP tie or a lower EDP the first search missed)."""
+    if slack == 0:
+        first = [r for r in layer_rows if r["rank"] == 0 and "front_key" not in r]
+        if first:
+            return first[0]
     best = min(r["edp"] for r in layer_rows)
     ok = [r for r in layer_rows if r.get("strata") and r["edp"] <= (1 + slack) * best]
     if not ok:
@@ -116,18 +122,25 @@ def protect_points(network: Sequence[Row], design: str, model: str) -> list[Cost
             and _protected(n["point"]) and n.get("fit_lo") is not None]
 
 
-def cost_points(rows: Sequence[Row], network: Sequence[Row], settings: Any
-                ) -> dict[tuple[str, str], list[CostPoint]]:
-    """Per (unprotected design point, model): its remapping curve, then its protected
-    variants."""
+def cost_points(rows: Sequence[Row], network: Sequence[Row], settings: Any,
+                picks: Sequence[Row] = ()) -> dict[tuple[str, str], list[CostPoint]]:
+    """Per (unprotected design point, model): its remapping curve, the resilience-aware pick
+    network (``SweepResult.picks``: chosen by the estimate before any of it was measured, so
+    its figure carries no selection bias, unlike the curve's choices by measured FIT), then its
+    protected variants."""
     out: dict[tuple[str, str], list[CostPoint]] = {}
     for n in network:
         if _protected(n["point"]):
             continue
         curve = remap_curve(rows, n["point"], n["model"], settings)
         if curve:
-            out[(n["point"], n["model"])] = curve + protect_points(network, n["design"],
-                                                                   n["model"])
+            area = curve[0].area_mm2
+            mine = [CostPoint(n["point"], "pick", "estimate's pick", p["edp"], p["fit"],
+                              p["fit_lo"], p["fit_hi"], area) for p in picks
+                    if p["point"] == n["point"] and p["model"] == n["model"]
+                    and p.get("fit") is not None and not p.get("same_as_min_edp")]
+            out[(n["point"], n["model"])] = curve + mine + protect_points(
+                network, n["design"], n["model"])
     return out
 
 
@@ -135,7 +148,7 @@ def cheapest(points: Sequence[CostPoint], target: float) -> CostPoint | None:
     """The lowest-EDP way whose SDC FIT upper bound is at most ``target`` (ties: smaller area,
     then remapping before hardware); None when no measured option reaches it."""
     ok = [p for p in points if p.fit_hi <= target]
-    return min(ok, key=lambda p: (p.edp, p.area_mm2 or 0.0, p.how != "remap"), default=None)
+    return min(ok, key=lambda p: (p.edp, p.area_mm2 or 0.0, p.how == "protect"), default=None)
 
 
 def cheapest_table(groups: dict[tuple[str, str], list[CostPoint]],
@@ -180,7 +193,9 @@ def cost_plot(groups: dict[tuple[str, str], list[CostPoint]], out_dir: Path, *,
     handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_legend_handles_labels()[0]}
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles),
                fontsize=8, frameon=False)  # one legend, off the data
-    fig.suptitle(f"Cost of resilience: remapping (line) vs protection (squares); "
+    picked = any(p.how == "pick" for pts in groups.values() for p in pts)
+    fig.suptitle(f"Cost of resilience: remapping (line)"
+                 f"{', the estimate’s pick (diamond)' if picked else ''} vs protection (squares); "
                  f"{100 * confidence:g}% intervals; SDC FIT at {fit_per_mbit:g} FIT/Mbit raw",
                  fontsize=9.5)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -189,9 +204,12 @@ def cost_plot(groups: dict[tuple[str, str], list[CostPoint]], out_dir: Path, *,
 
 def _panel(ax: plt.Axes, point: str, model: str, pts: list[CostPoint]) -> None:
     remap = [p for p in pts if p.how == "remap"]
+    pick = [p for p in pts if p.how == "pick"]
     hw = [p for p in pts if p.how == "protect"]
-    for group, style, color, name in ((remap, "o-", "tab:blue", "remapping (kept mappings)"),
-                                      (hw, "s", "tab:orange", "protection (min-EDP mappings)")):
+    for group, style, color, name in (
+            (remap, "o-", "tab:blue", "remapping (measured mappings, best by measured FIT)"),
+            (pick, "D", "tab:green", "the SDC-FIT estimate's pick (measured after)"),
+            (hw, "s", "tab:orange", "protection (min-EDP mappings)")):
         if not group:
             continue
         xs, ys = [p.edp for p in group], [p.fit for p in group]
