@@ -260,7 +260,7 @@ def report(args: argparse.Namespace) -> None:
         f"({meta['wall_s'] / 60:.0f} min wall, load average {meta['load'][0]:.1f} / "
         f"{meta['load'][1]:.1f} / {meta['load'][2]:.1f} at the end, 2 cores shared), then "
         "`python bench/estimate.py report` (recomputes both estimates from the JSON, about "
-        "half a minute). Raw figures: `docs/estimate.json`.",
+        "ten seconds). Raw figures: `docs/estimate.json`, `docs/estimate_live.json`.",
     ]
     write_section("estimate", "\n".join(body), doc=DOCS / "resilience.md")
     print("\n".join(body))
