@@ -50,8 +50,9 @@ def test_every_front_mapping_is_scored_and_carries_the_estimate_the_search_used(
     problems = {layer.module_path: layer.problem
                 for layer in profile(model, (1, *images.shape[1:])).layers}
     for r in result.fronts:
-        calib = Sensitivity.from_strata(base[r["layer_path"]]["strata"], 1000.0)
         problem = problems[r["layer_path"]]
+        calib = Sensitivity.from_strata(base[r["layer_path"]]["strata"], 1000.0).with_liveness(
+            problem, arch, read_mapping_text(base[r["layer_path"]]["mapping"], arch, problem))
         space = MapSpace(problem, arch)
         point = space.from_mapping(read_mapping_text(r["mapping"], arch, problem))
         estimate = sdc_fit_metric(problem, arch, calib)(to_arrays(space, [point]))[0]

@@ -269,10 +269,13 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
 
     out_dir = Path(result.config.output)
     page = None
+    cost = cost_section(result, out_dir if report else None)
     if report and result.rows:
+        sections = [(COST_FIGURE, cost[1], COST_TABLE, cost[0])] if cost else []
         page = write_report(result.rows_with_strata(), result.network, out_dir,
                             title=f"dse sweep: {result.config.name}", notes=result.notes,
-                            settings=sweep_settings(result.config.to_dict(), code_version()))
+                            settings=sweep_settings(result.config.to_dict(), code_version()),
+                            sections=sections)
     golden = golden_by_model(result)
     if json_out:
         from dse.report.estimate_check import agreement, estimate_rows, front_pairs
@@ -296,7 +299,7 @@ def report_run(result: Any, *, json_out: bool, report: bool, wide: bool = False)
     for label, gold in golden.items():
         print(f"{label}: {golden_line(gold['accuracy'], gold['images'])}, the images each "
               "fault strikes")
-    cost_report(result, out_dir if report else None, wide=wide)
+    print_cost(cost, wide=wide)
     for line in pick_lines(result, wide=wide):
         print(line)
     print(f"\n{len(result.rows)} result rows in {result.db_path} (sweep {result.config.name!r});"
@@ -348,28 +351,40 @@ def _fit(value: float | None, lo: float | None, hi: float | None) -> str:
     return f"< {hi:.2g}" if value == 0 else f"{value:.3g} [{lo:.2g}, {hi:.2g}]"
 
 
-def cost_report(result: Any, out_dir: Path | None, *, wide: bool = False) -> None:
+COST_TABLE = ("Cheapest way to SDC FIT <= target (default: half the min-EDP network's), by "
+              "remapping among the measured mappings or by a protected variant")
+COST_FIGURE = "EDP vs SDC FIT: remapping, the estimate's pick and protection"
+
+
+def cost_section(result: Any, out_dir: Path | None) -> tuple[list[dict], list[Path]] | None:
     """With protected variants or resilience-aware fronts in the sweep: the cheapest way per
     design to halve its network SDC FIT (remapping among every measured mapping, front ones
     included, or protection) and, with ``out_dir``, the EDP vs SDC FIT figure
-    (:mod:`dse.report.resilience_cost`)."""
-    from dse.report import text_table
+    (:mod:`dse.report.resilience_cost`); None when there is nothing to weigh."""
     from dse.report.resilience_cost import cheapest_table, cost_plot, cost_points
 
     if not (result.fronts or any("protect=" in n["point"] for n in result.network)):
-        return
+        return None
     settings = result.config.resilience
     groups = cost_points(result.rows_with_strata() + result.fronts, result.network, settings,
                          result.picks)
     if not groups:
+        return None
+    paths = (cost_plot(groups, out_dir, confidence=settings.confidence,
+                       fit_per_mbit=settings.fit_per_mbit) if out_dir is not None else [])
+    return cheapest_table(groups), paths
+
+
+def print_cost(cost: tuple[list[dict], list[Path]] | None, *, wide: bool = False) -> None:
+    from dse.report import text_table
+
+    if cost is None:
         return
-    print("\nCheapest way to SDC FIT <= target (default: half the min-EDP network's), by "
-          "remapping the kept mappings or by a protected variant:")
-    print(text_table(cheapest_table(groups), wide=wide))
-    if out_dir is not None:
-        paths = cost_plot(groups, out_dir, confidence=settings.confidence,
-                          fit_per_mbit=settings.fit_per_mbit)
-        print(f"EDP vs SDC FIT, remapping vs protection: {paths[0]}")
+    table, paths = cost
+    print(f"\n{COST_TABLE}:")
+    print(text_table(table, wide=wide))
+    if paths:
+        print(f"{COST_FIGURE}: {paths[0]}")
 
 
 def golden_by_model(result: Any) -> dict[str, dict[str, Any]]:

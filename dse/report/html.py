@@ -178,8 +178,12 @@ def write_figures(rows: Sequence[Row], out_dir: Path, confidence: float | None =
 
 def write_report(rows: Sequence[Row], network: Sequence[Row], out_dir: str | Path, *,
                  title: str, notes: Sequence[str] = (),
-                 settings: Mapping[str, Any] | None = None) -> Path:
-    """Write the figures and ``report.html`` into ``out_dir``; return the page's path."""
+                 settings: Mapping[str, Any] | None = None,
+                 sections: Sequence[tuple[str, Sequence[Path], str, Sequence[Row]]] = ()
+                 ) -> Path:
+    """Write the figures and ``report.html`` into ``out_dir``; return the page's path.
+    ``sections``: more (figure heading, its paths, table heading, table rows) the caller drew,
+    e.g. the cost of resilience."""
     out_dir = Path(out_dir)
     figures = write_figures(rows, out_dir, (settings or {}).get("confidence (intervals)"))
     body = ["<h2>Network totals (best mapping per layer)</h2>",
@@ -187,4 +191,7 @@ def write_report(rows: Sequence[Row], network: Sequence[Row], out_dir: str | Pat
             "<h2>Per layer (best mapping; every kept mapping is in the store)</h2>",
             table_html(layer_rows(rows))]
     body += [figure_html(t, paths) for t, paths in figures.items()]
+    for heading, paths, table_heading, table in sections:
+        body += [figure_html(heading, list(paths))] if paths else []
+        body += [f"<h2>{html.escape(table_heading)}</h2>", table_html(list(table))]
     return write_page(out_dir / "report.html", title, body, settings or {}, notes)

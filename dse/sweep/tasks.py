@@ -121,8 +121,11 @@ def run_front_task(task: FrontTask) -> FrontResult:
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    sens = Sensitivity.from_strata(task.calibration, task.fit_per_mbit)
     bits = None if task.word_format == "int" else word_bits(task.word_format)
+    # calibrated per live fault on the min-EDP mapping, scaled by each mapping's live fraction
+    sens = Sensitivity.from_strata(task.calibration, task.fit_per_mbit).with_liveness(
+        task.problem, task.arch, read_mapping_text(task.baseline, task.arch, task.problem),
+        word_bits=bits)
     metric = sdc_fit_metric(task.problem, task.arch, sens, word_bits=bits)
     m = task.mapper
     result = search(task.problem, task.arch, objective=m.objective, search=m.search,
