@@ -24,7 +24,7 @@ DESIGN = "nvdla_like"  # int words with measurable SDC: its accumulator buffer
 
 
 def _config(out, mapper=None, **faults) -> SweepConfig:
-    settings = dict(pareto=False, top_k=0, images=8, precision=0.5, floor=2e-3,
+    settings = dict(pareto=False, top_k=2, images=8, precision=0.5, floor=2e-3,
                     max_faults=2000, mapping_max_faults=100, front=3)
     settings.update(faults)
     return SweepConfig(name="front", designs=[DESIGN], models=[ModelSpec("digits_cnn")],
@@ -59,6 +59,18 @@ def test_every_front_mapping_is_scored_and_carries_the_estimate_the_search_used(
         assert np.isclose(estimate, r["estimate_fit"], rtol=1e-9)
         same_as_base = r["mapping"] == base[r["layer_path"]]["mapping"]
         assert r.get("strata") or (same_as_base and not r["pick"])
+
+
+def test_kept_mappings_carry_the_estimate_calibrated_on_their_min_edp_campaign(swept):
+    result, _ = swept
+    rows = [r for r in result.rows_with_strata() if r.get("strata")]
+    assert {r["rank"] for r in rows} == {0, 1}
+    for r in rows:
+        measured = 1000.0 * sum(d["mbit"] for d in r["strata"]) * r["sdc_rate"]
+        if r["rank"] == 0:  # the calibration mapping: the estimate is its own measured FIT
+            assert r["estimate_fit"] == pytest.approx(measured, rel=1e-9, abs=1e-12)
+        else:
+            assert r["estimate_fit"] is not None and r["estimate_fit"] >= 0
 
 
 def test_the_pick_is_the_lowest_estimate_within_the_slack_of_its_fronts_best_edp(swept):

@@ -23,7 +23,8 @@ Row = dict[str, Any]
 def estimate_rows(rows: Sequence[Row], fit_per_mbit: float) -> list[Row]:
     """Per kept mapping beyond the min-EDP one (rows with stored strata): its estimated and
     measured SDC FIT (failures per 1e9 h while the layer runs) and whether the estimate lies in
-    the measured interval."""
+    the measured interval. The estimate is the row's ``estimate_fit`` (the sweep's, with the
+    live fraction: ``SweepResult.rows_with_strata``), else the exposure-only one."""
     groups: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
         if r.get("strata"):
@@ -38,8 +39,10 @@ def estimate_rows(rows: Sequence[Row], fit_per_mbit: float) -> list[Row]:
             if r["rank"] == 0:
                 continue
             mbit = sum(d["mbit"] for d in r["strata"])
-            est = fit_per_mbit * sum(d["mbit"] * sens.rate(d["level"], d["dataspace"])
-                                     for d in r["strata"])
+            est = r.get("estimate_fit")
+            if est is None:  # no sweep at hand (a stored store): the exposure-only estimate
+                est = fit_per_mbit * sum(d["mbit"] * sens.rate(d["level"], d["dataspace"])
+                                         for d in r["strata"])
             lo, hi = fit_per_mbit * mbit * r["sdc_lo"], fit_per_mbit * mbit * r["sdc_hi"]
             out.append({"point": point, "model": model, "layer": layer, "rank": r["rank"],
                         "estimate_FIT": est, "measured_FIT": fit_per_mbit * mbit * r["sdc_rate"],

@@ -66,9 +66,14 @@ class SweepResult:
     # per design point x model the pick network against the min-EDP one
     fronts: list[dict[str, Any]] = field(default_factory=list)
     picks: list[dict[str, Any]] = field(default_factory=list)
+    # (model, mapping row key, layer path) -> estimated SDC FIT of every kept mapping with
+    # strata, calibrated (with the live fraction) on its layer's min-EDP campaign
+    estimates: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     def rows_with_strata(self) -> list[dict[str, Any]]:
-        return with_strata(self.rows, self.details)
+        return [{**r, "estimate_fit": self.estimates.get((r["model"], r["row_key"],
+                                                            r["layer_path"]))}
+                for r in with_strata(self.rows, self.details)]
 
     def to_frame(self, table: str = "network") -> Any:
         """The ``network`` rows (one per design point x model, the figures ``dse sweep``
@@ -138,12 +143,13 @@ def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
     occurrences = {label: {i: list(layer.paths) for i, layer in enumerate(m.workload.layers)}
                    for label, m in plan.models.items()}
     picks = pick_networks(fronts, network, config.resilience)
+    estimates = kept_estimates(plan, with_strata(rows, details), config.resilience)
     notes += [f"{p['point']} / {p['model']}: no visited mapping meets the objective's constraint on"
               f" {p['layers_without_pick']} of {p['layers']} layers (their front's lowest-EDP "
               "mapping stands in)" for p in picks if p["layers_without_pick"]]
     return SweepResult(config, config.db_path, rows, network, computed, reused, notes,
                        time.perf_counter() - start, checks, occurrences, details, failed,
-                       fronts, picks)
+                       fronts, picks, estimates)
 
 
 def _check_note(checks: list[dict[str, Any]]) -> str:
@@ -675,6 +681,40 @@ def cut(entry: dict[str, Any]) -> dict[str, Any]:
             "fit_cut": base_fit / fit if fit and base_fit is not None else None,
             "apart": (fit is not None and entry.get("min_edp_fit_lo") is not None
                       and entry["fit_hi"] < entry["min_edp_fit_lo"])}
+
+
+def kept_estimates(plan: _Plan, rows: list[dict[str, Any]], settings: Any
+                   ) -> dict[tuple[str, str, str], float]:
+    """The SDC-FIT estimate of every kept mapping with strata, calibrated on its layer's
+    min-EDP campaign with the live fraction, as a resilience-aware search would score it (one
+    batch per layer), so the sweep can show it beside each mapping's injection."""
+    from dse.model.batch import mappings_to_arrays
+    from dse.resilience.formats import word_bits
+    from dse.resilience.mapped.estimate import Sensitivity, sdc_fit_metric
+    from dse.sweep.tasks import read_mapping_text
+
+    bits = None if settings.format == "int" else word_bits(settings.format)
+    layers: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("strata"):
+            layers.setdefault((r["point_key"], r["model"], r["layer_path"]), []).append(r)
+    out: dict[tuple[str, str, str], float] = {}
+    for members in layers.values():
+        calib = next((r for r in members if r["rank"] == 0), None)
+        if calib is None or len(members) < 2:
+            continue
+        arch = plan.archs[calib["point_key"]]
+        problem = plan.map_tasks[_entry(plan, calib)["task_key"]].problem
+        maps = [read_mapping_text(r["mapping"], arch, problem) for r in members]
+        sens = Sensitivity.from_strata(calib["strata"], settings.fit_per_mbit)
+        arrays, scalar = mappings_to_arrays(problem, arch, maps)
+        if scalar:
+            continue  # a mapping the batched estimate cannot express: no estimate shown
+        sens = sens.with_liveness(problem, arch, maps[0], word_bits=bits)
+        values = sdc_fit_metric(problem, arch, sens, word_bits=bits)(arrays)
+        out.update({(r["model"], r["row_key"], r["layer_path"]): float(v)
+                    for r, v in zip(members, values, strict=True)})
+    return out
 
 
 def _entry(plan: _Plan, row: dict[str, Any]) -> dict[str, Any]:
