@@ -20,8 +20,8 @@ import itertools
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 from dse.arch.spec import Arch
 from dse.model.mapping import LevelMapping, Loop, Mapping
@@ -30,9 +30,10 @@ from dse.problems.problem import Problem
 T, S = 0, 1  # slot kinds: temporal loops of a level, spatial fanout below it
 
 
-@dataclass(frozen=True)
-class Point:
-    """One mapping in compact form.
+class Point(NamedTuple):
+    """One mapping in compact form (a named tuple: the search builds hundreds of thousands, and
+    a frozen dataclass costs several times more to construct; equality and hash are the same
+    as the dataclass's, those of the tuple of the four fields).
 
     ``factors[2*i + T]`` / ``factors[2*i + S]`` hold level i's temporal / spatial factor per dim
     (in ``problem.dimensions`` order); ``axes[i]`` the axis ("X"/"Y") of each spatial factor;
@@ -111,6 +112,11 @@ class MapSpace:
         self.buffering = [max(lvl.multiple_buffering, 1e-9) for lvl in arch.levels]
         self.min_util = max((lvl.constraints.min_utilization for lvl in arch.levels), default=0.0)
         self.rank_sets = _rank_sets(problem)
+        # rank_sets as a hashable value (dataspace order kept): the key of the signature and
+        # order-class caches shared by every space of one process (a sweep worker maps many
+        # layers of one shape family on one design)
+        self.rank_key = tuple((name, tuple((d, tuple(sorted(rs))) for d, rs in ranks.items()))
+                              for name, ranks in self.rank_sets.items())
         self.min_outer = self._min_outer()
         self._bounded = [i for i in range(self.nlev) if self.capacity[i] is not None
                          and any(self.keep_options[i])]
@@ -121,6 +127,15 @@ class MapSpace:
         # (edits change one part of a point), and these checks cost more than the model's
         # batched evaluation of the point. Keys are the exact inputs, so answers are unchanged.
         self._memo: dict[tuple, object] = {}
+        self._live_memo: dict[tuple, tuple[frozenset[str], ...]] = {}
+        self._live_sets: dict[tuple[bool, ...], frozenset[str]] = {}
+        self._cands: dict[tuple[int, int, int], list[int]] = {}
+        self._orders_ok: dict[tuple, bool] = {}
+        self._slot_ok: list[dict[tuple[int, ...], bool]] = [{} for _ in range(2 * self.nlev)]
+        self._level_ok: list[dict[tuple, bool]] = [{} for _ in range(self.nlev)]
+        # levels whose mesh check can fail: any fanout; a 1x1 level takes only unit factors
+        # (its bounds), which any axes and any split rule accept
+        self._spatial_levels = [i for i in range(self.nlev) if self.fanout[i] > 1]
 
     # ---- construction helpers -----------------------------------------------------------
     def _xy(self, i: int) -> tuple[int, int]:
@@ -255,24 +270,31 @@ class MapSpace:
         """Dims whose sliding can continue into level i's loops from below: the nearest
         temporal loop of the dim below level i has bound 2 and no spatial factor of the dim
         sits between (see :func:`order_signature`)."""
-        key = ("live", i, factors)
-        got = self._memo.get(key)
+        return self.live_all(tuple(map(tuple, factors)))[i]
+
+    def live_all(self, factors: tuple[tuple[int, ...], ...]) -> tuple[frozenset[str], ...]:
+        """:meth:`live_dims` of every level, in one pass from the innermost level outward
+        (level i's answer per dim is level i+1's unless a loop of the dim sits in between);
+        memoized by the factors, the sets interned so equal answers are one object."""
+        got = self._live_memo.get(factors)
         if got is None:
-            got = self._memo[key] = self._live_dims(factors, i)
+            live = [False] * len(self.dims)
+            out = [self._live_set(live)]
+            for i in range(self.nlev - 2, -1, -1):
+                spatial, temporal = factors[2 * i + S], factors[2 * i + 2 + T]
+                live = [False if sp > 1 else (t == 2 if t > 1 else lv)
+                        for sp, t, lv in zip(spatial, temporal, live, strict=True)]
+                out.append(self._live_set(live))
+            got = self._live_memo[factors] = tuple(reversed(out))
         return got
 
-    def _live_dims(self, factors: Sequence[Sequence[int]], i: int) -> frozenset[str]:
-        out = set()
-        for k, d in enumerate(self.dims):
-            for j in range(i + 1, self.nlev):
-                if factors[2 * (j - 1) + S][k] > 1:
-                    break
-                v = factors[2 * j + T][k]
-                if v > 1:
-                    if v == 2:
-                        out.add(d)
-                    break
-        return frozenset(out)
+    def _live_set(self, flags: list[bool]) -> frozenset[str]:
+        key = tuple(flags)
+        got = self._live_sets.get(key)
+        if got is None:
+            got = self._live_sets[key] = frozenset(d for d, f in zip(self.dims, flags,
+                                                                     strict=True) if f)
+        return got
 
     def all_orders(self, i: int, dims: Sequence[str]) -> list[tuple[str, ...]]:
         """Every constraint-respecting order of ``dims`` (no pruning)."""
@@ -336,7 +358,27 @@ class MapSpace:
         cap = self.capacity[i]
         if cap is None or not keeps[i]:
             return True
-        sizes = [math.prod(col) for col in zip(*factors[2 * i:], strict=True)]
+        return self._sizes_fit([math.prod(col) for col in zip(*factors[2 * i:], strict=True)],
+                               keeps, i)
+
+    def _all_fit(self, factors, keeps) -> bool:
+        """Every bounded level's kept tiles fit: tile sizes built outward one level at a time
+        (one pass over the factors, not one per level)."""
+        bounded = self._bounded
+        if not bounded:
+            return True
+        sizes = [1] * len(self.dims)
+        lowest = bounded[0]
+        for i in range(self.nlev - 1, lowest - 1, -1):
+            sizes = [a * t * sp for a, t, sp in zip(sizes, factors[2 * i], factors[2 * i + 1],
+                                                      strict=True)]
+            if keeps[i] and self.capacity[i] is not None and not self._sizes_fit(sizes, keeps, i):
+                return False
+        return True
+
+    def _sizes_fit(self, sizes, keeps, i: int) -> bool:
+        """Level i's kept tiles, for dim ranges ``sizes``, fit its capacity."""
+        cap = self.capacity[i]
         need = 0
         for name in keeps[i]:
             tile = 1
@@ -352,7 +394,17 @@ class MapSpace:
     def _fits_outward(self, factors, keeps, i: int) -> bool:
         """Level i and every level outside it still fit (tiles only grow outward, so a level
         that overflows now will overflow whatever the outer slots take)."""
-        return all(self._level_fits(factors, keeps, j) for j in self._bounded if j <= i)
+        bounded = [j for j in self._bounded if j <= i]
+        if not bounded:
+            return True
+        sizes = [1] * len(self.dims)
+        for j in range(self.nlev - 1, bounded[0] - 1, -1):
+            sizes = [a * t * sp for a, t, sp in zip(sizes, factors[2 * j], factors[2 * j + 1],
+                                                      strict=True)]
+            if j <= i and keeps[j] and self.capacity[j] is not None \
+                    and not self._sizes_fit(sizes, keeps, j):
+                return False
+        return True
 
     def axis_choices(self, factors: Sequence[Sequence[int]]) -> list[tuple[tuple[str, ...], ...]]:
         """Every allowed X/Y assignment of the spatial factors (one tuple per level)."""
@@ -453,8 +505,11 @@ class MapSpace:
                 elif hi == 1:
                     cands = [1] if lo == 1 else []
                 else:
-                    cands = [v for v in divisors(rem)
-                             if lo <= v <= hi and (rem // v) % self.min_outer[slot][k] == 0]
+                    cands = self._cands.get((slot, k, rem))
+                    if cands is None:  # shared: only read below
+                        cands = self._cands[(slot, k, rem)] = [
+                            v for v in divisors(rem)
+                            if lo <= v <= hi and (rem // v) % self.min_outer[slot][k] == 0]
                 if kind == S:
                     cands = [v for v in cands if v <= max(budget.values())]
                 if not cands:
@@ -515,26 +570,51 @@ class MapSpace:
             key = ("fits", p.factors, p.keeps)
             fits = memo.get(key)
             if fits is None:
-                fits = memo[key] = all(self._level_fits(p.factors, p.keeps, i)
-                                       for i in self._bounded)
+                fits = memo[key] = self._all_fit(p.factors, p.keeps)
             if not fits:
                 return False
-        key = ("spread", p.factors, p.axes)
-        spread_ok = memo.get(key)
-        if spread_ok is None:
-            spread_ok = memo[key] = self._factors_ok(p.factors, p.axes)
-        if not spread_ok:
+        if not self._factors_ok(p.factors, p.axes):
             return False
-        return all(self.order_allowed(i, o) and self.max_loops_ok(i, o)
-                   for i, o in enumerate(p.orders))
+        ok = self._orders_ok.get(p.orders)
+        if ok is None:
+            ok = self._orders_ok[p.orders] = all(
+                self.order_allowed(i, o) and self.max_loops_ok(i, o)
+                for i, o in enumerate(p.orders))
+        return ok
 
     def _factors_ok(self, factors, axes) -> bool:
-        """Factor bounds, utilization and fanout of a point (its orders and keeps aside)."""
+        """Factor bounds, utilization and fanout of a point (its orders and keeps aside).
+
+        The checks split by slot (bounds) and by level (X/Y products, split rule), and an edit
+        changes one or two slots, so each part is memoized on its own rows: the same answer
+        as :meth:`fanout_problem` plus the bounds, with a few lookups instead of the loops."""
+        slot_ok = self._slot_ok
         for slot, f in enumerate(factors):
-            for (lo, hi), v in zip(self.bounds[slot], f, strict=True):
-                if not lo <= v <= hi:
-                    return False
-        return not (self._util_low(factors) or self.fanout_problem(factors, axes))
+            ok = slot_ok[slot].get(f)
+            if ok is None:
+                ok = slot_ok[slot][f] = all(lo <= v <= hi for (lo, hi), v
+                                            in zip(self.bounds[slot], f, strict=True))
+            if not ok:
+                return False
+        if self._util_low(factors):
+            return False
+        level_ok = self._level_ok
+        for i in self._spatial_levels:
+            f, a = factors[2 * i + S], axes[i]
+            ok = level_ok[i].get((f, a))
+            if ok is None:
+                ok = level_ok[i][(f, a)] = self._mesh_ok(i, f, a)
+            if not ok:
+                return False
+        return True
+
+    def _mesh_ok(self, i: int, f: Sequence[int], axes: Sequence[str]) -> bool:
+        """Level i's spatial factors ``f`` on ``axes`` fit its X and Y and the split rules (the
+        per-level part of :meth:`fanout_problem`)."""
+        x = math.prod(v for v, a in zip(f, axes, strict=False) if a == "X")
+        y = math.prod(v for v, a in zip(f, axes, strict=False) if a == "Y")
+        fx, fy = self.fanout_xy[i]
+        return x <= fx and y <= fy and self.axes_allowed(i, f, axes)
 
     def to_mapping(self, p: Point) -> Mapping:
         levels = []
@@ -702,14 +782,30 @@ def order_signature(rank_sets: dict[str, dict[str, frozenset[int]]],
     return tuple(sig)
 
 
+_SIGNATURES: dict[tuple, tuple] = {}
+_CLASSES: dict[tuple, list[tuple[str, ...]]] = {}
+
+
+def signature(space: MapSpace, order: tuple[str, ...], live: frozenset[str] | None) -> tuple:
+    """:func:`order_signature` of level order ``order`` (outermost first) in ``space``, cached
+    per process by the space's rank sets (the signature depends on nothing else)."""
+    key = (space.rank_key, order, live)
+    got = _SIGNATURES.get(key)
+    if got is None:
+        got = _SIGNATURES[key] = order_signature(space.rank_sets, tuple(reversed(order)), live)
+    return got
+
+
 def _order_classes(space: MapSpace, i: int, dims: tuple[str, ...],
                    live: frozenset[str] | None) -> list[tuple[str, ...]]:
-    cache = space.__dict__.setdefault("_order_cache", {})
-    key = (i, dims, live)
-    if key not in cache:
+    """Cached per process by what the classes depend on: the rank sets and level i's
+    permutation constraint (callers only read the list)."""
+    key = (space.rank_key, tuple(space.arch.levels[i].constraints.temporal_permutation), dims,
+           live)
+    got = _CLASSES.get(key)
+    if got is None:
         seen: dict[tuple, tuple[str, ...]] = {}
         for order in space.all_orders(i, dims):
-            sig = order_signature(space.rank_sets, tuple(reversed(order)), live)
-            seen.setdefault(sig, order)
-        cache[key] = list(seen.values())
-    return cache[key]
+            seen.setdefault(signature(space, order, live), order)
+        got = _CLASSES[key] = list(seen.values())
+    return got

@@ -27,7 +27,7 @@ import numpy as np
 from dse.arch.spec import Arch
 from dse.errors import InvalidMapping
 from dse.frames import Framed
-from dse.mapper.mapspace import MapSpace, Point, S, T, divisors, order_signature
+from dse.mapper.mapspace import MapSpace, Point, S, T, divisors, signature
 from dse.model import BatchResult, MappingArrays, evaluate, evaluate_arrays
 from dse.model.mapping import Mapping
 from dse.model.stats import Stats
@@ -143,17 +143,15 @@ class _Evaluator:
         self.best: _Found | None = None
         self._sigs: dict[tuple, int] = {}
         self._sig_ids: dict[tuple, int] = {}
-        self._live: dict[tuple, tuple[frozenset[str], ...]] = {}
         self._asked: dict[int, tuple[Point, tuple]] = {}  # keys is_seen built, for run()
 
     def key(self, p: Point) -> tuple:
         """Equal keys = equal access counts (same factors, axes, keeps and order classes)."""
-        live = self._live.get(p.factors)
-        if live is None:
-            live = self._live[p.factors] = tuple(self.space.live_dims(p.factors, i)
-                                                 for i in range(self.space.nlev))
+        live = self.space.live_all(p.factors)
+        sigs = self._sigs
         return (p.factors, p.axes, p.keeps,
-                tuple(self._sig(o, lv) for o, lv in zip(p.orders, live, strict=True)))
+                tuple([sigs.get((o, lv)) or self._sig(o, lv)
+                       for o, lv in zip(p.orders, live, strict=True)]))
 
     def is_seen(self, p: Point) -> bool:
         """Whether an equivalent point was evaluated; the key is kept for :meth:`run`, which
@@ -171,8 +169,9 @@ class _Evaluator:
         seen-set hashes a few ints per level, not the nested signature tuples)."""
         sig = self._sigs.get((order, live))
         if sig is None:
-            full = order_signature(self.space.rank_sets, tuple(reversed(order)), live)
-            sig = self._sigs[(order, live)] = self._sig_ids.setdefault(full, len(self._sig_ids))
+            full = signature(self.space, order, live)
+            sig = self._sigs[(order, live)] = self._sig_ids.setdefault(full,
+                                                                       len(self._sig_ids) + 1)
         return sig
 
     def run(self, points: Iterable[Point], prechecked: bool = False) -> list[_Found]:
