@@ -380,8 +380,10 @@ def print_cost(cost: tuple[list[dict], list[Path]] | None, *, wide: bool = False
 
     if cost is None:
         return
+    import textwrap
+
     table, paths = cost
-    print(f"\n{COST_TABLE}:")
+    print("\n" + "\n".join(textwrap.wrap(COST_TABLE + ":", 100)))
     print(text_table(table, wide=wide))
     if paths:
         print(f"{COST_FIGURE}: {paths[0]}")
