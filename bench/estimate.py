@@ -58,11 +58,11 @@ from dse.model.batch import mappings_to_arrays  # noqa: E402
 from dse.problems.trained import load_model  # noqa: E402
 from dse.resilience.inference import FastEngine  # noqa: E402
 from dse.resilience.mapped.adaptive import LayerCampaign, adaptive_resilience  # noqa: E402
-from dse.resilience.mapped.deltas import tile_element  # noqa: E402
+from dse.resilience.mapped.deltas import drawn_live_share  # noqa: E402
 from dse.resilience.mapped.estimate import Sensitivity, sdc_fit_metric  # noqa: E402
 from dse.resilience.mapped.exposure import exposures  # noqa: E402
 from dse.resilience.mapped.exposure_batch import batch_live, site_classes  # noqa: E402
-from dse.resilience.mapped.sites import MAC_SITE, Nest, accumulated, storage_readers  # noqa: E402
+from dse.resilience.mapped.sites import MAC_SITE, Nest  # noqa: E402
 from dse.resilience.network import network_sdc  # noqa: E402
 from dse.resilience.strata import Plan  # noqa: E402
 from dse.sweep.tasks import mapping_text, read_mapping_text  # noqa: E402
@@ -304,23 +304,6 @@ def _fit(value: float, ci) -> str:
     return f"{value:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
 
 
-def injector_live(nest: Nest, site, draws: int, rng: np.random.Generator) -> float:
-    """Share of ``draws`` faults of one class, drawn as ``campaign.draw_fault`` draws them, that
-    the injector finds live: some MAC reads the struck operand / the partial sum holds a
-    product."""
-    live = 0
-    for _ in range(draws):
-        time_ = int(rng.integers(nest.steps))
-        inst = int(rng.integers(site.instances))
-        element = tile_element(nest, site.level, site.dataspace, inst, time_, rng)
-        if site.dataspace == nest.problem.output.name:
-            live += len(accumulated(nest, site.level, inst, element, time_)[0]) > 0
-        else:
-            live += len(storage_readers(nest, site.level, site.dataspace, inst, element,
-                                        time_).steps) > 0
-    return live / draws
-
-
 def live_check(args: argparse.Namespace) -> None:
     """Closed-form live fraction vs the injector's draws on every stored conv mapping."""
     data = json.loads(DATA.read_text())
@@ -345,7 +328,7 @@ def live_check(args: argparse.Namespace) -> None:
                 rows.append({"layer": g["layer"], "design": g["design"], "mapping": b,
                              "level": site.level_name, "dataspace": site.dataspace,
                              "draws": args.draws,
-                             "injector": injector_live(nest, site, args.draws, rng),
+                             "injector": drawn_live_share(nest, site, args.draws, rng),
                              "closed": float(closed[b, column[(site.level_name,
                                                                site.dataspace)]])})
     LIVE.write_text(json.dumps({"wall_s": time.perf_counter() - t0, "load": os.getloadavg(),

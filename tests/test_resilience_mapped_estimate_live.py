@@ -13,11 +13,11 @@ from _model_random import random_mapping
 from dse.arch import load_arch
 from dse.model.batch import mappings_to_arrays
 from dse.problems.problem import Problem, conv_problem
-from dse.resilience.mapped.deltas import tile_element
+from dse.resilience.mapped.deltas import drawn_live_share
 from dse.resilience.mapped.estimate import Sensitivity, sdc_fit_metric
 from dse.resilience.mapped.exposure import exposures
 from dse.resilience.mapped.exposure_batch import batch_exposure, batch_live, site_classes
-from dse.resilience.mapped.sites import MAC_SITE, Nest, accumulated, storage_readers
+from dse.resilience.mapped.sites import MAC_SITE, Nest
 
 DRAWS = 300  # faults per class and mapping: binomial standard error <= 0.03
 
@@ -29,17 +29,7 @@ def injector_live(nest: Nest, arch, rng: np.random.Generator) -> dict[tuple[str,
     for site in exposures(nest, arch):
         if site.dataspace == MAC_SITE:
             continue
-        live = 0
-        for _ in range(DRAWS):
-            time = int(rng.integers(nest.steps))
-            inst = int(rng.integers(site.instances))
-            element = tile_element(nest, site.level, site.dataspace, inst, time, rng)
-            if site.dataspace == nest.problem.output.name:
-                live += len(accumulated(nest, site.level, inst, element, time)[0]) > 0
-            else:
-                live += len(storage_readers(nest, site.level, site.dataspace, inst, element,
-                                            time).steps) > 0
-        out[(site.level_name, site.dataspace)] = live / DRAWS
+        out[(site.level_name, site.dataspace)] = drawn_live_share(nest, site, DRAWS, rng)
     return out
 
 

@@ -24,7 +24,7 @@ from dse.errors import InputError
 from dse.problems.problem import Problem
 from dse.resilience.fault import What, word_delta
 from dse.resilience.formats import NumberFormat, fixed_scale, number_format
-from dse.resilience.mapped.sites import Nest, Readers, accumulated
+from dse.resilience.mapped.sites import Nest, Readers, accumulated, storage_readers
 
 Element = tuple[int, ...]
 
@@ -181,3 +181,22 @@ def ranges(ops: LayerOperands) -> dict[str, float]:
     """Largest magnitude of each operand over the bound images (one calibration per layer, as a
     quantized accelerator would have)."""
     return {name: float(np.abs(arr).max()) for name, arr in ops.tensors.items()}
+
+
+def drawn_live_share(nest: Nest, site, draws: int, rng: np.random.Generator) -> float:
+    """Share of ``draws`` faults of one site class, drawn as the campaign draws them (uniform
+    step, instance, resident word), that the injector finds live: some MAC still reads the struck
+    operand, or the struck partial sum holds an absorbed product. The literal reference for the
+    estimate's closed-form live fraction (``exposure_batch.batch_live``)."""
+    live = 0
+    for _ in range(draws):
+        step = int(rng.integers(nest.steps))
+        inst = int(rng.integers(site.instances))
+        element = tile_element(nest, site.level, site.dataspace, inst, step, rng)
+        if site.dataspace == nest.problem.output.name:
+            live += len(accumulated(nest, site.level, inst, element, step)[0]) > 0
+        else:
+            live += len(storage_readers(nest, site.level, site.dataspace, inst, element,
+                                        step).steps) > 0
+    return live / draws
+
