@@ -305,23 +305,39 @@ def _better(f: _Found, g: _Found) -> bool:
 # ---- neighbourhood -------------------------------------------------------------------------
 
 def to_arrays(space: MapSpace, points: Sequence[Point]) -> MappingArrays:
-    """The model's array form of a batch of points (no Mapping objects on the hot path)."""
+    """The model's array form of a batch of points (no Mapping objects on the hot path). A
+    level's X flags, order ranks and keep flags are rows memoized on the space by the axes,
+    order and keep set they come from, so a batch is one ``np.array`` call per field."""
     b, n_l, n_d = len(points), space.nlev, len(space.dims)
-    index = {d: k for k, d in enumerate(space.dims)}
-    ds_index = {name: s for s, name in enumerate(space.ds_names)}
+    memo = space.__dict__.setdefault("_array_rows", ({}, {}, {}))
+    x_rows, order_rows, keep_rows = memo
     f = np.array([p.factors for p in points], dtype=np.int64).reshape(b, n_l, 2, n_d)
-    on_x = np.array([p.axes for p in points]) == "X"
+    on_x = np.array([[x_rows.get(a) or _x_row(x_rows, a) for a in p.axes] for p in points],
+                    dtype=bool).reshape(b, n_l, n_d)
+    order = np.array([[order_rows.get(o) or _order_row(space, order_rows, o) for o in p.orders]
+                      for p in points], dtype=np.int64).reshape(b, n_l, n_d)
+    keep = np.array([[keep_rows.get(k) or _keep_row(space, keep_rows, k) for k in p.keeps]
+                     for p in points], dtype=bool).reshape(b, n_l, len(space.ds_names))
     spatial = f[:, :, S, :]
-    order = np.tile(np.arange(n_d, dtype=np.int64), (b, n_l, 1))
-    keep = np.zeros((b, n_l, len(space.ds_names)), dtype=bool)
-    for i, p in enumerate(points):
-        for lv, (o, kept) in enumerate(zip(p.orders, p.keeps, strict=True)):
-            rest = [index[d] for d in space.dims if d not in o]
-            order[i, lv, [index[d] for d in o] + rest] = np.arange(n_d)
-            for name in kept:
-                keep[i, lv, ds_index[name]] = True
     return MappingArrays(f[:, :, T, :].copy(), np.where(on_x, spatial, 1),
                          np.where(on_x, 1, spatial), order, keep)
+
+
+def _x_row(rows: dict, axes: tuple[str, ...]) -> tuple[bool, ...]:
+    row = rows[axes] = tuple(a == "X" for a in axes)
+    return row
+
+
+def _order_row(space: MapSpace, rows: dict, order: tuple[str, ...]) -> tuple[int, ...]:
+    """Rank per dim: the order's dims first (outermost = 0), then the others in dims order."""
+    ranked = [*order, *(d for d in space.dims if d not in order)]
+    row = rows[order] = tuple(ranked.index(d) for d in space.dims)
+    return row
+
+
+def _keep_row(space: MapSpace, rows: dict, keep: frozenset[str]) -> tuple[bool, ...]:
+    row = rows[keep] = tuple(name in keep for name in space.ds_names)
+    return row
 
 
 def _with(p: Point, **kw) -> Point:

@@ -219,9 +219,26 @@ class _Context:
         self.active = np.array([i for i, d in enumerate(self.dims) if problem.instance[d] > 1]
                                or [0], dtype=np.int64)
         self.coef_active = [c[:, self.active] for c in self.coef]
+        self.coef_all_t = np.concatenate(self.coef_active, axis=0).T.copy()  # (D, R all)
+        bounds = np.cumsum([0] + [len(c) for c in self.coef_active])
+        self.rank_slices = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+        self.rank_starts = bounds[:-1].astype(np.intp)
         self.separable = all(((c != 0).sum(axis=0) <= 1).all() for c in self.coef_active)
         self.key_radix = [_key_radix(c, self.instance[self.active]) for c in self.coef_active]
+        # every dataspace has ranks (segmented sums see no empty segment) and an exact key:
+        # the deltas of all dataspaces in one pass
+        self.ranks_nonempty = all(len(c) for c in self.coef_active)
+        self.fused = self.ranks_nonempty and all(r is not None for r in self.key_radix)
+        self.radix_all = (np.stack(self.key_radix, axis=1) if self.fused  # (D, S)
+                          else None)
         self.read_write = [ds.read_write for ds in problem.dataspaces]
+        self.rw_mask = np.array(self.read_write, dtype=bool)
+        self.block_col = np.array([[lvl.block_size] for lvl in arch.levels], dtype=np.int64)
+        self.e_read_col = np.array([[_energies(lvl)[0]] for lvl in arch.levels])
+        self.e_write_col = np.array([[_energies(lvl)[1]] for lvl in arch.levels])
+        self.bandwidth = [bool(lvl.read_bandwidth or lvl.write_bandwidth
+                               or lvl.attributes.get("shared_bandwidth"))
+                          for lvl in arch.levels]
         self.names = [lvl.name for lvl in arch.levels]
         self.fanout = [arch.fanout_xy(i) for i in range(len(arch.levels))]
         self.fan_levels = np.array([i for i, (fx, fy) in enumerate(self.fanout) if fx * fy > 1],
@@ -316,6 +333,66 @@ def _project(sizes: np.ndarray, coef: np.ndarray) -> np.ndarray:
     return out
 
 
+def _per_dataspace(ctx: _Context, op: np.ufunc, values: np.ndarray) -> np.ndarray:
+    """``op`` over each dataspace's ranks of ``values`` (B, L, R all) -> (B, L, S); a
+    dataspace without ranks gets the identity (``reduceat`` would not give it)."""
+    if ctx.ranks_nonempty:
+        return op.reduceat(values, ctx.rank_starts, axis=2)
+    return np.stack([op.reduce(values[:, :, lo:hi], axis=2) for lo, hi in ctx.rank_slices],
+                    axis=2)
+
+
+def _deltas_one(ctx: _Context, s: int, geometry: tuple, tile: np.ndarray, ext: np.ndarray,
+                rows: np.ndarray) -> np.ndarray:
+    """Dataspace s's per-level deltas (B, L): the delta walk's closed form (module docstring)."""
+    start, seg, n_above, start_dim, start_stride, stride, loop_dim, n, weight, count = geometry
+    coef = ctx.coef_active[s]
+    first = coef.T[start_dim] * start_stride[:, :, None]  # (B, L, R)
+    radix = ctx.key_radix[s]
+    if radix is not None:
+        # translations as exact mixed-radix integers (injective under the span bound)
+        step = radix[loop_dim] * stride
+        rewind = step if ctx.extrapolate else step * (n - 1)
+        key = step - (np.cumsum(rewind, axis=1) - rewind)
+        same = key[:, None, :] == np.take_along_axis(key, start, axis=1)[:, :, None]
+    else:
+        step = coef.T[loop_dim] * stride[:, :, None]  # (B, K+1, R)
+        rewind = step if ctx.extrapolate else step * (n - 1)[:, :, None]
+        z = step - (np.cumsum(rewind, axis=1) - rewind)
+        same = (z[:, None, :, :] == z[rows[:, None], start][:, :, None, :]).all(axis=3)
+    w = np.einsum("blk,bk->bl", (same & seg).astype(np.int64), weight)
+    moved = first != 0
+    n_moved = moved.sum(axis=2)
+    shift = np.abs(first).sum(axis=2)
+    e_sel = np.where(moved, ext, 0).sum(axis=2)
+    single = np.where(shift < e_sel, tile // np.maximum(e_sel, 1) * (e_sel - shift), 0)
+    overlap = np.where(n_moved == 0, tile, np.where(n_moved == 1, single, 0))
+    return np.where(start >= count[:, None], tile, tile * n_above - overlap * w)
+
+
+def _deltas_fused(ctx: _Context, geometry: tuple, tile: np.ndarray, ext: np.ndarray
+                  ) -> np.ndarray:
+    """:func:`_deltas_one` of every dataspace at once (B, L, S): the same integer operations
+    with the dataspaces (and their ranks, side by side) as a last axis; used when every
+    dataspace has ranks and an exact translation key."""
+    start, seg, n_above, start_dim, start_stride, stride, loop_dim, n, weight, count = geometry
+    first = ctx.coef_all_t[start_dim] * start_stride[:, :, None]  # (B, L, R all)
+    step = ctx.radix_all[loop_dim] * stride[:, :, None]  # (B, K+1, S)
+    rewind = step if ctx.extrapolate else step * (n - 1)[:, :, None]
+    key = step - (np.cumsum(rewind, axis=1) - rewind)
+    same = key[:, None, :, :] == np.take_along_axis(key, start[:, :, None], axis=1)[:, :, None, :]
+    w = np.einsum("blks,bk->bls", (same & seg[:, :, :, None]).astype(np.int64), weight)
+    moved = first != 0
+    starts = ctx.rank_starts
+    n_moved = np.add.reduceat(moved.astype(np.int64), starts, axis=2)
+    shift = np.add.reduceat(np.abs(first), starts, axis=2)
+    e_sel = np.add.reduceat(np.where(moved, ext, 0), starts, axis=2)  # (fused: no empty rank)
+    single = np.where(shift < e_sel, tile // np.maximum(e_sel, 1) * (e_sel - shift), 0)
+    overlap = np.where(n_moved == 0, tile, np.where(n_moved == 1, single, 0))
+    return np.where((start >= count[:, None])[:, :, None], tile,
+                    tile * n_above[:, :, None] - overlap * w)
+
+
 def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     n_b, n_l, n_d = a.temporal.shape
     rows = np.arange(n_b)
@@ -331,6 +408,8 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     invalid = np.zeros(n_b, dtype=bool)
 
     def flag(mask: np.ndarray, message) -> None:
+        if not mask.any():  # the common case in a mapper's pre-checked batches
+            return
         for b in np.nonzero(mask & ~invalid)[0]:
             reason[b] = message(b)
         invalid[:] |= mask
@@ -347,10 +426,11 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
                     f"{ctx.dims[d]} = {ctx.instance[d]} (loops over {ctx.dims[d]} at: "
                     f"{', '.join(holders) or 'none'})")
         flag(bad_dim.any(axis=1), dim_message)
+    used_xy = {"X": a.spatial_x.prod(axis=2), "Y": a.spatial_y.prod(axis=2)}  # (B, L)
     for lv in range(n_l):
         fx, fy = ctx.fanout[lv]
-        for axis, arr, limit in (("X", a.spatial_x, fx), ("Y", a.spatial_y, fy)):
-            used = arr[:, lv].prod(axis=1)
+        for axis, limit in (("X", fx), ("Y", fy)):
+            used = used_xy[axis][:, lv]
             flag(used > limit, lambda b, lv=lv, axis=axis, used=used, limit=limit: (
                 f"{ctx.names[lv]}: spatial {axis} factors use {used[b]} but the fanout is "
                 f"{limit}"))
@@ -366,23 +446,20 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     n_d = len(act)
     coefs = ctx.coef_active
 
-    # --- tiles, partitions
-    tiles, parts, extents = [], [], []
-    for s in range(len(coefs)):
-        ext = _project(below[:, :n_l], coefs[s])
-        sp_tile = _project(sbelow, coefs[s]).prod(axis=2)
-        tile = ext.prod(axis=2)
-        part = np.empty_like(tile)
-        part[:, 0] = tile[:, 0]
-        for lv in range(1, n_l):
-            part[:, lv] = part[:, lv - 1] * tile[:, lv] // sp_tile[:, lv - 1]
-        tiles.append(tile)
-        parts.append(part)
-        extents.append(ext)
+    # --- tiles, partitions: the ranks of all dataspaces side by side (integer arithmetic,
+    # so one matrix product and one segmented product give the per-dataspace loops' values)
+    ext_all = 1 + (below[:, :n_l] - 1) @ ctx.coef_all_t  # (B, L, R over all dataspaces)
+    tile_all = _per_dataspace(ctx, np.multiply, ext_all)  # (B, L, S)
+    sp_tile_all = _per_dataspace(ctx, np.multiply, 1 + (sbelow - 1) @ ctx.coef_all_t)
+    part_all = np.empty_like(tile_all)
+    part_all[:, 0] = tile_all[:, 0]
+    for lv in range(1, n_l):
+        part_all[:, lv] = part_all[:, lv - 1] * tile_all[:, lv] // sp_tile_all[:, lv - 1]
+    used_all = np.where(a.keep, tile_all, 0).sum(axis=2)  # (B, L) kept words
     for lv in range(n_l):
         if ctx.usable[lv] is None:
             continue
-        used = sum(np.where(a.keep[:, lv, s], tiles[s][:, lv], 0) for s in range(len(tiles)))
+        used = used_all[:, lv]
         flag(used > ctx.usable[lv], lambda b, lv=lv, used=used: (
             f"{ctx.names[lv]}: kept tiles need {used[b]} words but capacity is "
             f"{ctx.usable[lv]}"))
@@ -397,7 +474,7 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
         temporal, order, sxy, below, sbelow = (x[valid] for x in (temporal, order, sxy, below,
                                                                    sbelow))
         keep = a.keep[valid]
-        tiles, parts, extents = ([x[valid] for x in xs] for xs in (tiles, parts, extents))
+        tile_all, part_all, ext_all = (x[valid] for x in (tile_all, part_all, ext_all))
         n_b = int(valid.sum())
         rows = np.arange(n_b)
     else:
@@ -435,71 +512,55 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     start = np.stack(starts, axis=1)  # (B, L): first loop above each level
     seg = positions[:, None, :] >= start[:, :, None]  # (B, L, K+1)
     n_above = np.take_along_axis(suffix, start, axis=1)
-    deltas, groups = [], []
     start_dim = np.take_along_axis(loop_dim, start, axis=1)
     start_stride = np.take_along_axis(stride, start, axis=1)
-    for s in range(len(coefs)):
-        first = coefs[s].T[start_dim] * start_stride[:, :, None]  # (B, L, R)
-        radix = ctx.key_radix[s]
-        if radix is not None:
-            # translations as exact mixed-radix integers (injective under the span bound)
-            step = radix[loop_dim] * stride
-            rewind = step if ctx.extrapolate else step * (n - 1)
-            key = step - (np.cumsum(rewind, axis=1) - rewind)
-            same = key[:, None, :] == np.take_along_axis(key, start, axis=1)[:, :, None]
-        else:
-            step = coefs[s].T[loop_dim] * stride[:, :, None]  # (B, K+1, R)
-            rewind = step if ctx.extrapolate else step * (n - 1)[:, :, None]
-            z = step - (np.cumsum(rewind, axis=1) - rewind)
-            same = (z[:, None, :, :] == z[rows[:, None], start][:, :, None, :]).all(axis=3)
-        w = np.einsum("blk,bk->bl", (same & seg).astype(np.int64), weight)
-        ext, tile = extents[s], tiles[s]
-        moved = first != 0
-        n_moved = moved.sum(axis=2)
-        shift = np.abs(first).sum(axis=2)
-        e_sel = np.where(moved, ext, 0).sum(axis=2)
-        single = np.where(shift < e_sel, tile // np.maximum(e_sel, 1) * (e_sel - shift), 0)
-        overlap = np.where(n_moved == 0, tile, np.where(n_moved == 1, single, 0))
-        deltas.append(np.where(start >= count[:, None], tile, tile * n_above - overlap * w))
-        groups.append(_groups(ctx, coefs[s], sxy, below[:, 1:]))
+    geometry = (start, seg, n_above, start_dim, start_stride, stride, loop_dim, n, weight, count)
+    if ctx.fused:
+        delta_all = _deltas_fused(ctx, geometry, tile_all, ext_all)
+    else:
+        delta_all = np.stack([_deltas_one(ctx, s, geometry, tile_all[:, :, s],
+                                          ext_all[:, :, lo:hi], rows)
+                              for s, (lo, hi) in enumerate(ctx.rank_slices)], axis=2)
+    groups = [_groups(ctx, coefs[s], sxy, below[:, 1:]) for s in range(len(coefs))]
 
-    # --- counts, energy, cycles
+    # --- counts, energy, cycles: every dataspace at once per level (n_b, S arrays); the same
+    # integer counts, the same float products, and the energy summed in the same order
     inst = np.ones((n_b, n_l), dtype=np.int64)
     for lv in range(1, n_l):
         inst[:, lv] = inst[:, lv - 1] * sxy[:, lv - 1].prod(axis=1)
-    counts = {}
-    for s in range(len(ctx.coef)):
-        child = compute_cycles.copy()
-        grp = np.ones(n_b, dtype=np.int64)
-        for lv in range(n_l - 1, -1, -1):
-            grp = grp * groups[s][:, lv]
-            kept = keep[:, lv, s]
-            traffic = child * grp
-            own = deltas[s][:, lv] if lv else np.zeros(n_b, dtype=np.int64)
-            if ctx.read_write[s]:
-                part = parts[s][:, lv]
-                r, u, f = traffic - part, traffic, (own - part if lv else own)
-            else:
-                r, u, f = traffic, np.zeros(n_b, dtype=np.int64), own
-            counts[(lv, s)] = (kept, r, u, f)
-            child = np.where(kept, deltas[s][:, lv], child)
-            grp = np.where(kept, 1, grp)
+    n_s = len(ctx.coef)
+    group_all = np.stack(groups, axis=2)  # (B, L, S)
+    traffic = np.empty_like(delta_all)
+    child = np.repeat(compute_cycles[:, None], n_s, axis=1)
+    grp = np.ones((n_b, n_s), dtype=np.int64)
+    for lv in range(n_l - 1, -1, -1):  # what each level's child asks for, innermost first
+        grp = grp * group_all[:, lv]
+        kept = keep[:, lv]
+        traffic[:, lv] = child * grp
+        child = np.where(kept, delta_all[:, lv], child)
+        grp = np.where(kept, 1, grp)
+    rw = ctx.rw_mask
+    reads = np.where(rw, traffic - part_all, traffic)
+    updates = np.where(rw, traffic, 0)
+    fills = np.where(rw, delta_all - part_all, delta_all)
+    fills[:, 0] = 0  # the outermost level is never filled
 
-    total = np.zeros(n_b)
+    # energy: the same products per (level, dataspace), summed level by level, dataspace by
+    # dataspace (add.accumulate is sequential, so the float sum is the scalar model's)
+    e = ((-(-reads // ctx.block_col) * ctx.e_read_col + -(-fills // ctx.block_col)
+          * ctx.e_write_col) + -(-updates // ctx.block_col) * ctx.e_write_col) * inst[:, :, None]
+    e = np.where(keep, e, 0.0).reshape(n_b, -1)  # total + 0.0 == total: a skipped term
+    total = np.add.accumulate(e, axis=1)[:, -1]
     cycles = compute_cycles.copy()
+    plain = int(compute_cycles.max()) < 2**53  # cycles exact in doubles (level_cycles' math)
+    kept_reads = np.where(keep, reads, 0)
+    kept_writes = np.where(keep, updates + fills, 0)
     for lv in range(n_l):
-        e_read, e_write = ctx.energy[lv]
-        block = ctx.block[lv]
-        reads, writes = [], []
-        for s in range(len(ctx.coef)):
-            kept, r, u, f = counts[(lv, s)]
-            e = ((-(-r // block) * e_read + -(-f // block) * e_write)
-                 + -(-u // block) * e_write) * inst[:, lv]
-            total = np.where(kept, total + e, total)
-            reads.append(np.where(kept, r, 0))
-            writes.append(np.where(kept, u + f, 0))
+        if plain and not ctx.bandwidth[lv]:
+            continue  # no bandwidth limit: the level takes exactly the compute cycles
         cycles = np.maximum(cycles, level_cycles(ctx.arch.levels[lv], compute_cycles,
-                                                 reads, writes))
+                                                 [kept_reads[:, lv, s] for s in range(n_s)],
+                                                 [kept_writes[:, lv, s] for s in range(n_s)]))
     energy = np.full(n_all, np.nan)
     energy[valid] = ctx.mac_energy + total
     all_cycles = np.zeros(n_all, dtype=np.int64)
