@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,9 +18,15 @@ from typing import Any
 
 
 def init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    """One torch thread in this process, without importing torch here: a worker that only maps
+    layers never needs it, and the import costs ~2 s of every pool's start-up. If torch is
+    loaded, it is told directly; if not, OMP_NUM_THREADS=1 makes its later import start with
+    one thread (``torch.get_num_threads() == 1`` either way)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    else:
+        os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -231,11 +231,10 @@ def keep_mappings(best: tuple[Any, Any], pareto: list[tuple[Any, Any]],
 def run_map_task(task: MapTask) -> MapResult:
     """Map one layer. One mapper worker: the sweep parallelises over layers, and a fixed worker
     count keeps the random streams (so the results) identical on every executor."""
-    import torch
-
     from dse.mapper import search
+    from dse.workers import init_worker
 
-    torch.set_num_threads(1)
+    init_worker()  # one thread, without importing torch (mapping never needs it)
     start = time.perf_counter()
     if task.backend == "timeloop":
         return _run_timeloop_map_task(task, start)
