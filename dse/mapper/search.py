@@ -378,28 +378,39 @@ def move_factor(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
 
 def _apply_factor_moves(space: MapSpace, p: Point, moves: list[tuple[int, int, int, int]],
                        rng: random.Random) -> Point | None:
-    """Apply (dim, src slot, dst slot, amount) factor moves, then repair orders and axes."""
-    factors = [list(f) for f in p.factors]
+    """Apply (dim, src slot, dst slot, amount) factor moves, then repair orders and axes (only
+    the touched slots are rebuilt; the random draws are those of a full repair)."""
+    factors = list(p.factors)
+    bounds = space.bounds
     for k, src, dst, amount in moves:
-        if factors[src][k] % amount or space.bounds[dst][k][1] < factors[dst][k] * amount:
+        fs = factors[src]
+        if fs[k] % amount or bounds[dst][k][1] < factors[dst][k] * amount:
             return None
-        factors[src][k] //= amount
-        factors[dst][k] *= amount
-    new_f = tuple(tuple(f) for f in factors)
+        factors[src] = (*fs[:k], fs[k] // amount, *fs[k + 1:])
+        fd = factors[dst]
+        factors[dst] = (*fd[:k], fd[k] * amount, *fd[k + 1:])
+    new_f = tuple(factors)
     orders = list(p.orders)
-    axes = [list(a) for a in p.axes]
+    axes = None
     for k, src, dst, _ in moves:
         for slot in (src, dst):
             i, kind = divmod(slot, 2)
             if kind == T:
-                nonunit = set(space.nonunit(new_f, i))
-                order = tuple(d for d in orders[i] if d in nonunit)
-                for d in sorted(nonunit - set(order)):
+                nonunit = space.nonunit(new_f, i)
+                cur = orders[i]
+                if len(cur) == len(nonunit) and all(d in nonunit for d in cur):
+                    continue  # same loops (orders never repeat a dim): nothing to repair or draw
+                live = set(nonunit)
+                order = tuple(d for d in cur if d in live)
+                for d in sorted(live.difference(order)):
                     order = _insert_dim(space, i, order, d, rng)
                 orders[i] = order
             elif slot == dst and p.factors[slot][k] == 1:
+                if axes is None:
+                    axes = [list(a) for a in p.axes]
                 axes[i][k] = rng.choice("XY")
-    return _with(p, factors=new_f, orders=tuple(orders), axes=tuple(tuple(a) for a in axes))
+    return Point(new_f, p.axes if axes is None else tuple(tuple(a) for a in axes),
+                 tuple(orders), p.keeps)
 
 
 def swap_factors(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
