@@ -86,16 +86,30 @@ def parse_objective(text: str) -> str | dict[str, float | str]:
     return out
 
 
+def _search(args: argparse.Namespace, problem: Any, arch: Any, objective: Any, workers: int
+            ) -> Any:
+    """The builtin search, with a progress bar only where someone can see it (a terminal): in
+    a pipe or a script the bar is noise, and tqdm's import is ~15 ms of every start-up."""
+    from dse.mapper import search
+
+    kwargs = dict(objective=objective, search=args.search, time_limit=args.time_limit,
+                  seed=args.seed, victory=args.victory, workers=workers, max_evals=args.budget)
+    if not sys.stderr.isatty():
+        return search(problem, arch, **kwargs)
+    from tqdm import tqdm
+
+    with tqdm(desc="mapping", unit=" maps", leave=False) as bar:
+        return search(problem, arch, progress=bar.update, **kwargs)
+
+
 def run(args: argparse.Namespace) -> int:
     objective = parse_objective(args.objective)
     if args.out:
         for name in ("map.yaml", "map.txt", "mapper.json"):
             check.output_file(args.out / name, "--out")
 
-    from tqdm import tqdm
-
     from dse.arch import apply_ert, load_arch, read_ert
-    from dse.mapper import MapSpace, search
+    from dse.mapper import MapSpace
     from dse.mapper.search import explain_empty
     from dse.problems import read_problem
 
@@ -110,10 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "timeloop":
         return _report(args, problem, arch,
                        *_timeloop_map(args, problem, arch, objective, workers))
-    with tqdm(desc="mapping", unit=" maps", leave=False) as bar:
-        result = search(problem, arch, objective=objective, search=args.search,
-                        time_limit=args.time_limit, seed=args.seed, victory=args.victory,
-                        workers=workers, progress=bar.update, max_evals=args.budget)
+    result = _search(args, problem, arch, objective, workers)
     doc = stats_document(result.best_stats) | {
         "backend": args.backend, "wall_s": result.wall_s, "visited": result.visited,
         "valid": result.valid, "evaluated": result.evaluated, "search": result.search,
