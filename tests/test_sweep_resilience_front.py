@@ -156,3 +156,41 @@ def test_spaced_keeps_the_pick_and_both_ends_within_the_size(n, size, keep):
     assert keep is None or keep in got
     if size >= 3 or keep is None:
         assert {0, n - 1} <= set(got) or n <= size or size < 2
+
+
+def test_a_sweep_killed_during_its_front_stage_resumes_to_the_same_fronts_and_picks(swept,
+                                                                                    tmp_path):
+    import signal
+    import sqlite3
+    import time
+
+    from dse.sweep.config import write_config
+
+    result, _ = swept
+    exp = tmp_path / "exp.yaml"
+    write_config(_config(tmp_path / "run"), exp)
+    db = tmp_path / "run" / "sweep.sqlite"
+
+    def fronts_stored() -> bool:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+                return conn.execute("SELECT COUNT(*) FROM front_tasks").fetchone()[0] > 0
+        except sqlite3.Error:
+            return False
+
+    proc = subprocess.Popen([sys.executable, "-m", "dse", "sweep", "--config", str(exp),
+                             "--quiet", "--no-report"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not fronts_stored():
+        assert proc.poll() is None, "the sweep ended before its front stage began"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    resumed = run_sweep(_config(tmp_path / "run"), progress=False)
+    assert resumed.computed["map"] == 0 and resumed.reused["front"] >= 1
+    assert [(r["row_key"], r["pick"], r["estimate_fit"]) for r in resumed.fronts] == \
+        [(r["row_key"], r["pick"], r["estimate_fit"]) for r in result.fronts]
+    assert [(p["fit"], p["faults"]) for p in resumed.picks] == \
+        [(p["fit"], p["faults"]) for p in result.picks]
