@@ -194,3 +194,19 @@ def test_a_sweep_killed_during_its_front_stage_resumes_to_the_same_fronts_and_pi
         [(r["row_key"], r["pick"], r["estimate_fit"]) for r in result.fronts]
     assert [(p["fit"], p["faults"]) for p in resumed.picks] == \
         [(p["fit"], p["faults"]) for p in result.picks]
+
+
+def test_results_shows_the_stored_picks_and_fronts_as_the_sweep_computed_them(swept):
+    import json
+
+    result, _ = swept
+    out = {}
+    for table in ("picks", "fronts"):
+        proc = subprocess.run([sys.executable, "-m", "dse", "results", "--db",
+                               str(result.db_path), "--table", table, "--json"],
+                              capture_output=True, text=True, check=True)
+        out[table] = json.loads(proc.stdout)
+    assert [(p["fit"], p["fit_lo"], p["fit_hi"], p["edp"]) for p in out["picks"]] == \
+        [(p["fit"], p["fit_lo"], p["fit_hi"], p["edp"]) for p in result.picks]
+    assert [(r["row_key"], r["estimate_fit"], r["fit"]) for r in out["fronts"]] == \
+        [(r["row_key"], r["estimate_fit"], r["fit"]) for r in result.fronts]

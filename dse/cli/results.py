@@ -13,14 +13,20 @@ DEFAULT_DB = "runs/sweep/sweep.sqlite"
 # Columns of the per-mapping table that fit a terminal (the full rows go to --csv / --json).
 _RESULT_COLUMNS = ("point", "model", "layer", "count", "rank", "roles", "energy_pJ", "cycles",
                    "utilization", "edp", "sdc_rate", "sdc_lo", "sdc_hi", "fit")
+_PICK_COLUMNS = ("point", "model", "edp_cost", "min_edp_fit", "fit", "fit_lo", "fit_hi",
+                 "fit_cut", "apart")
+_FRONT_COLUMNS = ("point", "layer", "rank", "pick", "edp", "estimate_fit", "fit", "faults")
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("results", help="print / query / export a sweep's stored results")
     p.add_argument("--db", default=DEFAULT_DB, help=f"sweep database (default {DEFAULT_DB})")
     p.add_argument("--sweep", help="sweep name (default: all sweeps in the store)")
-    p.add_argument("--table", choices=("network", "results", "sweeps"), default="network",
-                   help="network totals (default), one row per mapping, or the sweeps")
+    p.add_argument("--table", choices=("network", "results", "sweeps", "picks", "fronts"),
+                   default="network",
+                   help="network totals (default), one row per mapping, the sweeps; for sweeps "
+                   "with a resilience-aware objective: the pick networks against the min-EDP "
+                   "ones, or every front mapping (estimated and measured SDC FIT)")
     p.add_argument("--query", metavar="SQL", help="any read-only SQL over the tables and views")
     p.add_argument("--csv", metavar="OUT", help="write the rows as CSV")
     p.add_argument("--parquet", metavar="OUT", help="write the rows as Parquet (needs pyarrow)")
@@ -40,6 +46,14 @@ def _rows(store: Any, args: argparse.Namespace) -> tuple[list[dict[str, Any]], l
                            " FROM sweeps ORDER BY updated"), None
     if args.table == "results":
         return store.results(args.sweep), list(_RESULT_COLUMNS)
+    if args.table in ("picks", "fronts"):
+        from dse.sweep.run import stored_picks
+
+        fronts, picks = stored_picks(store, args.sweep)
+        if args.table == "picks":
+            return picks, None if args.json or args.csv or args.parquet else list(_PICK_COLUMNS)
+        rows = [{k: v for k, v in r.items() if k not in ("strata", "mapping")} for r in fronts]
+        return rows, None if args.json or args.csv or args.parquet else list(_FRONT_COLUMNS)
     from dse.sweep.run import stored_figures
 
     _, net = stored_figures(store, args.sweep)

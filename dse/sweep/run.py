@@ -830,3 +830,21 @@ def stored_figures(store: Store, sweep: str | None = None
         rows += mine
         network += network_figures(mine, store.network(name), settings)
     return rows, network
+
+
+def stored_picks(store: Store, sweep: str | None = None
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(front mappings with their strata, pick networks against the min-EDP networks) of
+    stored resilience-aware sweeps, as ``dse sweep`` computed them, for ``dse results``."""
+    fronts, picks = [], []
+    for name in [sweep] if sweep else store.sweeps():
+        found = store.query("SELECT config FROM sweeps WHERE sweep = ?", (name,))
+        settings = config_from_dict(json.loads(found[0]["config"])).resilience
+        mine = front_rows(store, name)
+        if not mine:
+            continue
+        _, network = stored_figures(store, name)
+        fronts += [{**r, "sweep": name} for r in mine]
+        picks += [{**p, "sweep": name} for p in pick_networks(mine, network, settings)]
+    return fronts, picks
+
