@@ -391,20 +391,14 @@ class MapSpace:
             need += tile
         return need * self.buffering[i] <= cap
 
-    def _fits_outward(self, factors, keeps, i: int) -> bool:
+    def _fits_outward(self, sizes: list[int], keeps, i: int) -> bool:
         """Level i and every level outside it still fit (tiles only grow outward, so a level
-        that overflows now will overflow whatever the outer slots take)."""
-        bounded = [j for j in self._bounded if j <= i]
-        if not bounded:
-            return True
-        sizes = [1] * len(self.dims)
-        for j in range(self.nlev - 1, bounded[0] - 1, -1):
-            sizes = [a * t * sp for a, t, sp in zip(sizes, factors[2 * j], factors[2 * j + 1],
-                                                      strict=True)]
-            if j <= i and keeps[j] and self.capacity[j] is not None \
-                    and not self._sizes_fit(sizes, keeps, j):
-                return False
-        return True
+        that overflows now will overflow whatever the outer slots take). ``sizes``: the dim
+        ranges of everything placed so far; slots are filled innermost first, so the slots
+        outside the one being filled are still 1 and every level j <= i has exactly these
+        tile sizes."""
+        return all(self._sizes_fit(sizes, keeps, j) for j in self._bounded
+                   if j <= i and keeps[j])
 
     def axis_choices(self, factors: Sequence[Sequence[int]]) -> list[tuple[tuple[str, ...], ...]]:
         """Every allowed X/Y assignment of the spatial factors (one tuple per level)."""
@@ -491,6 +485,7 @@ class MapSpace:
         factors = [[1] * ndim for _ in range(nslot)]
         axes = [["X"] * ndim for _ in range(self.nlev)]
         remaining = list(self.sizes)
+        placed = [1] * ndim  # product of the factors placed so far, per dim
         for slot in range(nslot - 1, -1, -1):
             i, kind = divmod(slot, 2)
             order = list(range(ndim))
@@ -515,9 +510,10 @@ class MapSpace:
                 if not cands:
                     return None
                 ok = []
+                before = placed[k]
                 for v in (sorted(cands, reverse=True) if big else rng.sample(cands, len(cands))):
-                    factors[slot][k] = v
-                    if v == 1 or self._fits_outward(factors, keeps, i):
+                    placed[k] = before * v
+                    if v == 1 or self._fits_outward(placed, keeps, i):
                         ok.append(v)
                         if big or len(ok) > 3:
                             break
@@ -525,6 +521,7 @@ class MapSpace:
                     return None
                 v = ok[0] if big else rng.choice(ok)
                 factors[slot][k] = v
+                placed[k] = before * v
                 remaining[k] = rem // v
                 if kind == S and v > 1:
                     fit = [a for a in ("X", "Y") if v <= budget[a]]
