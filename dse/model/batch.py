@@ -229,6 +229,7 @@ class _Context:
         # the deltas of all dataspaces in one pass
         self.ranks_nonempty = all(len(c) for c in self.coef_active)
         self.fused = self.ranks_nonempty and all(r is not None for r in self.key_radix)
+        self.fused_groups = self.ranks_nonempty and self.separable
         self.radix_all = (np.stack(self.key_radix, axis=1) if self.fused  # (D, S)
                           else None)
         self.read_write = [ds.read_write for ds in problem.dataspaces]
@@ -294,26 +295,42 @@ def _groups(ctx: _Context, coef: np.ndarray, fan: np.ndarray, stride: np.ndarray
     return out
 
 
+def _groups_fused(ctx: _Context, fan: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    """:func:`_groups` of every dataspace at once (B, L, S), for separable problems whose
+    dataspaces all have ranks: the per-rank offset counts of all ranks side by side, then one
+    segmented product per dataspace (integer products: the same numbers)."""
+    out = np.ones(fan.shape[:2] + (len(ctx.rank_slices),), dtype=np.int64)
+    if len(ctx.fan_levels):
+        out[:, ctx.fan_levels] = np.multiply.reduceat(
+            _rank_offsets(ctx.coef_all_t.T, fan[:, ctx.fan_levels], stride[:, ctx.fan_levels]),
+            ctx.rank_starts, axis=2)
+    return out
+
+
+def _rank_offsets(coef: np.ndarray, fan: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    """Distinct offsets per rank (B, L, R) over a separable fanout (see :func:`_groups`)."""
+    rel = (fan > 1)[:, :, None, :] & (coef != 0)[None, None]  # (B, L, R, D)
+    per_rank = np.where(rel, fan[:, :, None, :], 1).prod(axis=3)
+    multi = np.argwhere(rel.sum(axis=3) > 1)
+    if len(multi):
+        vals = (coef[multi[:, 2]] * stride[multi[:, 0], multi[:, 1]])
+        vals = np.where(rel[multi[:, 0], multi[:, 1], multi[:, 2]], vals, 0)
+        facs = np.where(vals != 0, fan[multi[:, 0], multi[:, 1]], 1)
+        keys = np.concatenate([vals, facs], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        n_d = vals.shape[1]
+        counts = np.array([_distinct(tuple(int(x) for pair in zip(u[:n_d], u[n_d:], strict=True)
+                                           for x in pair if pair[0]))
+                           for u in uniq], dtype=np.int64)
+        per_rank[multi[:, 0], multi[:, 1], multi[:, 2]] = counts[inverse.ravel()]
+    return per_rank
+
+
 def _fanout_groups(ctx: _Context, coef: np.ndarray, fan: np.ndarray, stride: np.ndarray
                    ) -> np.ndarray:
     varying = fan > 1
     if ctx.separable:
-        rel = varying[:, :, None, :] & (coef != 0)[None, None]  # (B, L, R, D)
-        per_rank = np.where(rel, fan[:, :, None, :], 1).prod(axis=3)
-        multi = np.argwhere(rel.sum(axis=3) > 1)
-        if len(multi):
-            vals = (coef[multi[:, 2]] * stride[multi[:, 0], multi[:, 1]])
-            vals = np.where(rel[multi[:, 0], multi[:, 1], multi[:, 2]], vals, 0)
-            facs = np.where(vals != 0, fan[multi[:, 0], multi[:, 1]], 1)
-            keys = np.concatenate([vals, facs], axis=1)
-            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-            n_d = vals.shape[1]
-            counts = np.array([_distinct(tuple(int(x) for pair in zip(u[:n_d], u[n_d:],
-                                                                       strict=True)
-                                               for x in pair if pair[0]))
-                               for u in uniq], dtype=np.int64)
-            per_rank[multi[:, 0], multi[:, 1], multi[:, 2]] = counts[inverse.ravel()]
-        return per_rank.prod(axis=2)
+        return _rank_offsets(coef, fan, stride).prod(axis=2)
     out = np.ones(fan.shape[:2], dtype=np.int64)
     for b, lv in np.argwhere(varying.any(axis=2)):
         offsets = {tuple(0 for _ in range(coef.shape[0]))}
@@ -521,7 +538,11 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
         delta_all = np.stack([_deltas_one(ctx, s, geometry, tile_all[:, :, s],
                                           ext_all[:, :, lo:hi], rows)
                               for s, (lo, hi) in enumerate(ctx.rank_slices)], axis=2)
-    groups = [_groups(ctx, coefs[s], sxy, below[:, 1:]) for s in range(len(coefs))]
+    if ctx.fused_groups:
+        group_all = _groups_fused(ctx, sxy, below[:, 1:])
+    else:
+        group_all = np.stack([_groups(ctx, coefs[s], sxy, below[:, 1:])
+                              for s in range(len(coefs))], axis=2)
 
     # --- counts, energy, cycles: every dataspace at once per level (n_b, S arrays); the same
     # integer counts, the same float products, and the energy summed in the same order
@@ -529,7 +550,6 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     for lv in range(1, n_l):
         inst[:, lv] = inst[:, lv - 1] * sxy[:, lv - 1].prod(axis=1)
     n_s = len(ctx.coef)
-    group_all = np.stack(groups, axis=2)  # (B, L, S)
     traffic = np.empty_like(delta_all)
     child = np.repeat(compute_cycles[:, None], n_s, axis=1)
     grp = np.ones((n_b, n_s), dtype=np.int64)
