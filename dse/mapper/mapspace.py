@@ -455,8 +455,11 @@ class MapSpace:
                         yield Point(factors, axes, orders, keeps)
 
     def _util_low(self, factors) -> bool:
+        floor = self.min_util * self.arch.compute.instances
+        if floor <= 1:  # factors are >= 1, so every mapping uses at least one PE
+            return False
         used = math.prod(math.prod(factors[2 * i + S]) for i in range(self.nlev))
-        return used < self.min_util * self.arch.compute.instances
+        return used < floor
 
     # ---- random sampling -------------------------------------------------------------------
     def sample(self, rng: random.Random, greedy: float = 0.5, tries: int = 200) -> Point | None:

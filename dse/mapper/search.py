@@ -61,12 +61,22 @@ class Objective:
     weights: tuple[tuple[str, float], ...] = (("energy", 1.0), ("delay", 1.0))
 
     def score(self, energy_pJ: float, cycles: float, extra: float | None = None) -> float:
-        w = dict(self.weights)
-        vals = {"energy": energy_pJ, "delay": float(cycles), "extra": extra or 0.0}
+        vals = (energy_pJ, float(cycles), extra or 0.0)
         if self.kind == "sum":
-            return sum(w.get(k, 0.0) * v for k, v in vals.items())
-        return math.exp(sum(w.get(k, 0.0) * math.log(max(v, 1e-300)) for k, v in vals.items()
-                            if w.get(k, 0.0)))
+            return sum(w * v for w, v in zip(self._all_weights, vals, strict=True))
+        return math.exp(sum(w * math.log(max(vals[i], 1e-300)) for i, w in self._log_terms))
+
+    @functools.cached_property
+    def _all_weights(self) -> tuple[float, float, float]:
+        """The weights of energy, delay and extra, in that order (0 where not given)."""
+        w = dict(self.weights)
+        return (w.get("energy", 0.0), w.get("delay", 0.0), w.get("extra", 0.0))
+
+    @functools.cached_property
+    def _log_terms(self) -> tuple[tuple[int, float], ...]:
+        """(index into (energy, delay, extra), weight) of the non-zero weights, in that order:
+        the product's log-sum adds the same terms in the same order for every mapping."""
+        return tuple((i, w) for i, w in enumerate(self._all_weights) if w)
 
 
 def make_objective(objective: str | Objective | dict) -> Objective:
