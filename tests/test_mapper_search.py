@@ -132,3 +132,18 @@ def test_top_k_from_the_batched_path_equals_an_observer_on_the_scalar_path() -> 
     assert got == pytest.approx([(e, n) for e, n, _ in expected], rel=1e-12)
     assert len({repr(m) for m, _ in batched.top}) == 5
     assert batched.top[0][1].edp == batched.best_stats.edp
+
+
+def test_inlined_draws_are_random_choice_and_randrange() -> None:
+    """The edits draw with ``seq[rng._randbelow(len(seq))]`` and ``rng._randbelow(n)``: the
+    same numbers as ``rng.choice`` / ``rng.randrange`` on this Python (else every search's
+    stream, and so its results, would silently change)."""
+    import random
+
+    seqs = [list(range(n)) for n in (1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 100)]
+    a, b = random.Random(12345), random.Random(12345)
+    for _ in range(200):
+        for seq in seqs:
+            assert a.choice(seq) == seq[b._randbelow(len(seq))]
+            assert a.randrange(len(seq)) == b._randbelow(len(seq))
+    assert a.random() == b.random()

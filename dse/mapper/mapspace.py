@@ -135,7 +135,7 @@ class MapSpace:
         self._level_ok: list[dict[tuple, bool]] = [{} for _ in range(self.nlev)]
         # levels whose mesh check can fail: any fanout; a 1x1 level takes only unit factors
         # (its bounds), which any axes and any split rule accept
-        self._spatial_levels = [i for i in range(self.nlev) if self.fanout[i] > 1]
+        self.spatial_levels = [i for i in range(self.nlev) if self.fanout[i] > 1]
 
     # ---- construction helpers -----------------------------------------------------------
     def _xy(self, i: int) -> tuple[int, int]:
@@ -599,7 +599,7 @@ class MapSpace:
         if self._util_low(factors):
             return False
         level_ok = self._level_ok
-        for i in self._spatial_levels:
+        for i in self.spatial_levels:
             f, a = factors[2 * i + S], axes[i]
             ok = level_ok[i].get((f, a))
             if ok is None:

@@ -355,11 +355,16 @@ def _with(p: Point, **kw) -> Point:
                  kw.get("keeps", p.keeps))
 
 
+# Draws in the edits: ``seq[rng._randbelow(len(seq))]`` is what ``rng.choice(seq)`` does and
+# ``rng._randbelow(n)`` what ``rng.randrange(n)`` does for n > 0: the same draws, one Python call
+# cheaper each (a search makes millions); tests/test_mapper_search.py checks the identity.
+
+
 def _insert_dim(space: MapSpace, i: int, order: tuple[str, ...], dim: str,
                 rng: random.Random) -> tuple[str, ...]:
     """Put a newly non-unit dim into level i's order where the permutation constraint allows."""
     for _ in range(8):
-        pos = rng.randrange(len(order) + 1)
+        pos = rng._randbelow(len(order) + 1)
         cand = order[:pos] + (dim,) + order[pos:]
         if space.order_allowed(i, cand):
             return cand
@@ -372,17 +377,18 @@ def _insert_dim(space: MapSpace, i: int, order: tuple[str, ...], dim: str,
 
 def move_factor(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     """Move one prime factor of one dim from one slot to another."""
-    k = rng.randrange(len(space.dims))
+    k = rng._randbelow(len(space.dims))
     holders = [s for s, f in enumerate(p.factors) if f[k] > 1]
     if not holders:
         return None
-    src = rng.choice(holders)
-    prime = rng.choice(primes(p.factors[src][k]))
+    src = holders[rng._randbelow(len(holders))]
+    ps = primes(p.factors[src][k])
+    prime = ps[rng._randbelow(len(ps))]
     dsts = [s for s, b in enumerate(space.bounds)
             if s != src and b[k][1] >= p.factors[s][k] * prime]
     if not dsts:
         return None
-    dst = rng.choice(dsts)
+    dst = dsts[rng._randbelow(len(dsts))]
     return _apply_factor_moves(space, p, [(k, src, dst, prime)], rng)
 
 
@@ -418,7 +424,7 @@ def _apply_factor_moves(space: MapSpace, p: Point, moves: list[tuple[int, int, i
             elif slot == dst and p.factors[slot][k] == 1:
                 if axes is None:
                     axes = [list(a) for a in p.axes]
-                axes[i][k] = rng.choice("XY")
+                axes[i][k] = "XY"[rng._randbelow(2)]
     return Point(new_f, p.axes if axes is None else tuple(tuple(a) for a in axes),
                  tuple(orders), p.keeps)
 
@@ -431,8 +437,11 @@ def swap_factors(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     js = [j for j, v in enumerate(p.factors[dst]) if v > 1]
     if not ks or not js:
         return None
-    k, j = rng.choice(ks), rng.choice(js)
-    pk, pj = rng.choice(primes(p.factors[src][k])), rng.choice(primes(p.factors[dst][j]))
+    k = ks[rng._randbelow(len(ks))]
+    j = js[rng._randbelow(len(js))]
+    pks, pjs = primes(p.factors[src][k]), primes(p.factors[dst][j])
+    pk = pks[rng._randbelow(len(pks))]
+    pj = pjs[rng._randbelow(len(pjs))]
     if k == j and pk == pj:
         return None
     return _apply_factor_moves(space, p, [(k, src, dst, pk), (j, dst, src, pj)], rng)
@@ -440,12 +449,12 @@ def swap_factors(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
 
 def move_whole(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     """Move all of one dim's factor at one slot to another slot."""
-    k = rng.randrange(len(space.dims))
+    k = rng._randbelow(len(space.dims))
     holders = [s for s, f in enumerate(p.factors) if f[k] > 1]
     if not holders:
         return None
-    src = rng.choice(holders)
-    dst = rng.randrange(len(p.factors))
+    src = holders[rng._randbelow(len(holders))]
+    dst = rng._randbelow(len(p.factors))
     if dst == src:
         return None
     return _apply_factor_moves(space, p, [(k, src, dst, p.factors[src][k])], rng)
@@ -456,11 +465,11 @@ def reorder(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     levels = [i for i, o in enumerate(p.orders) if len(o) > 1]
     if not levels:
         return None
-    i = rng.choice(levels)
+    i = levels[rng._randbelow(len(levels))]
     order = list(p.orders[i])
-    a = rng.randrange(len(order))
+    a = rng._randbelow(len(order))
     d = order.pop(a)
-    b = rng.choice([max(a - 1, 0), min(a + 1, len(order)), 0, len(order)])
+    b = (max(a - 1, 0), min(a + 1, len(order)), 0, len(order))[rng._randbelow(4)]
     order.insert(b, d)
     if not space.order_allowed(i, order):
         return None
@@ -473,19 +482,20 @@ def flip_keep(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     levels = [i for i, o in enumerate(space.keep_options) if len(o) > 1]
     if not levels:
         return None
-    i = rng.choice(levels)
+    i = levels[rng._randbelow(len(levels))]
     keeps = list(p.keeps)
-    keeps[i] = rng.choice(space.keep_options[i])
+    options = space.keep_options[i]
+    keeps[i] = options[rng._randbelow(len(options))]
     return _with(p, keeps=tuple(keeps))
 
 
 def flip_axis(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
-    levels = [i for i in range(space.nlev) if any(v > 1 for v in p.factors[2 * i + S])]
+    levels = [i for i in space.spatial_levels if any(v > 1 for v in p.factors[2 * i + S])]
     if not levels:
         return None
-    i = rng.choice(levels)
+    i = levels[rng._randbelow(len(levels))]
     ks = [k for k, v in enumerate(p.factors[2 * i + S]) if v > 1]
-    k = rng.choice(ks)
+    k = ks[rng._randbelow(len(ks))]
     axes = [list(a) for a in p.axes]
     axes[i][k] = "Y" if axes[i][k] == "X" else "X"
     return _with(p, axes=tuple(tuple(a) for a in axes))
@@ -493,20 +503,22 @@ def flip_axis(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
 
 MOVES = ((move_factor, 6), (swap_factors, 3), (move_whole, 1), (reorder, 3), (flip_keep, 1),
          (flip_axis, 1))
+_FUNCS = tuple(f for f, w in MOVES for _ in range(w))  # one entry per unit of weight
 
 
 def neighbours(space: MapSpace, p: Point, rng: random.Random, n: int,
                ev: _Evaluator) -> list[Point]:
     """Up to ``n`` valid, not yet seen single (sometimes double) edits of ``p``; edits that
     break a constraint count as visited (rejected before the model)."""
-    funcs = [f for f, w in MOVES for _ in range(w)]
+    funcs = _FUNCS
+    draw = rng._randbelow
     out: list[Point] = []
     for _ in range(n * 6):
         if len(out) >= n:
             break
-        q = rng.choice(funcs)(space, p, rng)
+        q = funcs[draw(len(funcs))](space, p, rng)
         if q is not None and rng.random() < 0.3:
-            q = rng.choice(funcs)(space, q, rng)
+            q = funcs[draw(len(funcs))](space, q, rng)
         if q is None or q in out or ev.is_seen(q):
             continue
         if not space.quick_ok(q):
