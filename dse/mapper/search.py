@@ -222,12 +222,13 @@ class _Evaluator:
             return []
         arrays = to_arrays(self.space, points)
         res = evaluate_arrays(self.space.problem, self.space.arch, arrays)
-        extra = (np.zeros(len(points)) if self.metric is None
-                 else np.asarray(self.metric(arrays, res), dtype=float))
+        extra = ([0.0] * len(points) if self.metric is None
+                 else np.asarray(self.metric(arrays, res), dtype=float).tolist())
         score = self.objective.score
-        return [_Found(score(float(e), int(c), float(x)), float(e), int(c), p, float(x))
-                for p, e, c, x, ok in zip(points, res.energy_pJ, res.cycles, extra, res.valid,
-                                          strict=True) if ok]
+        # tolist(): the same values as Python floats / ints, without a numpy scalar per item
+        return [_Found(score(e, c, x), e, c, p, x)
+                for p, e, c, x, ok in zip(points, res.energy_pJ.tolist(), res.cycles.tolist(),
+                                          extra, res.valid.tolist(), strict=True) if ok]
 
     def _scalar(self, points: list[Point]) -> list[_Found]:
         out = []
