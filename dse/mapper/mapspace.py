@@ -136,6 +136,9 @@ class MapSpace:
         # levels whose mesh check can fail: any fanout; a 1x1 level takes only unit factors
         # (its bounds), which any axes and any split rule accept
         self.spatial_levels = [i for i in range(self.nlev) if self.fanout[i] > 1]
+        # per dim, the upper bound of its factor in every slot (the edits' destination test)
+        self.slot_hi = [tuple(b[k][1] for b in self.bounds) for k in range(len(self.dims))]
+        self._fits_memo: dict[tuple, bool] = {}
 
     # ---- construction helpers -----------------------------------------------------------
     def _xy(self, i: int) -> tuple[int, int]:
@@ -565,12 +568,11 @@ class MapSpace:
         """Fast validity for points built by the search's edits (which keep factor products
         and list every non-unit loop). ``capacity=False`` leaves the capacity check to the
         model's vectorized path, which does it for a batch faster than Python per point."""
-        memo = self._memo
         if capacity:
-            key = ("fits", p.factors, p.keeps)
-            fits = memo.get(key)
+            key = (p.factors, p.keeps)
+            fits = self._fits_memo.get(key)
             if fits is None:
-                fits = memo[key] = self._all_fit(p.factors, p.keeps)
+                fits = self._fits_memo[key] = self._all_fit(p.factors, p.keeps)
             if not fits:
                 return False
         if not self._factors_ok(p.factors, p.axes):

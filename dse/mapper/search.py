@@ -157,7 +157,7 @@ class _Evaluator:
 
     def key(self, p: Point) -> tuple:
         """Equal keys = equal access counts (same factors, axes, keeps and order classes)."""
-        live = self.space.live_all(p.factors)
+        live = self.space._live_memo.get(p.factors) or self.space.live_all(p.factors)
         sigs = self._sigs
         return (p.factors, p.axes, p.keeps,
                 tuple([sigs.get((o, lv)) or self._sig(o, lv)
@@ -385,8 +385,8 @@ def move_factor(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     src = holders[rng._randbelow(len(holders))]
     ps = primes(p.factors[src][k])
     prime = ps[rng._randbelow(len(ps))]
-    dsts = [s for s, b in enumerate(space.bounds)
-            if s != src and b[k][1] >= p.factors[s][k] * prime]
+    dsts = [s for s, (hi, f) in enumerate(zip(space.slot_hi[k], p.factors, strict=True))
+            if s != src and hi >= f[k] * prime]
     if not dsts:
         return None
     dst = dsts[rng._randbelow(len(dsts))]
