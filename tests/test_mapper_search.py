@@ -136,7 +136,7 @@ def test_top_k_from_the_batched_path_equals_an_observer_on_the_scalar_path() -> 
 
 def test_inlined_draws_are_random_choice_and_randrange() -> None:
     """The edits draw with ``seq[rng._randbelow(len(seq))]`` and ``rng._randbelow(n)``: the
-    same numbers as ``rng.choice`` / ``rng.randrange`` on this Python (else every search's
+    same numbers as ``rng.choice`` / ``rng.randrange`` / ``rng.sample`` on this Python (else every search's
     stream, and so its results, would silently change)."""
     import random
 
@@ -146,4 +146,11 @@ def test_inlined_draws_are_random_choice_and_randrange() -> None:
         for seq in seqs:
             assert a.choice(seq) == seq[b._randbelow(len(seq))]
             assert a.randrange(len(seq)) == b._randbelow(len(seq))
+    for n in range(2, 22):  # swap_factors' two slots: rng.sample(range(n), 2), inlined
+        src, j = b._randbelow(n), b._randbelow(n - 1)
+        assert a.sample(range(n), 2) == [src, n - 1 if j == src else j]
+    a.sample([1], 1)  # _sample_factors' nothing-to-place path: sample + choice of [1]
+    a.choice([1])
+    b._randbelow(1)
+    b._randbelow(1)
     assert a.random() == b.random()

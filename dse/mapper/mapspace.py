@@ -511,6 +511,11 @@ class MapSpace:
                         cands = self._cands[(slot, k, rem)] = [
                             v for v in divisors(rem)
                             if lo <= v <= hi and (rem // v) % self.min_outer[slot][k] == 0]
+                if cands == [1]:  # nothing to place (budgets stay >= 1, so the mesh takes 1)
+                    if not big:  # the draws the general path below makes: sample, then choice
+                        rng._randbelow(1)
+                        rng._randbelow(1)
+                    continue
                 if kind == S:
                     cands = [v for v in cands if v <= max(budget.values())]
                 if not cands:

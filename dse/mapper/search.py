@@ -433,7 +433,12 @@ def _apply_factor_moves(space: MapSpace, p: Point, moves: list[tuple[int, int, i
 def swap_factors(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     """Trade primes between two slots (two dims, or two different primes of one dim): keeps
     both slots' sizes similar, so a full PE array or buffer stays full."""
-    src, dst = rng.sample(range(len(p.factors)), 2)
+    n = len(p.factors)
+    if n <= 21:  # what rng.sample(range(n), 2) draws for a population this small
+        src, j = rng._randbelow(n), rng._randbelow(n - 1)
+        dst = n - 1 if j == src else j
+    else:
+        src, dst = rng.sample(range(n), 2)
     ks = [k for k, v in enumerate(p.factors[src]) if v > 1]
     js = [j for j, v in enumerate(p.factors[dst]) if v > 1]
     if not ks or not js:
