@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from _sweep_kill import kill_sweep_when
 
 from dse.arch import load_arch
 from dse.errors import InputError
@@ -124,35 +125,10 @@ def test_results_and_a_redrawn_report_show_the_sweeps_network_figures(swept, tmp
 
 
 def test_a_sweep_killed_during_network_rounds_resumes_to_the_same_campaign(swept, tmp_path):
-    import signal
-    import sqlite3
-    import time
-
-    from dse.sweep.config import write_config
-
     result, _ = swept
-    exp = tmp_path / "exp.yaml"
-    write_config(_config(tmp_path / "run"), exp)
     db = tmp_path / "run" / "sweep.sqlite"
-
-    def rounds_started() -> bool:
-        try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-                return conn.execute("SELECT COUNT(*) FROM meta WHERE key LIKE "
-                                    "'network_round:%'").fetchone()[0] > 0
-        except sqlite3.Error:
-            return False
-
-    proc = subprocess.Popen([sys.executable, "-m", "dse", "sweep", "--config", str(exp),
-                             "--quiet", "--no-report"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not rounds_started():
-        assert proc.poll() is None, "the sweep ended before its network rounds began"
-        assert time.time() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
+    kill_sweep_when(_config(tmp_path / "run"), "SELECT COUNT(*) FROM meta WHERE key LIKE "
+                    "'network_round:%'", "its network rounds")
     resumed = run_sweep(_config(tmp_path / "run"), progress=False)
     assert resumed.computed["map"] == 0
     assert _strata(db) == _strata(result.db_path)  # every stratum: same faults, same outcomes

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from _sweep_kill import kill_sweep_when
 
 from dse.arch import load_arch
 from dse.mapper.mapspace import MapSpace
@@ -160,34 +161,9 @@ def test_spaced_keeps_the_pick_and_both_ends_within_the_size(n, size, keep):
 
 def test_a_sweep_killed_during_its_front_stage_resumes_to_the_same_fronts_and_picks(swept,
                                                                                     tmp_path):
-    import signal
-    import sqlite3
-    import time
-
-    from dse.sweep.config import write_config
-
     result, _ = swept
-    exp = tmp_path / "exp.yaml"
-    write_config(_config(tmp_path / "run"), exp)
-    db = tmp_path / "run" / "sweep.sqlite"
-
-    def fronts_stored() -> bool:
-        try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-                return conn.execute("SELECT COUNT(*) FROM front_tasks").fetchone()[0] > 0
-        except sqlite3.Error:
-            return False
-
-    proc = subprocess.Popen([sys.executable, "-m", "dse", "sweep", "--config", str(exp),
-                             "--quiet", "--no-report"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not fronts_stored():
-        assert proc.poll() is None, "the sweep ended before its front stage began"
-        assert time.time() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
+    kill_sweep_when(_config(tmp_path / "run"), "SELECT COUNT(*) FROM front_tasks",
+                    "its front stage")
     resumed = run_sweep(_config(tmp_path / "run"), progress=False)
     assert resumed.computed["map"] == 0 and resumed.reused["front"] >= 1
     assert [(r["row_key"], r["pick"], r["estimate_fit"]) for r in resumed.fronts] == \
