@@ -131,7 +131,7 @@ def run_front_task(task: FrontTask) -> FrontResult:
     result = search(task.problem, task.arch, objective=m.objective, search=m.search,
                     time_limit=m.time_limit, seed=task.seed, workers=1, max_evals=m.budget,
                     batch_metric=metric)
-    front = edp_front([*result.front, _baseline(task, metric)], task.problem)
+    front = edp_front([*result.front, _baseline(task, metric)], task.problem, task.baseline)
     pick = (select(front, "edp", metric_max=m.sdc_fit_max) if m.sdc_fit_max is not None
             else select(front, "metric", edp_slack=m.edp_slack))
     rows = []
@@ -160,11 +160,17 @@ def _baseline(task: FrontTask, metric: Any) -> tuple[Any, Any, float]:
     return mapping, evaluate(task.problem, task.arch, mapping), estimate
 
 
-def edp_front(found: list[tuple[Any, Any, float]], problem: Any) -> list[tuple[Any, Any, float]]:
+def edp_front(found: list[tuple[Any, Any, float]], problem: Any, baseline: str
+              ) -> list[tuple[Any, Any, float]]:
     """The EDP x estimate Pareto set of (mapping, stats, estimate), by increasing EDP (ties:
-    lower estimate, then map text, so the set does not depend on the order found)."""
-    ranked = sorted(found, key=lambda t: (t[1].energy_pJ * t[1].cycles, t[2],
-                                          mapping_text(t[0], problem)))
+    lower estimate, then the min-EDP mapping ``baseline`` (a tie gains nothing, and the
+    baseline is measured already), then map text, so the set does not depend on the order
+    found)."""
+    def key(t: tuple[Any, Any, float]) -> tuple:
+        text = mapping_text(t[0], problem)
+        return (t[1].energy_pJ * t[1].cycles, t[2], text != baseline, text)
+
+    ranked = sorted(found, key=key)
     front: list[tuple[Any, Any, float]] = []
     for t in ranked:
         if not front or t[2] < front[-1][2]:
