@@ -38,16 +38,22 @@ def estimate_rows(rows: Sequence[Row], fit_per_mbit: float) -> list[Row]:
         for r in members:
             if r["rank"] == 0:
                 continue
-            mbit = sum(d["mbit"] for d in r["strata"])
             est = r.get("estimate_fit")
             if est is None:  # no sweep at hand (a stored store): the exposure-only estimate
                 est = fit_per_mbit * sum(d["mbit"] * sens.rate(d["level"], d["dataspace"])
                                          for d in r["strata"])
-            lo, hi = fit_per_mbit * mbit * r["sdc_lo"], fit_per_mbit * mbit * r["sdc_hi"]
             out.append({"point": point, "model": model, "layer": layer, "rank": r["rank"],
-                        "estimate_FIT": est, "measured_FIT": fit_per_mbit * mbit * r["sdc_rate"],
-                        "measured_lo": lo, "measured_hi": hi, "inside": lo <= est <= hi})
+                        **_against(r, est, fit_per_mbit)})
     return out
+
+
+def _against(r: Row, estimate: float, fit_per_mbit: float) -> Row:
+    """An estimate beside the row's measured SDC FIT (layer exposure x P(SDC | fault)) and
+    interval, and whether it lies inside."""
+    mbit = sum(d["mbit"] for d in r["strata"])
+    lo, hi = fit_per_mbit * mbit * r["sdc_lo"], fit_per_mbit * mbit * r["sdc_hi"]
+    return {"estimate_FIT": estimate, "measured_FIT": fit_per_mbit * mbit * r["sdc_rate"],
+            "measured_lo": lo, "measured_hi": hi, "inside": lo <= estimate <= hi}
 
 
 def front_pairs(fronts: Sequence[Row], fit_per_mbit: float) -> list[Row]:
@@ -58,14 +64,9 @@ def front_pairs(fronts: Sequence[Row], fit_per_mbit: float) -> list[Row]:
     for r in fronts:
         if not r.get("strata"):
             continue
-        mbit = sum(d["mbit"] for d in r["strata"])
-        lo, hi = fit_per_mbit * mbit * r["sdc_lo"], fit_per_mbit * mbit * r["sdc_hi"]
-        est = r["estimate_fit"]
         out.append({"point": r["point"], "model": r["model"], "layer": r["layer_path"],
                     "front_rank": r["rank"], "pick": bool(r["pick"]), "edp": r["edp"],
-                    "estimate_FIT": est, "measured_FIT": fit_per_mbit * mbit * r["sdc_rate"],
-                    "measured_lo": lo, "measured_hi": hi, "inside": lo <= est <= hi,
-                    "faults": r["faults"]})
+                    **_against(r, r["estimate_fit"], fit_per_mbit), "faults": r["faults"]})
     return out
 
 

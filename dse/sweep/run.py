@@ -470,8 +470,8 @@ class _Run:
                 mapping_rows = self.store.task_mappings(task_key)
             task = plan.map_tasks[task_key]
             for row in mapping_rows:
-                res_key = stable_hash(row["row_key"], mplan.model_key, entry["layer_path"],
-                                      plan.settings_key)
+                res_key = res_key_of(plan, row["row_key"], entry["model"],
+                                     entry["layer_path"])
                 queued = [t for _, t in (*self.pending.values(), *self.deferred)]
                 if any(getattr(t, "res_key", None) == res_key for t in queued):
                     continue
@@ -538,9 +538,7 @@ def network_round(run: _Run) -> list[ResilienceTask]:
     for members in groups:
         if any(not r.get("strata") for r in members):
             continue  # a member failed: the network figure is not reported (see failures)
-        mplan = plan.models[members[0]["model"]]
-        keys = [stable_hash(r["row_key"], mplan.model_key, r["layer_path"], plan.settings_key)
-                for r in members]
+        keys = [res_key_of(plan, r["row_key"], r["model"], r["layer_path"]) for r in members]
         round_key = stable_hash("network", keys)
         counts = {k: [d["n"] for d in r["strata"]] for k, r in zip(keys, members, strict=True)}
         targets = store.network_round(round_key)
@@ -553,8 +551,8 @@ def network_round(run: _Run) -> list[ResilienceTask]:
             targets = {k: [n + a for n, a in zip(counts[k], more, strict=True)]
                        for k, more in zip(keys, add, strict=True)}
             store.put_network_round(round_key, targets)
-        tasks += [_member_task(run, r, k, targets[k]) for k, r in zip(keys, members, strict=True)
-                  if not _met(counts[k], targets[k])]
+        tasks += [_row_task(run, r, member=True, targets=targets[k])
+                  for k, r in zip(keys, members, strict=True) if not _met(counts[k], targets[k])]
     return tasks
 
 
@@ -573,7 +571,6 @@ def front_tasks(run: _Run) -> list[FrontTask]:
             if not r.get("strata"):
                 continue
             mplan = plan.models[r["model"]]
-            entry = _entry(plan, r)
             calibration = [{k: d[k] for k in ("level", "dataspace", "bits", "mbit", "n", "sdc")}
                            for d in r["strata"]]
             key = stable_hash("front", r["row_key"], mplan.model_key, r["layer_path"],
@@ -582,7 +579,7 @@ def front_tasks(run: _Run) -> list[FrontTask]:
             tasks.append(FrontTask(
                 front_key=key, point_key=r["point_key"], model=r["model"],
                 layer_path=r["layer_path"], label=f"{r['point']} / {r['model']} / {r['layer']}",
-                arch=plan.archs[r["point_key"]], problem=plan.map_tasks[entry["task_key"]].problem,
+                arch=plan.archs[r["point_key"]], problem=_problem(plan, r),
                 mapper=config.mapper, seed=config.seed, calibration=calibration,
                 fit_per_mbit=f.fit_per_mbit, word_format=f.format, size=f.front,
                 baseline=r["mapping"]))
@@ -593,24 +590,10 @@ def front_scores(run: _Run) -> list[ResilienceTask]:
     """Injection on every front mapping: the pick network's members start their campaign (its
     pilot; the network rounds do the rest), every other front mapping gets a layer campaign of
     at most ``mapping_max_faults`` (the min-EDP mapping itself is measured already)."""
-    config, plan = run.config, run.plan
-    rows = front_rows(run.store, config.name)
+    rows = front_rows(run.store, run.config.name)
     picks = {r["row_key"] for members in pick_members(rows).values() for r in members}
-    tasks = []
-    for r in rows:
-        member = r["row_key"] in picks
-        if r["baseline"] and not member:
-            continue
-        mplan = plan.models[r["model"]]
-        tasks.append(ResilienceTask(
-            res_key=stable_hash(r["row_key"], mplan.model_key, r["layer_path"],
-                                plan.settings_key),
-            row_key=r["row_key"], model=mplan.spec, model_key=mplan.model_key,
-            layer_path=r["layer_path"], arch=plan.archs[r["point_key"]],
-            problem=plan.map_tasks[_entry(plan, r)["task_key"]].problem,
-            mapping_text=r["mapping"], faults=config.resilience,
-            settings_key=plan.settings_key, seed=config.seed, member=member))
-    return tasks
+    return [_row_task(run, r, member=r["row_key"] in picks) for r in rows
+            if r["row_key"] in picks or not r["baseline"]]
 
 
 def front_rows(store: Store, sweep: str) -> list[dict[str, Any]]:
@@ -704,7 +687,7 @@ def kept_estimates(plan: _Plan, rows: list[dict[str, Any]], settings: Any
         if calib is None or len(members) < 2:
             continue
         arch = plan.archs[calib["point_key"]]
-        problem = plan.map_tasks[_entry(plan, calib)["task_key"]].problem
+        problem = _problem(plan, calib)
         maps = [read_mapping_text(r["mapping"], arch, problem) for r in members]
         sens = Sensitivity.from_strata(calib["strata"], settings.fit_per_mbit)
         arrays, scalar = mappings_to_arrays(problem, arch, maps)
@@ -717,26 +700,34 @@ def kept_estimates(plan: _Plan, rows: list[dict[str, Any]], settings: Any
     return out
 
 
-def _entry(plan: _Plan, row: dict[str, Any]) -> dict[str, Any]:
-    return next(e for e in plan.layers if e["point_key"] == row["point_key"]
-                and e["model"] == row["model"] and e["layer_path"] == row["layer_path"])
+def res_key_of(plan: _Plan, row_key: str, model: str, layer_path: str) -> str:
+    """The key of one mapping's score for one scored layer under this sweep's fault settings."""
+    return stable_hash(row_key, plan.models[model].model_key, layer_path, plan.settings_key)
+
+
+def _problem(plan: _Plan, row: dict[str, Any]) -> Any:
+    """The layer problem of a stored row (its design point, model and layer)."""
+    entry = next(e for e in plan.layers if e["point_key"] == row["point_key"]
+                 and e["model"] == row["model"] and e["layer_path"] == row["layer_path"])
+    return plan.map_tasks[entry["task_key"]].problem
 
 
 def _met(counts: list[int], targets: list[int]) -> bool:
     return all(n >= t for n, t in zip(counts, targets, strict=True))
 
 
-def _member_task(run: _Run, row: dict[str, Any], res_key: str,
-                 targets: list[int]) -> ResilienceTask:
+def _row_task(run: _Run, row: dict[str, Any], *, member: bool,
+              targets: list[int] | None = None) -> ResilienceTask:
+    """The resilience task of a stored mapping row: a network member (its pilot, or up to the
+    round's ``targets``) or a layer campaign of its own."""
     plan, config = run.plan, run.config
-    entry = _entry(plan, row)
     mplan = plan.models[row["model"]]
     return ResilienceTask(
-        res_key=res_key, row_key=row["row_key"], model=mplan.spec, model_key=mplan.model_key,
+        res_key=res_key_of(plan, row["row_key"], row["model"], row["layer_path"]),
+        row_key=row["row_key"], model=mplan.spec, model_key=mplan.model_key,
         layer_path=row["layer_path"], arch=plan.archs[row["point_key"]],
-        problem=plan.map_tasks[entry["task_key"]].problem, mapping_text=row["mapping"],
-        faults=config.resilience, settings_key=plan.settings_key, seed=config.seed,
-        member=True, targets=targets)
+        problem=_problem(plan, row), mapping_text=row["mapping"], faults=config.resilience,
+        settings_key=plan.settings_key, seed=config.seed, member=member, targets=targets)
 
 
 def network_members(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
