@@ -361,10 +361,10 @@ def cost_section(result: Any, out_dir: Path | None) -> tuple[list[dict], list[Pa
     design to halve its network SDC FIT (remapping among every measured mapping, front ones
     included, or protection) and, with ``out_dir``, the EDP vs SDC FIT figure
     (:mod:`dse.report.resilience_cost`); None when there is nothing to weigh."""
-    from dse.report.resilience_cost import cheapest_table, cost_plot, cost_points
-
     if not (result.fronts or any("protect=" in n["point"] for n in result.network)):
         return None
+    from dse.report.resilience_cost import cheapest_table, cost_plot, cost_points
+
     settings = result.config.resilience
     groups = cost_points(result.rows_with_strata() + result.fronts, result.network, settings,
                          result.picks)
@@ -393,14 +393,14 @@ def golden_by_model(result: Any) -> dict[str, dict[str, Any]]:
     """Per model with SDC figures in the sweep: its fault-free top-1 accuracy on the images
     the faults strike (loaded as the resilience tasks load it, cached per process), the
     baseline an SDC rate is read against."""
-    import torch
-
     from dse.sweep.tasks import load_model_and_data
 
     scored = {n["model"] for n in result.network if n.get("sdc_rate") is not None}
     out = {}
     for spec in result.config.models:
         if spec.label in scored:
+            import torch
+
             model, images, labels = load_model_and_data(spec, result.config.resilience.images)
             with torch.no_grad():
                 hits = int((model(images).argmax(1) == labels).sum())

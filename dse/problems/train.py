@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dse.cache import cache_dir
 from dse.devices import resolve_device
 from dse.errors import InputError
 from dse.problems import zoo
@@ -81,19 +81,6 @@ class Trained:
     meta: dict[str, Any]
     cached: bool
     seconds: float
-
-
-def cache_dir() -> Path:
-    """Where trained models are kept (created on demand): ``$DSE_CACHE``, else
-    ``$XDG_CACHE_HOME/dse``, else ``~/.cache/dse``."""
-    if os.environ.get("DSE_CACHE"):
-        root = Path(os.environ["DSE_CACHE"])
-    elif os.environ.get("XDG_CACHE_HOME"):
-        root = Path(os.environ["XDG_CACHE_HOME"]) / "dse"
-    else:
-        root = Path.home() / ".cache" / "dse"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def build_for(name: str, data: ImageSet, options: dict[str, Any] | None = None,

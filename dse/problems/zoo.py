@@ -31,11 +31,12 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from dse.errors import InputError
+
+if TYPE_CHECKING:  # torch loads with the first model built: name checks and defaults need none
+    from torch import nn
 
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)
 CIFAR = (1, 3, 32, 32)
@@ -99,6 +100,8 @@ def undilate(model: nn.Module) -> nn.Module:
     touched, so every feature map — and so every layer's MAC count — is that of the dilated model;
     only the receptive fields (the ``*dilation`` coefficients and Inputs footprints) differ.
     """
+    from torch import nn
+
     for name, module in model.named_modules():
         if not isinstance(module, nn.modules.conv._ConvNd) or all(d == 1 for d in module.dilation):
             continue
@@ -174,6 +177,8 @@ def _call(builder: Callable[..., nn.Module], name: str, options: dict[str, Any])
         model = builder(**kwargs)
     except (TypeError, ValueError) as exc:
         raise InputError(f"cannot build with options {options}: {exc}", field=name) from None
+    from torch import nn
+
     if not isinstance(model, nn.Module):
         raise InputError(f"{name!r} is not a model: it returned a {type(model).__name__}, not a "
                          "torch.nn.Module", field="model")

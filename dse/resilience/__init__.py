@@ -5,14 +5,28 @@ One core every campaign kind shares -- ``fault`` (the fault description and its 
 (outcome specs by name), ``stats`` (sample sizes, intervals with the fault as unit) -- and one
 folder per campaign kind: ``inference`` (naive and fast engines), ``mapped`` (faults placed by a
 mapping's buffers), with ``oracles`` holding the slow references they are checked against.
+
+The public names load on first use: the statistics (``strata``, ``network``, ``stats``) need no
+torch, and a sweep that only reads stored figures should not pay for importing it.
 """
 
-from dse.resilience.fault import KINDS, Fault, What, When, Where
-from dse.resilience.formats import NumberFormat, fixed_scale, number_format
-from dse.resilience.inference import EngineResult, FastEngine, NaiveEngine, perturbed
-from dse.resilience.mapped import ResilienceResult, mapping_resilience
-from dse.resilience.outcomes import OutcomeSpec, register
+from importlib import import_module
+from typing import Any
 
-__all__ = ["KINDS", "EngineResult", "FastEngine", "Fault", "NaiveEngine", "NumberFormat",
-           "OutcomeSpec", "ResilienceResult", "What", "When", "Where", "fixed_scale",
-           "mapping_resilience", "number_format", "perturbed", "register"]
+_HOME = {
+    **dict.fromkeys(("KINDS", "Fault", "What", "When", "Where"), "fault"),
+    **dict.fromkeys(("NumberFormat", "fixed_scale", "number_format"), "formats"),
+    **dict.fromkeys(("EngineResult", "FastEngine", "NaiveEngine", "perturbed"), "inference"),
+    **dict.fromkeys(("ResilienceResult", "mapping_resilience"), "mapped"),
+    **dict.fromkeys(("OutcomeSpec", "register"), "outcomes"),
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value

@@ -308,10 +308,10 @@ def _validate(config: SweepConfig) -> list[DesignPoint]:
 
 def _check_device(name: str, remote: bool, file: str | None) -> None:
     """A known device name; without a remote scheduler also one that exists on this machine."""
-    from dse.devices import resolve_device
+    from dse.devices import check_device
 
     try:
-        resolve_device(name, here=not remote)
+        check_device(name, here=not remote)
     except InputError as exc:
         raise InputError(exc.reason, file=file, field="resilience.device") from None
 

@@ -64,16 +64,17 @@ def code_version() -> str:
 
     Why a source digest and not just the version: during development the version string does not
     change when the model or mapper is fixed, and stale rows must not survive such a fix. The
-    sources are found through ``importlib.resources`` on the stage packages themselves (never
-    ``dse.__file__``, which is None when a ``dse/`` folder without ``__init__.py`` shadows the
-    package), so the key is the same for an editable install, a wheel or a zip. When they cannot be
-    read the run stops with one line rather than keying results by a guess.
+    sources are found through ``importlib.resources`` on the package (never ``dse.__file__``,
+    which is None when a ``dse/`` folder without ``__init__.py`` shadows the package), so the key
+    is the same for an editable install, a wheel or a zip. The stage packages are read as folders,
+    not imported: importing ``dse.resilience`` would load torch into a sweep that needs none. When
+    they cannot be read the run stops with one line rather than keying results by a guess.
     """
     version = _version()
     digest = hashlib.sha256(version.encode())
     for pkg in _RESULT_PACKAGES:
         try:
-            files = sorted(_sources(resources.files(f"dse.{pkg}"), pkg))
+            files = sorted(_sources(resources.files("dse").joinpath(pkg), pkg))
         except (ImportError, OSError, TypeError, ValueError) as exc:
             raise InputError(f"cannot read the sources of dse.{pkg} to key results ({exc}); "
                              "reinstall dse (pip install -e .)", field="code_version") from None

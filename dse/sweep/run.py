@@ -30,6 +30,7 @@ from dse.sweep.config import (
 )
 from dse.sweep.executors import make_executor
 from dse.sweep.hashing import canonical_json, code_version, file_digest, stable_hash, to_plain
+from dse.sweep.profiles import shapes_only_workload
 from dse.sweep.store import Store, new_owner
 from dse.sweep.tasks import (
     FrontTask,
@@ -40,6 +41,7 @@ from dse.sweep.tasks import (
     run_front_task,
     run_map_task,
     run_resilience_task,
+    warm_up,
 )
 from dse.workers import cap_workers
 
@@ -118,7 +120,32 @@ def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
         config = config_from_dict(config, source="run_sweep()")
     start = time.perf_counter()
     points = validate(config)
+    executor, note = _start_executor(config)  # its workers start while the models are profiled
+    try:
+        return _run(config, points, executor, note, start, progress)
+    finally:
+        executor.close()
+
+
+def _start_executor(config: SweepConfig) -> tuple[Any, str | None]:
+    """The config's executor, its workers already importing the mapper (a warm-up task each), so
+    their start-up overlaps the driver's profiling instead of following it."""
+    workers, note = config.workers, None
+    if not (config.scheduler or config.dask_local or config.executor == "dask"):
+        workers, note = cap_workers(config.workers, flag="workers")
+    executor = make_executor(config.executor, workers=workers,
+                             scheduler=config.scheduler, dask_local=config.dask_local)
+    if executor.name == "process":
+        for _ in range(workers):
+            executor.submit(warm_up, None)
+    return executor, note
+
+
+def _run(config: SweepConfig, points: list[DesignPoint], executor: Any, note: str | None,
+         start: float, progress: bool) -> SweepResult:
     plan = _plan(config, points)
+    if note:
+        plan.notes.append(note)
     computed = {"map": 0, "front": 0, "resilience": 0}
     reused = {"map": 0, "front": 0, "resilience": 0}
     with Store(config.db_path) as store:
@@ -129,7 +156,7 @@ def run_sweep(config: SweepConfig | str | Path | dict[str, Any], *,
         reused["map"] = len(done)
         todo = [t for k, t in plan.map_tasks.items() if k not in done]
         failed: list[dict[str, str]] = []
-        _execute(config, plan, store, todo, done, computed, reused, progress, failed)
+        _execute(config, plan, store, executor, todo, done, computed, reused, progress, failed)
         rows = store.results(config.name)
         details = store.resilience_details(config.name)
         network = network_figures(with_strata(rows, details), store.network(config.name),
@@ -243,19 +270,19 @@ def _plan(config: SweepConfig, points: list[DesignPoint]) -> _Plan:
 
 def _plan_model(config: SweepConfig, spec: ModelSpec) -> _ModelPlan:
     """Profile a model into layers; for scored models, profile the very module that is injected."""
-    from dse.problems import profile, zoo
-
     score = config.resilience.enabled and spec.has_weights
     if score:
+        from dse.problems import profile
+
         model, images, _ = load_model_and_data(spec, config.resilience.images)
         shape = spec.input_shape or (1, *tuple(images.shape[1:]))
         identity = ([file_digest(spec.checkpoint), file_digest(spec.dataset)]
                     if spec.checkpoint and spec.dataset else ["trained", code_version()])
+        workload = profile(model, tuple(shape), name=spec.label)
     else:
-        model = zoo.get_model(spec.name, **spec.options)
-        shape = spec.input_shape or tuple(zoo.default_input(spec.name))
+        workload = shapes_only_workload(spec)
+        shape = workload.input_shape
         identity = ["shapes-only"]
-    workload = profile(model, tuple(shape), name=spec.label)
     model_key = stable_hash("model", spec.name, spec.options, list(shape), identity)
     return _ModelPlan(spec, model_key, workload, score)
 
@@ -269,7 +296,7 @@ def _note(plan: _ModelPlan) -> str:
 
 # ------------------------------------------------------------------------------------ execution
 
-def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask],
+def _execute(config: SweepConfig, plan: _Plan, store: Store, executor: Any, todo: list[MapTask],
              done: set[str], computed: dict[str, int], reused: dict[str, int],
              progress: bool, failed: list[dict[str, str]]) -> None:
     from tqdm import tqdm
@@ -283,13 +310,6 @@ def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask]
         "resilience": tqdm(total=0, desc="resilience", unit="mapping", file=sys.stderr,
                            disable=None if progress else True, dynamic_ncols=True),
     }
-    workers, note = config.workers, None
-    if not (config.scheduler or config.dask_local or config.executor == "dask"):
-        workers, note = cap_workers(config.workers, flag="workers")
-    if note:
-        plan.notes.append(note)
-    executor = make_executor(config.executor, workers=workers,
-                             scheduler=config.scheduler, dask_local=config.dask_local)
     run = _Run(config, plan, store, executor, bars, computed, reused, failed)
     try:
         for task in todo:
@@ -297,14 +317,13 @@ def _execute(config: SweepConfig, plan: _Plan, store: Store, todo: list[MapTask]
         for key in sorted(done):
             run.submit_resilience(key)
         run.drain()
-        if config.resilience.enabled and config.resilience.adaptive:
+        if config.resilience.adaptive and any(m.score for m in plan.models.values()):
             _network_rounds(run)
         if config.mapper.resilience_aware:
             _send(run, "front", front_tasks(run))
             _send(run, "resilience", front_scores(run))
             _network_rounds(run)
     finally:
-        executor.close()
         for bar in bars.values():
             bar.close()
 
@@ -627,8 +646,6 @@ def pick_networks(fronts: list[dict[str, Any]], network: list[dict[str, Any]],
     """Per design point x model: the network of each layer's resilience-aware pick against the
     min-EDP network: EDP (J x cycles) and measured SDC FIT with intervals, the EDP cost and the
     SDC FIT cut (min-EDP FIT / pick FIT), and whether the two intervals are apart."""
-    from dse.resilience.network import network_sdc
-
     out = []
     for (point_key, model), members in pick_members(fronts, own=False).items():
         base = next((n for n in network if n["point_key"] == point_key and n["model"] == model),
@@ -647,6 +664,8 @@ def pick_networks(fronts: list[dict[str, Any]], network: list[dict[str, Any]],
             entry.update({k: base[k] for k in ("sdc_rate", "sdc_lo", "sdc_hi", "fit", "fit_lo",
                                                "fit_hi", "faults", "resolved")})
         elif all(r.get("strata") for r in members):
+            from dse.resilience.network import network_sdc
+
             fig = network_sdc([(r["cycles"] * r["count"] / cycles, r["strata"]) for r in members],
                               fit_per_mbit=settings.fit_per_mbit, confidence=settings.confidence,
                               seconds_per_inference=cycles / (settings.clock_ghz * 1e9))
@@ -670,17 +689,20 @@ def kept_estimates(plan: _Plan, rows: list[dict[str, Any]], settings: Any
                    ) -> dict[tuple[str, str, str], float]:
     """The SDC-FIT estimate of every kept mapping with strata, calibrated on its layer's
     min-EDP campaign with the live fraction, as a resilience-aware search would score it (one
-    batch per layer), so the sweep can show it beside each mapping's injection."""
+    batch per layer), so the sweep can show it beside each mapping's injection. Nothing scored:
+    nothing to estimate, and the resilience package (torch) is not loaded."""
+    layers: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("strata"):
+            layers.setdefault((r["point_key"], r["model"], r["layer_path"]), []).append(r)
+    if not layers:
+        return {}
     from dse.model.batch import mappings_to_arrays
     from dse.resilience.formats import word_bits
     from dse.resilience.mapped.estimate import Sensitivity, sdc_fit_metric
     from dse.sweep.tasks import read_mapping_text
 
     bits = None if settings.format == "int" else word_bits(settings.format)
-    layers: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        if r.get("strata"):
-            layers.setdefault((r["point_key"], r["model"], r["layer_path"]), []).append(r)
     out: dict[tuple[str, str, str], float] = {}
     for members in layers.values():
         calib = next((r for r in members if r["rank"] == 0), None)
@@ -755,15 +777,16 @@ def network_figures(rows: list[dict[str, Any]], network: list[dict[str, Any]],
                     settings: Any) -> list[dict[str, Any]]:
     """Replace each network row's SDC columns by the chip's network SDC figures
     (:mod:`dse.resilience.network`) over its min-EDP mappings, when every scored layer has
-    strata (adaptive campaigns); a classic campaign keeps the cycle-weighted average."""
-    from dse.resilience.network import network_sdc
-
+    strata (adaptive campaigns); a classic campaign keeps the cycle-weighted average. The
+    resilience package (and so torch) loads only when some network has scored layers."""
     members = network_members(rows)
     for net in network:
         mine = members.get((net["point_key"], net["model"]), [])
         scored = [r for r in mine if r.get("strata")]
         if not scored or len(scored) != len([r for r in mine if r["sdc_rate"] is not None]):
             continue
+        from dse.resilience.network import network_sdc
+
         cycles = sum(r["cycles"] * r["count"] for r in mine)
         fig = network_sdc([(r["cycles"] * r["count"] / cycles, r["strata"]) for r in scored],
                           fit_per_mbit=settings.fit_per_mbit, confidence=settings.confidence,

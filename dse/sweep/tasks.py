@@ -402,3 +402,10 @@ def _cached_engine(name: str, options: str, checkpoint: str | None, dataset: str
 
     model, images, labels = _load(name, options, checkpoint, dataset, n_images)
     return FastEngine(model, images, labels, device=device, block=PATCH_BLOCK)
+
+
+def warm_up(_: Any) -> None:
+    """Nothing but the imports of a map task: sent to each fresh pool worker at the start of a
+    sweep, so the workers load the mapper and model while the driver is still profiling."""
+    import dse.mapper.search  # noqa: F401
+    import dse.model.batch  # noqa: F401

@@ -1,16 +1,23 @@
 """Mapping-aware resilience: fault sites of a mapping (``sites``), their exposure (``exposure``),
 exact output deltas (``deltas``) and the campaign that turns them into an SDC rate and FIT
 (``campaign``), and the adaptive stratified campaign that runs to a stated precision
-(``adaptive``)."""
+(``adaptive``). The names load on first use (the batched estimate needs no torch)."""
 
-from dse.resilience.mapped.adaptive import AdaptiveResult, LayerCampaign, adaptive_resilience
-from dse.resilience.mapped.campaign import (
-    DEFAULT_FIT_PER_MBIT,
-    ResilienceResult,
-    SiteResult,
-    mapping_resilience,
-    stuck_pe_resilience,
-)
+from importlib import import_module
+from typing import Any
 
-__all__ = ["DEFAULT_FIT_PER_MBIT", "AdaptiveResult", "LayerCampaign", "ResilienceResult",
-           "SiteResult", "adaptive_resilience", "mapping_resilience", "stuck_pe_resilience"]
+_HOME = {
+    **dict.fromkeys(("AdaptiveResult", "LayerCampaign", "adaptive_resilience"), "adaptive"),
+    **dict.fromkeys(("DEFAULT_FIT_PER_MBIT", "ResilienceResult", "SiteResult",
+                     "mapping_resilience", "stuck_pe_resilience"), "campaign"),
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value

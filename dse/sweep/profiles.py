@@ -1,0 +1,96 @@
+"""Profiled workloads kept on disk by content, so a sweep of a model profiled before needs no torch.
+
+Why: profiling is one traced forward pass, but importing torch and torchvision to run it costs
+about 3 s of every sweep (and about 1 s more when the interpreter tears them down at exit), a
+quarter of a whole ResNet-18 energy sweep on four designs. A shapes-only workload is a pure
+function of the model's name, options, label and input shape, the installed torch and
+torchvision, and dse's own sources, so those are its key: a change of any one profiles again.
+Models named by an import path (``package.module:function``) are never kept, as their source is
+not part of the key. Entries are JSON (no code runs on load), written atomically; an unreadable
+one is profiled again and replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from dse.cache import cache_dir
+from dse.problems import Layer, NonMacOp, Workload, problem_from_dict, problem_to_dict
+from dse.sweep.config import ModelSpec
+from dse.sweep.hashing import code_version, stable_hash
+
+FORMAT = 1  # bump when the entry layout changes
+
+
+def shapes_only_workload(spec: ModelSpec) -> Workload:
+    """``spec``'s workload as :func:`dse.problems.profile` gives it for an untrained model, from
+    the cache when an entry with the same key exists (then torch is never imported)."""
+    path = _entry_path(spec)
+    if path is not None and (hit := _read(path)) is not None:
+        return hit
+    from dse.problems import profile, zoo
+
+    model = zoo.get_model(spec.name, **spec.options)
+    shape = spec.input_shape or tuple(zoo.default_input(spec.name))
+    workload = profile(model, tuple(shape), name=spec.label)
+    if path is not None:
+        _write(path, workload)
+    return workload
+
+
+def _entry_path(spec: ModelSpec) -> Path | None:
+    """Where ``spec``'s entry lives; None for a model whose source the key cannot cover."""
+    if ":" in spec.name and not spec.name.startswith("torchvision:"):
+        return None
+    key = stable_hash("profile", FORMAT, spec.name, spec.options, spec.label,
+                      list(spec.input_shape) if spec.input_shape else None, code_version(),
+                      _version("torch"), _version("torchvision"))
+    return cache_dir() / "profiles" / f"{spec.name.replace(':', '_')}-{key}.json"
+
+
+def _version(dist: str) -> str | None:
+    """An installed distribution's version, read from its metadata (no import of the package)."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def workload_to_plain(workload: Workload) -> dict[str, Any]:
+    """The JSON form of a workload (problems in their Timeloop tree form)."""
+    return {"model": workload.model, "input_shape": list(workload.input_shape),
+            "layers": [{"name": la.name, "module_path": la.module_path, "op": la.op,
+                        "problem": problem_to_dict(la.problem), "count": la.count,
+                        "paths": list(la.paths)} for la in workload.layers],
+            "non_mac": [{"name": n.name, "op": n.op, "count": n.count, "elements": n.elements}
+                        for n in workload.non_mac],
+            "unmapped": list(workload.unmapped), "notes": list(workload.notes)}
+
+
+def workload_from_plain(doc: dict[str, Any]) -> Workload:
+    """Inverse of :func:`workload_to_plain`."""
+    layers = [Layer(la["name"], la["module_path"], la["op"], problem_from_dict(la["problem"]),
+                    la["count"], list(la["paths"])) for la in doc["layers"]]
+    return Workload(doc["model"], tuple(doc["input_shape"]), layers,
+                    [NonMacOp(**n) for n in doc["non_mac"]], list(doc["unmapped"]),
+                    list(doc["notes"]))
+
+
+def _read(path: Path) -> Workload | None:
+    try:
+        return workload_from_plain(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent, or left unreadable by a crash mid-write: profile again
+
+
+def _write(path: Path, workload: Workload) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(workload_to_plain(workload), fh)
+    os.replace(tmp, path)
