@@ -1,5 +1,6 @@
-"""The profile cache: a cached workload is the profiled one, and a sweep of a model profiled
-before runs without importing torch (its results unchanged)."""
+"""The profile cache: a cached workload is the profiled one, a miss is profiled in a child
+interpreter (same workload, its InputError passed on), and an energy-only sweep's driver never
+imports torch, cold or warm (its results unchanged)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from dse.errors import InputError
 from dse.problems import profile, zoo
-from dse.sweep import ModelSpec
+from dse.sweep import ModelSpec, profiles
 from dse.sweep.profiles import (
     _entry_path,
+    profile_here,
     shapes_only_workload,
     workload_from_plain,
     workload_to_plain,
@@ -78,6 +83,27 @@ def test_a_sweep_of_a_cached_model_never_imports_torch_and_gives_the_same_rows(t
                               capture_output=True, text=True, timeout=300, check=True)
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    cold, warm = sweep("first"), sweep("second")
-    assert cold["torch"] and not warm["torch"]
+    cold = sweep("first")  # profiled by a child interpreter, then stored
+    assert list((tmp_path / "cache" / "profiles").glob("digits_cnn-*.json"))
+    warm = sweep("second")
+    assert not cold["torch"] and not warm["torch"]
     assert warm["rows"] == cold["rows"] and len(cold["rows"]) > 0
+
+
+def test_a_stored_entry_is_served_without_profiling(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSE_CACHE", str(tmp_path))
+    spec = ModelSpec("digits_cnn")
+    first = shapes_only_workload(spec)
+
+    def no_profiling(_: ModelSpec) -> None:
+        raise AssertionError("profiled although the entry exists")
+
+    monkeypatch.setattr(profiles, "_profile_in_child", no_profiling)
+    assert shapes_only_workload(spec) == first
+
+
+def test_the_child_profile_equals_the_in_process_one_and_passes_input_errors_on():
+    spec = ModelSpec("digits_resnet20")
+    assert profiles._profile_in_child(spec) == profile_here(spec)
+    with pytest.raises(InputError, match="forward pass on input 1x3x8x8 failed"):
+        profiles._profile_in_child(ModelSpec("digits_cnn", input_shape=(1, 3, 8, 8)))

@@ -8,23 +8,33 @@ torchvision, and dse's own sources, so those are its key: a change of any one pr
 Models named by an import path (``package.module:function``) are never kept, as their source is
 not part of the key. Entries are JSON (no code runs on load), written atomically; an unreadable
 one is profiled again and replaced.
+
+A miss is profiled in a short-lived child interpreter (:func:`_child_main`), not in
+the sweep's driver: the driver of an energy-only sweep then never holds torch, and the child
+leaves as soon as its answer is written, without the ~1 s of tearing torch down that nobody waits
+for. Its answer is the same workload (a test compares it with an in-process profile).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from dse.cache import cache_dir
+from dse.errors import InputError
 from dse.problems import Layer, NonMacOp, Workload, problem_from_dict, problem_to_dict
 from dse.sweep.config import ModelSpec
 from dse.sweep.hashing import code_version, stable_hash
 
 FORMAT = 1  # bump when the entry layout changes
+_CHILD = "from dse.sweep.profiles import _child_main; _child_main()"
 
 
 def shapes_only_workload(spec: ModelSpec) -> Workload:
@@ -33,14 +43,55 @@ def shapes_only_workload(spec: ModelSpec) -> Workload:
     path = _entry_path(spec)
     if path is not None and (hit := _read(path)) is not None:
         return hit
+    workload = _profile_in_child(spec) if sys.executable else profile_here(spec)
+    if path is not None:
+        _write(path, workload)
+    return workload
+
+
+def profile_here(spec: ModelSpec) -> Workload:
+    """Build ``spec``'s model without weights and profile it in this process."""
     from dse.problems import profile, zoo
 
     model = zoo.get_model(spec.name, **spec.options)
     shape = spec.input_shape or tuple(zoo.default_input(spec.name))
-    workload = profile(model, tuple(shape), name=spec.label)
-    if path is not None:
-        _write(path, workload)
-    return workload
+    return profile(model, tuple(shape), name=spec.label)
+
+
+def _profile_in_child(spec: ModelSpec) -> Workload:
+    """:func:`profile_here` in a fresh interpreter that imports what this one does (its
+    ``sys.path``); the child's InputError comes back as one."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    doc = dict(dataclasses.asdict(spec), input_shape=spec.input_shape and list(spec.input_shape))
+    proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(doc),
+                          capture_output=True, text=True, env=env, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        raise RuntimeError(f"profiling {spec.label} failed: {tail[0]}")
+    answer = json.loads(lines[-1])
+    if "error" in answer:
+        raise InputError(answer["error"]["reason"], file=answer["error"]["file"],
+                         field=answer["error"]["field"])
+    return workload_from_plain(answer["workload"])
+
+
+def _child_main() -> None:
+    """The child's side: a spec as JSON on stdin, one JSON line out (the workload or the
+    InputError), then ``os._exit``: the answer is out and nothing is left to save."""
+    from dse.workers import init_worker
+
+    init_worker()  # one torch thread, as in every worker process
+    doc = json.loads(sys.stdin.read())
+    spec = ModelSpec(**dict(doc, input_shape=doc["input_shape"] and tuple(doc["input_shape"])))
+    try:
+        answer: dict[str, Any] = {"workload": workload_to_plain(profile_here(spec))}
+    except InputError as exc:
+        answer = {"error": {"reason": exc.reason, "file": exc.file, "field": exc.field}}
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _entry_path(spec: ModelSpec) -> Path | None:
