@@ -10,8 +10,7 @@ The public names load on first use: the statistics (``strata``, ``network``, ``s
 torch, and a sweep that only reads stored figures should not pay for importing it.
 """
 
-from importlib import import_module
-from typing import Any
+from dse.lazy import lazy_getattr
 
 _HOME = {
     **dict.fromkeys(("KINDS", "Fault", "What", "When", "Where"), "fault"),
@@ -23,10 +22,4 @@ _HOME = {
 
 __all__ = sorted(_HOME)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _HOME)

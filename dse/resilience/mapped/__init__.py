@@ -3,8 +3,7 @@ exact output deltas (``deltas``) and the campaign that turns them into an SDC ra
 (``campaign``), and the adaptive stratified campaign that runs to a stated precision
 (``adaptive``). The names load on first use (the batched estimate needs no torch)."""
 
-from importlib import import_module
-from typing import Any
+from dse.lazy import lazy_getattr
 
 _HOME = {
     **dict.fromkeys(("AdaptiveResult", "LayerCampaign", "adaptive_resilience"), "adaptive"),
@@ -14,10 +13,4 @@ _HOME = {
 
 __all__ = sorted(_HOME)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _HOME)
