@@ -107,3 +107,39 @@ def test_empty_batch():
     arch = load_arch(list_designs()[0])
     result = evaluate_batch(LAYERS[0], arch, [])
     assert len(result.energy_pJ) == 0 and result.reason == []
+
+
+@pytest.mark.parametrize("defect", ["dim", "fanout", "outer_keep", "capacity"])
+def test_one_defect_in_a_valid_batch_is_caught_and_leaves_the_others_unchanged(defect):
+    """A batch of valid mappings skips the per-check messages (one test for the whole batch);
+    one broken mapping must still be caught, with the scalar model's level, and the valid ones
+    must get the numbers they get in an all-valid batch."""
+    arch = load_arch("eyeriss_like")
+    problem = LAYERS[0]
+    rng = random.Random(23)
+    arrays, _ = mappings_to_arrays(problem, arch, [valid_mapping(problem, arch, rng)
+                                                   for _ in range(8)])
+    clean = evaluate_arrays(problem, arch, arrays)
+    assert clean.valid.all()
+    broken = arrays.take(slice(None))
+    b, n_l = 3, len(arch.levels)
+    if defect == "dim":
+        broken.temporal[b, 0, 0] *= 2
+    elif defect == "fanout":
+        lv = next(i for i in range(n_l) if arch.fanout_xy(i)[0] > 1)
+        broken.spatial_x[b, lv, 0] = arch.fanout_xy(lv)[0] + 1
+    elif defect == "outer_keep":
+        broken.keep[b, 0, 1] = False
+    else:  # every outer temporal factor moved into the innermost buffer that keeps data
+        inner = max(i for i in range(n_l) if arch.levels[i].capacity_words and broken.keep[b, i].any())
+        broken.temporal[b, inner] *= broken.temporal[b, 0]
+        broken.temporal[b, 0] = 1
+    got = evaluate_arrays(problem, arch, broken)
+    with pytest.raises(InvalidMapping) as exc:
+        evaluate(problem, arch, arrays_to_mapping(problem, arch, broken, b))
+    assert not got.valid[b] and got.reason[b].split(":")[0] == exc.value.level
+    others = np.arange(len(arrays)) != b
+    assert got.valid[others].all() and all(got.reason[i] is None for i in np.nonzero(others)[0])
+    np.testing.assert_array_equal(got.energy_pJ[others], clean.energy_pJ[others])
+    np.testing.assert_array_equal(got.cycles[others], clean.cycles[others])
+    np.testing.assert_array_equal(got.utilization[others], clean.utilization[others])

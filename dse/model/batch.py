@@ -244,9 +244,15 @@ class _Context:
         self.fanout = [arch.fanout_xy(i) for i in range(len(arch.levels))]
         self.fan_levels = np.array([i for i, (fx, fy) in enumerate(self.fanout) if fx * fy > 1],
                                    dtype=np.int64)
+        self.fan_x = np.array([fx for fx, _ in self.fanout], dtype=np.int64)
+        self.fan_y = np.array([fy for _, fy in self.fanout], dtype=np.int64)
+        self.level_ids = np.arange(len(arch.levels))[None, :, None]
         self.usable = [None if lvl.capacity_words is None
                        else math.floor(lvl.capacity_words / lvl.multiple_buffering)
                        for lvl in arch.levels]
+        self.cap_levels = np.array([lv for lv, u in enumerate(self.usable) if u is not None],
+                                   dtype=np.int64)
+        self.cap_words = np.array([u for u in self.usable if u is not None], dtype=np.int64)
         self.block = [lvl.block_size for lvl in arch.levels]
         self.energy = [_energies(lvl) for lvl in arch.levels]
         self.mac_energy = problem.macs * mac_energy_per_compute(arch)
@@ -359,10 +365,11 @@ def _per_dataspace(ctx: _Context, op: np.ufunc, values: np.ndarray) -> np.ndarra
                     axis=2)
 
 
-def _deltas_one(ctx: _Context, s: int, geometry: tuple, tile: np.ndarray, ext: np.ndarray,
-                rows: np.ndarray) -> np.ndarray:
+def _deltas_one(ctx: _Context, s: int, geometry: tuple, tile: np.ndarray, ext: np.ndarray
+                ) -> np.ndarray:
     """Dataspace s's per-level deltas (B, L): the delta walk's closed form (module docstring)."""
-    start, seg, n_above, start_dim, start_stride, stride, loop_dim, n, weight, count = geometry
+    start, seg, n_above, start_dim, start_stride, stride, loop_dim, n, weight, count, _ = geometry
+    rows = np.arange(len(start))[:, None]
     coef = ctx.coef_active[s]
     first = coef.T[start_dim] * start_stride[:, :, None]  # (B, L, R)
     radix = ctx.key_radix[s]
@@ -371,12 +378,12 @@ def _deltas_one(ctx: _Context, s: int, geometry: tuple, tile: np.ndarray, ext: n
         step = radix[loop_dim] * stride
         rewind = step if ctx.extrapolate else step * (n - 1)
         key = step - (np.cumsum(rewind, axis=1) - rewind)
-        same = key[:, None, :] == np.take_along_axis(key, start, axis=1)[:, :, None]
+        same = key[:, None, :] == key[rows, start][:, :, None]
     else:
         step = coef.T[loop_dim] * stride[:, :, None]  # (B, K+1, R)
         rewind = step if ctx.extrapolate else step * (n - 1)[:, :, None]
         z = step - (np.cumsum(rewind, axis=1) - rewind)
-        same = (z[:, None, :, :] == z[rows[:, None], start][:, :, None, :]).all(axis=3)
+        same = (z[:, None, :, :] == z[rows, start][:, :, None, :]).all(axis=3)
     w = np.einsum("blk,bk->bl", (same & seg).astype(np.int64), weight)
     moved = first != 0
     n_moved = moved.sum(axis=2)
@@ -392,12 +399,12 @@ def _deltas_fused(ctx: _Context, geometry: tuple, tile: np.ndarray, ext: np.ndar
     """:func:`_deltas_one` of every dataspace at once (B, L, S): the same integer operations
     with the dataspaces (and their ranks, side by side) as a last axis; used when every
     dataspace has ranks and an exact translation key."""
-    start, seg, n_above, start_dim, start_stride, stride, loop_dim, n, weight, count = geometry
+    start, seg, n_above, start_dim, start_stride, stride, loop_dim, n, weight, count, _ = geometry
     first = ctx.coef_all_t[start_dim] * start_stride[:, :, None]  # (B, L, R all)
     step = ctx.radix_all[loop_dim] * stride[:, :, None]  # (B, K+1, S)
     rewind = step if ctx.extrapolate else step * (n - 1)[:, :, None]
     key = step - (np.cumsum(rewind, axis=1) - rewind)
-    same = key[:, None, :, :] == np.take_along_axis(key, start[:, :, None], axis=1)[:, :, None, :]
+    same = key[:, None, :, :] == key[np.arange(len(start))[:, None], start][:, :, None, :]
     w = np.einsum("blks,bk->bls", (same & seg[:, :, :, None]).astype(np.int64), weight)
     moved = first != 0
     starts = ctx.rank_starts
@@ -411,61 +418,26 @@ def _deltas_fused(ctx: _Context, geometry: tuple, tile: np.ndarray, ext: np.ndar
 
 
 def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
+    """One chunk. A mapper sends thousands of batches of ~15 mappings, so the cost is the number
+    of numpy calls, not their size: running products are ``multiply.accumulate`` (integer
+    products, so the numbers of a level-by-level loop) and gathers are plain fancy indexing."""
     n_b, n_l, n_d = a.temporal.shape
-    rows = np.arange(n_b)
     sxy = a.spatial_x * a.spatial_y
     fac = a.temporal * sxy
-    below = np.ones((n_b, n_l + 1, n_d), dtype=np.int64)
-    for lv in range(n_l - 1, -1, -1):
-        below[:, lv] = below[:, lv + 1] * fac[:, lv]
+    below = np.ones((n_b, n_l + 1, n_d), dtype=np.int64)  # extent of each dim at/below a level
+    below[:, n_l - 1::-1] = np.multiply.accumulate(fac[:, ::-1], axis=1, dtype=np.int64)
     sbelow = below[:, 1:] * sxy
-
-    # --- validity (same checks, same order, as the scalar model)
-    reason: list[str | None] = [None] * n_b
-    invalid = np.zeros(n_b, dtype=bool)
-
-    def flag(mask: np.ndarray, message) -> None:
-        if not mask.any():  # the common case in a mapper's pre-checked batches
-            return
-        for b in np.nonzero(mask & ~invalid)[0]:
-            reason[b] = message(b)
-        invalid[:] |= mask
-
-    bad_dim = below[:, 0] != ctx.instance
-    if bad_dim.any():
-        first_dim = np.argmax(bad_dim, axis=1)
-
-        def dim_message(b: int) -> str:
-            d = first_dim[b]
-            holders = [ctx.names[lv] for lv in range(n_l) if fac[b, lv, d] > 1]
-            where = holders[0] if holders else ctx.names[0]
-            return (f"{where}: factors of {ctx.dims[d]} multiply to {below[b, 0, d]}, but "
-                    f"{ctx.dims[d]} = {ctx.instance[d]} (loops over {ctx.dims[d]} at: "
-                    f"{', '.join(holders) or 'none'})")
-        flag(bad_dim.any(axis=1), dim_message)
-    used_xy = {"X": a.spatial_x.prod(axis=2), "Y": a.spatial_y.prod(axis=2)}  # (B, L)
-    for lv in range(n_l):
-        fx, fy = ctx.fanout[lv]
-        for axis, limit in (("X", fx), ("Y", fy)):
-            used = used_xy[axis][:, lv]
-            flag(used > limit, lambda b, lv=lv, axis=axis, used=used, limit=limit: (
-                f"{ctx.names[lv]}: spatial {axis} factors use {used[b]} but the fanout is "
-                f"{limit}"))
-    for s, ds in enumerate(ctx.problem.dataspaces):
-        flag(~a.keep[:, 0, s], lambda b, ds=ds: (
-            f"{ctx.names[0]}: the outermost level must keep {ds.name}"))
 
     # --- from here on only dims of size > 1 (unit dims are all-1 in a valid mapping)
     span = int(a.order.max()) + 1 if a.order.size else 1  # sort-key width per level
     act = ctx.active
     temporal, order = a.temporal[:, :, act], a.order[:, :, act]
-    sxy, below, sbelow = sxy[:, :, act], below[:, :, act], sbelow[:, :, act]
+    sxy, act_below, sbelow = sxy[:, :, act], below[:, :, act], sbelow[:, :, act]
     n_d = len(act)
-    coefs = ctx.coef_active
 
     # --- tiles, partitions: the ranks of all dataspaces side by side (integer arithmetic,
     # so one matrix product and one segmented product give the per-dataspace loops' values)
-    ext_all = 1 + (below[:, :n_l] - 1) @ ctx.coef_all_t  # (B, L, R over all dataspaces)
+    ext_all = 1 + (act_below[:, :n_l] - 1) @ ctx.coef_all_t  # (B, L, R over all dataspaces)
     tile_all = _per_dataspace(ctx, np.multiply, ext_all)  # (B, L, S)
     sp_tile_all = _per_dataspace(ctx, np.multiply, 1 + (sbelow - 1) @ ctx.coef_all_t)
     part_all = np.empty_like(tile_all)
@@ -473,82 +445,43 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
     for lv in range(1, n_l):
         part_all[:, lv] = part_all[:, lv - 1] * tile_all[:, lv] // sp_tile_all[:, lv - 1]
     used_all = np.where(a.keep, tile_all, 0).sum(axis=2)  # (B, L) kept words
-    for lv in range(n_l):
-        if ctx.usable[lv] is None:
-            continue
-        used = used_all[:, lv]
-        flag(used > ctx.usable[lv], lambda b, lv=lv, used=used: (
-            f"{ctx.names[lv]}: kept tiles need {used[b]} words but capacity is "
-            f"{ctx.usable[lv]}"))
+    invalid, reason = _validity(ctx, a, fac, below, used_all)
 
-    # --- the rest only for valid mappings (a mapper's batches are mostly invalid)
+    # --- the rest only for valid mappings
     valid = ~invalid
     n_all = n_b
     if not valid.any():
         return BatchResult(np.full(n_all, np.nan), np.zeros(n_all, dtype=np.int64),
                            np.zeros(n_all), valid, reason)
-    if not valid.all():
-        temporal, order, sxy, below, sbelow = (x[valid] for x in (temporal, order, sxy, below,
-                                                                   sbelow))
+    all_valid = bool(valid.all())
+    if all_valid:
+        keep = a.keep
+    else:
+        temporal, order, sxy, act_below, sbelow = (
+            x[valid] for x in (temporal, order, sxy, act_below, sbelow))
         keep = a.keep[valid]
         tile_all, part_all, ext_all = (x[valid] for x in (tile_all, part_all, ext_all))
         n_b = int(valid.sum())
-        rows = np.arange(n_b)
-    else:
-        keep = a.keep
-
-    # --- temporal loops, innermost first, non-unit ones compacted to the front
-    key = ((n_l - 1 - np.arange(n_l))[None, :, None] * span + (span - 1 - order)
-           ).reshape(n_b, -1)
-    nonunit = (temporal > 1).reshape(n_b, -1)
-    key = np.where(nonunit, key, key + n_l * span)
-    idx = np.argsort(key, axis=1, kind="stable")
-    n_k = int(nonunit.sum(axis=1).max()) if n_b else 0
-    idx = idx[:, :n_k]
-    n = np.take_along_axis(temporal.reshape(n_b, -1), idx, axis=1)
-    loop_level = idx // n_d
-    loop_dim = idx % n_d
-    stride = np.take_along_axis(sbelow.reshape(n_b, -1), idx, axis=1)
-    real = n > 1
-    stride = np.where(real, stride, 0)
-    n = np.where(real, n, 1)
-    # pad one unit loop so "no loop above" gathers stay in bounds
-    n = np.concatenate([n, np.ones((n_b, 1), dtype=np.int64)], axis=1)
-    stride = np.concatenate([stride, np.zeros((n_b, 1), dtype=np.int64)], axis=1)
-    loop_dim = np.concatenate([loop_dim, np.zeros((n_b, 1), dtype=np.int64)], axis=1)
-    suffix = np.ones((n_b, n_k + 2), dtype=np.int64)
-    for k in range(n_k, -1, -1):
-        suffix[:, k] = suffix[:, k + 1] * n[:, k]
-    weight = (n - 1) * suffix[:, 1:]
-    count = real.sum(axis=1)
-    starts = [(real & (loop_level >= lv)).sum(axis=1) for lv in range(n_l)]
-    compute_cycles = suffix[:, 0]
-    positions = np.arange(n_k + 1)[None, :]
+    geometry = _loops(ctx, temporal, order, sbelow, span)
+    compute_cycles = geometry[-1]
 
     # --- per-level deltas (fills before elision) and multicast groups
-    start = np.stack(starts, axis=1)  # (B, L): first loop above each level
-    seg = positions[:, None, :] >= start[:, :, None]  # (B, L, K+1)
-    n_above = np.take_along_axis(suffix, start, axis=1)
-    start_dim = np.take_along_axis(loop_dim, start, axis=1)
-    start_stride = np.take_along_axis(stride, start, axis=1)
-    geometry = (start, seg, n_above, start_dim, start_stride, stride, loop_dim, n, weight, count)
     if ctx.fused:
         delta_all = _deltas_fused(ctx, geometry, tile_all, ext_all)
     else:
         delta_all = np.stack([_deltas_one(ctx, s, geometry, tile_all[:, :, s],
-                                          ext_all[:, :, lo:hi], rows)
+                                          ext_all[:, :, lo:hi])
                               for s, (lo, hi) in enumerate(ctx.rank_slices)], axis=2)
     if ctx.fused_groups:
-        group_all = _groups_fused(ctx, sxy, below[:, 1:])
+        group_all = _groups_fused(ctx, sxy, act_below[:, 1:])
     else:
-        group_all = np.stack([_groups(ctx, coefs[s], sxy, below[:, 1:])
-                              for s in range(len(coefs))], axis=2)
+        group_all = np.stack([_groups(ctx, c, sxy, act_below[:, 1:]) for c in ctx.coef_active],
+                             axis=2)
 
     # --- counts, energy, cycles: every dataspace at once per level (n_b, S arrays); the same
     # integer counts, the same float products, and the energy summed in the same order
-    inst = np.ones((n_b, n_l), dtype=np.int64)
-    for lv in range(1, n_l):
-        inst[:, lv] = inst[:, lv - 1] * sxy[:, lv - 1].prod(axis=1)
+    inst = np.ones((n_b, n_l), dtype=np.int64)  # instances of each level (fanouts above it)
+    inst[:, 1:] = np.multiply.accumulate(sxy[:, :-1].prod(axis=2), axis=1)
     n_s = len(ctx.coef)
     traffic = np.empty_like(delta_all)
     child = np.repeat(compute_cycles[:, None], n_s, axis=1)
@@ -581,10 +514,96 @@ def _evaluate_chunk(ctx: _Context, a: MappingArrays) -> BatchResult:
         cycles = np.maximum(cycles, level_cycles(ctx.arch.levels[lv], compute_cycles,
                                                  [kept_reads[:, lv, s] for s in range(n_s)],
                                                  [kept_writes[:, lv, s] for s in range(n_s)]))
+    util = ctx.problem.macs / (cycles * ctx.arch.compute.instances)
+    if all_valid:
+        return BatchResult(ctx.mac_energy + total, cycles, util, valid, reason)
     energy = np.full(n_all, np.nan)
     energy[valid] = ctx.mac_energy + total
     all_cycles = np.zeros(n_all, dtype=np.int64)
     all_cycles[valid] = cycles
-    util = np.zeros(n_all)
-    util[valid] = ctx.problem.macs / (cycles * ctx.arch.compute.instances)
-    return BatchResult(energy, all_cycles, util, valid, reason)
+    all_util = np.zeros(n_all)
+    all_util[valid] = util
+    return BatchResult(energy, all_cycles, all_util, valid, reason)
+
+
+def _loops(ctx: _Context, temporal: np.ndarray, order: np.ndarray, sbelow: np.ndarray,
+           span: int) -> tuple:
+    """The temporal loops of every mapping innermost first, non-unit ones compacted to the
+    front and one unit loop padded (so "no loop above" gathers stay in bounds), and what the
+    delta walk needs of them; the last item is the compute cycles (product of all bounds)."""
+    n_b, n_l, n_d = temporal.shape
+    key = ((n_l - 1 - np.arange(n_l))[None, :, None] * span + (span - 1 - order)
+           ).reshape(n_b, -1)
+    nonunit = (temporal > 1).reshape(n_b, -1)
+    key = np.where(nonunit, key, key + n_l * span)
+    idx = np.argsort(key, axis=1, kind="stable")
+    n_k = int(nonunit.sum(axis=1).max()) if n_b else 0
+    idx = idx[:, :n_k]
+    rows = np.arange(n_b)[:, None]
+    bound = temporal.reshape(n_b, -1)[rows, idx]
+    real = bound > 1
+    n = np.ones((n_b, n_k + 1), dtype=np.int64)
+    np.copyto(n[:, :n_k], bound, where=real)
+    stride = np.zeros((n_b, n_k + 1), dtype=np.int64)
+    np.copyto(stride[:, :n_k], sbelow.reshape(n_b, -1)[rows, idx], where=real)
+    loop_dim = np.zeros((n_b, n_k + 1), dtype=np.int64)
+    loop_dim[:, :n_k] = idx % n_d
+    suffix = np.ones((n_b, n_k + 2), dtype=np.int64)  # product of the bounds from k outward
+    suffix[:, n_k::-1] = np.multiply.accumulate(n[:, ::-1], axis=1)
+    weight = (n - 1) * suffix[:, 1:]
+    count = real.sum(axis=1)
+    # (B, L): first loop above each level (the loops at levels >= it come first)
+    start = (real[:, None, :] & ((idx // n_d)[:, None, :] >= ctx.level_ids)).sum(axis=2)
+    seg = np.arange(n_k + 1)[None, None, :] >= start[:, :, None]  # (B, L, K+1)
+    return (start, seg, suffix[rows, start], loop_dim[rows, start], stride[rows, start],
+            stride, loop_dim, n, weight, count, suffix[:, 0])
+
+
+def _validity(ctx: _Context, a: MappingArrays, fac: np.ndarray, below: np.ndarray,
+              used_all: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+    """The scalar model's checks in its order; each invalid mapping's reason is its first
+    failing check. Every check is first made for the whole batch at once: a mapper's batches
+    are pre-checked, so the per-check messages are built only when something fails."""
+    n_b, n_l = used_all.shape
+    reason: list[str | None] = [None] * n_b
+    invalid = np.zeros(n_b, dtype=bool)
+    bad_dim = below[:, 0] != ctx.instance
+    used_x, used_y = a.spatial_x.prod(axis=2), a.spatial_y.prod(axis=2)  # (B, L)
+    over_x, over_y = used_x > ctx.fan_x, used_y > ctx.fan_y
+    over_cap = used_all[:, ctx.cap_levels] > ctx.cap_words
+    if not (bad_dim.any() or over_x.any() or over_y.any() or not a.keep[:, 0].all()
+            or over_cap.any()):
+        return invalid, reason
+
+    def flag(mask: np.ndarray, message) -> None:
+        if not mask.any():
+            return
+        for b in np.nonzero(mask & ~invalid)[0]:
+            reason[b] = message(b)
+        invalid[:] |= mask
+
+    if bad_dim.any():
+        first_dim = np.argmax(bad_dim, axis=1)
+
+        def dim_message(b: int) -> str:
+            d = first_dim[b]
+            holders = [ctx.names[lv] for lv in range(n_l) if fac[b, lv, d] > 1]
+            where = holders[0] if holders else ctx.names[0]
+            return (f"{where}: factors of {ctx.dims[d]} multiply to {below[b, 0, d]}, but "
+                    f"{ctx.dims[d]} = {ctx.instance[d]} (loops over {ctx.dims[d]} at: "
+                    f"{', '.join(holders) or 'none'})")
+        flag(bad_dim.any(axis=1), dim_message)
+    for lv in range(n_l):
+        for axis, used, over, limit in (("X", used_x, over_x, ctx.fanout[lv][0]),
+                                        ("Y", used_y, over_y, ctx.fanout[lv][1])):
+            flag(over[:, lv], lambda b, lv=lv, axis=axis, used=used, limit=limit: (
+                f"{ctx.names[lv]}: spatial {axis} factors use {used[b, lv]} but the fanout is "
+                f"{limit}"))
+    for s, ds in enumerate(ctx.problem.dataspaces):
+        flag(~a.keep[:, 0, s], lambda b, ds=ds: (
+            f"{ctx.names[0]}: the outermost level must keep {ds.name}"))
+    for j, lv in enumerate(ctx.cap_levels.tolist()):
+        flag(over_cap[:, j], lambda b, lv=lv: (
+            f"{ctx.names[lv]}: kept tiles need {used_all[b, lv]} words but capacity is "
+            f"{ctx.usable[lv]}"))
+    return invalid, reason
