@@ -129,6 +129,7 @@ class MapSpace:
         self._memo: dict[tuple, object] = {}
         self._live_memo: dict[tuple, tuple[frozenset[str], ...]] = {}
         self._live_sets: dict[tuple[bool, ...], frozenset[str]] = {}
+        self._live_steps: dict[tuple, tuple[tuple[bool, ...], frozenset[str]]] = {}
         self._cands: dict[tuple[int, int, int], list[int]] = {}
         self._orders_ok: dict[tuple, bool] = {}
         self._slot_ok: list[dict[tuple[int, ...], bool]] = [{} for _ in range(2 * self.nlev)]
@@ -139,6 +140,8 @@ class MapSpace:
         # per dim, the upper bound of its factor in every slot (the edits' destination test)
         self.slot_hi = [tuple(b[k][1] for b in self.bounds) for k in range(len(self.dims))]
         self._fits_memo: dict[tuple, bool] = {}
+        self._fit_steps: dict[tuple, tuple[tuple[int, ...], bool]] = {}
+        self._fits_at: dict[tuple, bool] = {}
 
     # ---- construction helpers -----------------------------------------------------------
     def _xy(self, i: int) -> tuple[int, int]:
@@ -281,22 +284,26 @@ class MapSpace:
         memoized by the factors, the sets interned so equal answers are one object."""
         got = self._live_memo.get(factors)
         if got is None:
-            live = [False] * len(self.dims)
+            steps = self._live_steps
+            live = (False,) * len(self.dims)
             out = [self._live_set(live)]
             for i in range(self.nlev - 2, -1, -1):
-                spatial, temporal = factors[2 * i + S], factors[2 * i + 2 + T]
-                live = [False if sp > 1 else (t == 2 if t > 1 else lv)
-                        for sp, t, lv in zip(spatial, temporal, live, strict=True)]
-                out.append(self._live_set(live))
+                key = (factors[2 * i + S], factors[2 * i + 2 + T], live)
+                step = steps.get(key)  # one level's step, memoized: edits change few slots
+                if step is None:
+                    flags = tuple([False if sp > 1 else (t == 2 if t > 1 else lv)
+                                   for sp, t, lv in zip(*key, strict=True)])
+                    step = steps[key] = (flags, self._live_set(flags))
+                live = step[0]
+                out.append(step[1])
             got = self._live_memo[factors] = tuple(reversed(out))
         return got
 
-    def _live_set(self, flags: list[bool]) -> frozenset[str]:
-        key = tuple(flags)
-        got = self._live_sets.get(key)
+    def _live_set(self, flags: tuple[bool, ...]) -> frozenset[str]:
+        got = self._live_sets.get(flags)
         if got is None:
-            got = self._live_sets[key] = frozenset(d for d, f in zip(self.dims, flags,
-                                                                     strict=True) if f)
+            got = self._live_sets[flags] = frozenset(d for d, f in zip(self.dims, flags,
+                                                                       strict=True) if f)
         return got
 
     def all_orders(self, i: int, dims: Sequence[str]) -> list[tuple[str, ...]]:
@@ -362,28 +369,36 @@ class MapSpace:
         if cap is None or not keeps[i]:
             return True
         return self._sizes_fit([math.prod(col) for col in zip(*factors[2 * i:], strict=True)],
-                               keeps, i)
+                               keeps[i], i)
 
     def _all_fit(self, factors, keeps) -> bool:
         """Every bounded level's kept tiles fit: tile sizes built outward one level at a time
-        (one pass over the factors, not one per level)."""
+        (one pass over the factors, not one per level). A level's step (the sizes below it, its
+        two slots and keep set -> its sizes and whether they fit) is memoized: an edit changes
+        one or two slots, so most steps of a new factorization were taken before."""
         bounded = self._bounded
         if not bounded:
             return True
-        sizes = [1] * len(self.dims)
-        lowest = bounded[0]
-        for i in range(self.nlev - 1, lowest - 1, -1):
-            sizes = [a * t * sp for a, t, sp in zip(sizes, factors[2 * i], factors[2 * i + 1],
-                                                      strict=True)]
-            if keeps[i] and self.capacity[i] is not None and not self._sizes_fit(sizes, keeps, i):
+        steps = self._fit_steps
+        sizes = (1,) * len(self.dims)
+        for i in range(self.nlev - 1, bounded[0] - 1, -1):
+            key = (i, sizes, factors[2 * i], factors[2 * i + 1], keeps[i])
+            got = steps.get(key)
+            if got is None:
+                new = tuple([a * t * sp for a, t, sp in zip(sizes, factors[2 * i],
+                                                            factors[2 * i + 1], strict=True)])
+                got = steps[key] = (new, not keeps[i] or self.capacity[i] is None
+                                    or self._sizes_fit(new, keeps[i], i))
+            sizes, fits = got
+            if not fits:
                 return False
         return True
 
-    def _sizes_fit(self, sizes, keeps, i: int) -> bool:
+    def _sizes_fit(self, sizes, keep: frozenset[str], i: int) -> bool:
         """Level i's kept tiles, for dim ranges ``sizes``, fit its capacity."""
         cap = self.capacity[i]
         need = 0
-        for name in keeps[i]:
+        for name in keep:
             tile = 1
             for rank in self._ranks[name]:
                 if len(rank) == 1:  # most ranks are one dim with coefficient 1
@@ -400,8 +415,17 @@ class MapSpace:
         ranges of everything placed so far; slots are filled innermost first, so the slots
         outside the one being filled are still 1 and every level j <= i has exactly these
         tile sizes."""
-        return all(self._sizes_fit(sizes, keeps, j) for j in self._bounded
-                   if j <= i and keeps[j])
+        key = tuple(sizes)
+        memo = self._fits_at
+        for j in self._bounded:
+            if j > i or not keeps[j]:
+                continue
+            fits = memo.get((j, keeps[j], key))
+            if fits is None:  # memoized: samples try the same sizes over and over
+                fits = memo[(j, keeps[j], key)] = self._sizes_fit(key, keeps[j], j)
+            if not fits:
+                return False
+        return True
 
     def axis_choices(self, factors: Sequence[Sequence[int]]) -> list[tuple[tuple[str, ...], ...]]:
         """Every allowed X/Y assignment of the spatial factors (one tuple per level)."""
