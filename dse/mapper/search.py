@@ -13,6 +13,7 @@ model sees it; equivalent loop orders (see :mod:`dse.mapper.mapspace`) are evalu
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import multiprocessing as mp
 import os
@@ -316,26 +317,30 @@ def _better(f: _Found, g: _Found) -> bool:
 # ---- neighbourhood -------------------------------------------------------------------------
 
 def to_arrays(space: MapSpace, points: Sequence[Point]) -> MappingArrays:
-    """The model's array form of a batch of points (no Mapping objects on the hot path). A
-    level's X flags, order ranks and keep flags are rows memoized on the space by the axes,
-    order and keep set they come from, so a batch is one ``np.array`` call per field."""
+    """The model's array form of a batch of points (no Mapping objects on the hot path). X flags
+    and keep flags are flat rows memoized on the space by a point's whole axes and keeps (few
+    distinct ones in a search), order ranks by each level's order (whole orders rarely repeat),
+    so a batch is a few lookups per point and one numpy call per field."""
     b, n_l, n_d = len(points), space.nlev, len(space.dims)
     memo = space.__dict__.setdefault("_array_rows", ({}, {}, {}))
     x_rows, order_rows, keep_rows = memo
-    f = np.array([p.factors for p in points], dtype=np.int64).reshape(b, n_l, 2, n_d)
-    on_x = np.array([[x_rows.get(a) or _x_row(x_rows, a) for a in p.axes] for p in points],
+    flat = itertools.chain.from_iterable
+    f = np.fromiter(flat(flat(p.factors for p in points)), dtype=np.int64,
+                    count=b * 2 * n_l * n_d).reshape(b, n_l, 2, n_d)
+    on_x = np.array([x_rows.get(p.axes) or _x_row(x_rows, p.axes) for p in points],
                     dtype=bool).reshape(b, n_l, n_d)
-    order = np.array([[order_rows.get(o) or _order_row(space, order_rows, o) for o in p.orders]
-                      for p in points], dtype=np.int64).reshape(b, n_l, n_d)
-    keep = np.array([[keep_rows.get(k) or _keep_row(space, keep_rows, k) for k in p.keeps]
+    order = np.fromiter(flat(order_rows.get(o) or _order_row(space, order_rows, o)
+                             for p in points for o in p.orders), dtype=np.int64,
+                        count=b * n_l * n_d).reshape(b, n_l, n_d)
+    keep = np.array([keep_rows.get(p.keeps) or _keep_row(space, keep_rows, p.keeps)
                      for p in points], dtype=bool).reshape(b, n_l, len(space.ds_names))
     spatial = f[:, :, S, :]
     return MappingArrays(f[:, :, T, :].copy(), np.where(on_x, spatial, 1),
                          np.where(on_x, 1, spatial), order, keep)
 
 
-def _x_row(rows: dict, axes: tuple[str, ...]) -> tuple[bool, ...]:
-    row = rows[axes] = tuple(a == "X" for a in axes)
+def _x_row(rows: dict, axes: tuple[tuple[str, ...], ...]) -> tuple[bool, ...]:
+    row = rows[axes] = tuple(a == "X" for level in axes for a in level)
     return row
 
 
@@ -346,8 +351,9 @@ def _order_row(space: MapSpace, rows: dict, order: tuple[str, ...]) -> tuple[int
     return row
 
 
-def _keep_row(space: MapSpace, rows: dict, keep: frozenset[str]) -> tuple[bool, ...]:
-    row = rows[keep] = tuple(name in keep for name in space.ds_names)
+def _keep_row(space: MapSpace, rows: dict, keeps: tuple[frozenset[str], ...]
+              ) -> tuple[bool, ...]:
+    row = rows[keeps] = tuple(name in keep for keep in keeps for name in space.ds_names)
     return row
 
 
