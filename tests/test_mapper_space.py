@@ -186,3 +186,24 @@ def test_min_utilization_and_max_temporal_loops_restrict_every_point() -> None:
     result = search(problem, arch, search="hybrid", workers=1, max_evals=200, time_limit=30)
     assert result.best_stats.utilization == 1.0
     assert space.problem_with(space.from_mapping(result.best)) is None
+
+
+@pytest.mark.parametrize("design", ["eyeriss_like", "nvdla_like", "simple_weight_stationary"])
+def test_sampling_mesh_check_agrees_with_fanout_problem(design: str) -> None:
+    """``sample`` checks only the levels with a fanout (memoized): on every constructed
+    factorization, accepted or not, that says the same as the full :meth:`fanout_problem`."""
+    space = MapSpace(conv_problem(C=32, M=64, R=3, S=3, P=28, Q=28), load_arch(design))
+    rng = random.Random(5)
+    rejected = 0
+    for n in range(300):
+        keeps = tuple(rng.choice(o) for o in space.keep_options)
+        built = space._sample_factors(rng, keeps, greedy=(n % 4) / 3)
+        if built is None:
+            continue
+        factors, axes = built
+        if n % 3 == 0:  # some axes the construction would not pick, so some meshes overflow
+            axes = tuple(tuple(rng.choice("XY") for _ in a) for a in axes)
+        fast = not space._util_low(factors) and space._meshes_ok(factors, axes)
+        assert fast == (space.fanout_problem(factors, axes) is None)
+        rejected += not fast
+    assert rejected > 0

@@ -499,10 +499,11 @@ class MapSpace:
             if built is None:
                 continue
             factors, axes = built
-            if self._util_low(factors) or self.fanout_problem(factors, axes):
+            # = fanout_problem(): levels without fanout got unit spatial factors (their bounds)
+            if self._util_low(factors) or not self._meshes_ok(factors, axes):
                 continue
-            orders = tuple(rng.choice(self.order_classes(i, self.nonunit(factors, i),
-                                                         self.live_dims(factors, i)))
+            live = self.live_all(factors)
+            orders = tuple(rng.choice(self.order_classes(i, self.nonunit(factors, i), live[i]))
                            for i in range(self.nlev))
             if all(self.max_loops_ok(i, o) for i, o in enumerate(orders)):
                 return Point(factors, axes, orders, keeps)
@@ -627,8 +628,11 @@ class MapSpace:
                                             in zip(self.bounds[slot], f, strict=True))
             if not ok:
                 return False
-        if self._util_low(factors):
-            return False
+        return not self._util_low(factors) and self._meshes_ok(factors, axes)
+
+    def _meshes_ok(self, factors, axes) -> bool:
+        """Every level with a fanout: its X and Y products fit the mesh and the split rules
+        (memoized per level on its spatial factors and axes)."""
         level_ok = self._level_ok
         for i in self.spatial_levels:
             f, a = factors[2 * i + S], axes[i]
