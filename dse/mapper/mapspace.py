@@ -621,13 +621,14 @@ class MapSpace:
         changes one or two slots, so each part is memoized on its own rows: the same answer
         as :meth:`fanout_problem` plus the bounds, with a few lookups instead of the loops."""
         slot_ok = self._slot_ok
-        for slot, f in enumerate(factors):
-            ok = slot_ok[slot].get(f)
-            if ok is None:
-                ok = slot_ok[slot][f] = all(lo <= v <= hi for (lo, hi), v
-                                            in zip(self.bounds[slot], f, strict=True))
-            if not ok:
-                return False
+        if not all(map(dict.get, slot_ok, factors)):  # a slot new or out of bounds (C loop)
+            for slot, f in enumerate(factors):
+                ok = slot_ok[slot].get(f)
+                if ok is None:
+                    ok = slot_ok[slot][f] = all(lo <= v <= hi for (lo, hi), v
+                                                in zip(self.bounds[slot], f, strict=True))
+                if not ok:
+                    return False
         return not self._util_low(factors) and self._meshes_ok(factors, axes)
 
     def _meshes_ok(self, factors, axes) -> bool:

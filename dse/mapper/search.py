@@ -159,10 +159,11 @@ class _Evaluator:
     def key(self, p: Point) -> tuple:
         """Equal keys = equal access counts (same factors, axes, keeps and order classes)."""
         live = self.space._live_memo.get(p.factors) or self.space.live_all(p.factors)
-        sigs = self._sigs
-        return (p.factors, p.axes, p.keeps,
-                tuple([sigs.get((o, lv)) or self._sig(o, lv)
-                       for o, lv in zip(p.orders, live, strict=True)]))
+        # the levels' class ids looked up without a Python loop (ids are >= 1: None = new)
+        sig = tuple(map(self._sigs.get, zip(p.orders, live, strict=True)))
+        if None in sig:
+            sig = tuple([self._sig(o, lv) for o, lv in zip(p.orders, live, strict=True)])
+        return (p.factors, p.axes, p.keeps, sig)
 
     def is_seen(self, p: Point) -> bool:
         """Whether an equivalent point was evaluated; the key is kept for :meth:`run`, which

@@ -178,6 +178,8 @@ def evaluate_arrays(problem: Problem, arch: Arch, arrays: MappingArrays, *,
                              f"({len(arrays)}, {tail[0]}, {tail[1]})")
     ctx = _context(problem, arch)
     ctx.extrapolate = extrapolate
+    if 0 < len(arrays) <= CHUNK:  # a mapper's batch: one chunk, nothing to split or join
+        return _evaluate_chunk(ctx, arrays)
     parts = [_evaluate_chunk(ctx, arrays.take(slice(i, i + CHUNK)))
              for i in range(0, len(arrays), CHUNK)]
     if not parts:
