@@ -126,7 +126,8 @@ class MapSpace:
         # Memos of pure checks: a search re-checks the same factors / orders thousands of times
         # (edits change one part of a point), and these checks cost more than the model's
         # batched evaluation of the point. Keys are the exact inputs, so answers are unchanged.
-        self._memo: dict[tuple, object] = {}
+        self._allowed: list[dict[tuple[str, ...], bool]] = [{} for _ in range(self.nlev)]
+        self._nonunit: dict[tuple[int, ...], tuple[str, ...]] = {}  # by temporal row
         self._live_memo: dict[tuple, tuple[frozenset[str], ...]] = {}
         self._live_sets: dict[tuple[bool, ...], frozenset[str]] = {}
         self._live_steps: dict[tuple, tuple[tuple[bool, ...], frozenset[str]]] = {}
@@ -244,10 +245,10 @@ class MapSpace:
     def order_allowed(self, i: int, order: Sequence[str]) -> bool:
         """Non-unit temporal dims (outermost first) respect level i's permutation constraint:
         listed dims innermost in the listed order, free dims outside them."""
-        key = ("order", i, tuple(order))
-        got = self._memo.get(key)
+        order = tuple(order)
+        got = self._allowed[i].get(order)
         if got is None:
-            got = self._memo[key] = self._order_allowed(i, order)
+            got = self._allowed[i][order] = self._order_allowed(i, order)
         return got
 
     def _order_allowed(self, i: int, order: Sequence[str]) -> bool:
@@ -450,10 +451,9 @@ class MapSpace:
 
     def nonunit(self, factors: Sequence[Sequence[int]], i: int) -> tuple[str, ...]:
         f = tuple(factors[2 * i + T])
-        got = self._memo.get(("nonunit", f))
+        got = self._nonunit.get(f)
         if got is None:
-            got = self._memo[("nonunit", f)] = tuple(
-                d for d, v in zip(self.dims, f, strict=False) if v > 1)
+            got = self._nonunit[f] = tuple(d for d, v in zip(self.dims, f, strict=False) if v > 1)
         return got
 
     def iter_points(self, pruned: bool = True, part: int = 0, parts: int = 1

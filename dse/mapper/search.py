@@ -422,10 +422,10 @@ def _apply_factor_moves(space: MapSpace, p: Point, moves: list[tuple[int, int, i
             if kind == T:
                 nonunit = space.nonunit(new_f, i)
                 cur = orders[i]
-                if len(cur) == len(nonunit) and all(d in nonunit for d in cur):
+                if len(cur) == len(nonunit) and all(map(nonunit.__contains__, cur)):
                     continue  # same loops (orders never repeat a dim): nothing to repair or draw
                 live = set(nonunit)
-                order = tuple(d for d in cur if d in live)
+                order = tuple(filter(live.__contains__, cur))
                 for d in sorted(live.difference(order)):
                     order = _insert_dim(space, i, order, d, rng)
                 orders[i] = order
@@ -488,7 +488,7 @@ def reorder(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
         return None
     orders = list(p.orders)
     orders[i] = tuple(order)
-    return _with(p, orders=tuple(orders))
+    return Point(p.factors, p.axes, tuple(orders), p.keeps)
 
 
 def flip_keep(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
@@ -499,7 +499,7 @@ def flip_keep(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     keeps = list(p.keeps)
     options = space.keep_options[i]
     keeps[i] = options[rng._randbelow(len(options))]
-    return _with(p, keeps=tuple(keeps))
+    return Point(p.factors, p.axes, p.orders, tuple(keeps))
 
 
 def flip_axis(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
@@ -511,7 +511,7 @@ def flip_axis(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
     k = ks[rng._randbelow(len(ks))]
     axes = [list(a) for a in p.axes]
     axes[i][k] = "Y" if axes[i][k] == "X" else "X"
-    return _with(p, axes=tuple(tuple(a) for a in axes))
+    return Point(p.factors, tuple(tuple(a) for a in axes), p.orders, p.keeps)
 
 
 MOVES = ((move_factor, 6), (swap_factors, 3), (move_whole, 1), (reorder, 3), (flip_keep, 1),
