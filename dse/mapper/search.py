@@ -503,7 +503,7 @@ def flip_keep(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
 
 
 def flip_axis(space: MapSpace, p: Point, rng: random.Random) -> Point | None:
-    levels = [i for i in space.spatial_levels if any(v > 1 for v in p.factors[2 * i + S])]
+    levels = [i for i in space.spatial_levels if max(p.factors[2 * i + S]) > 1]
     if not levels:
         return None
     i = levels[rng._randbelow(len(levels))]
