@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from dse.errors import InputError
 from dse.problems import Layer, NonMacOp, Workload, problem_from_dict, problem_to_dict
 from dse.sweep.config import ModelSpec
 from dse.sweep.hashing import code_version, stable_hash
+from dse.validate import write_text
 
 FORMAT = 1  # bump when the entry layout changes
 _CHILD = "from dse.sweep.profiles import _child_main; _child_main()"
@@ -45,7 +45,7 @@ def shapes_only_workload(spec: ModelSpec) -> Workload:
         return hit
     workload = _profile_in_child(spec) if sys.executable else profile_here(spec)
     if path is not None:
-        _write(path, workload)
+        write_text(path, json.dumps(workload_to_plain(workload)), field="profile cache")
     return workload
 
 
@@ -137,11 +137,3 @@ def _read(path: Path) -> Workload | None:
         return workload_from_plain(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent, or left unreadable by a crash mid-write: profile again
-
-
-def _write(path: Path, workload: Workload) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(workload_to_plain(workload), fh)
-    os.replace(tmp, path)
